@@ -1,0 +1,36 @@
+# meterupd — the two commands of the quick start are `make demo` and
+# `make test`. Everything else is a building block of those two.
+#
+# Each area of the project adds its Debian packages (the real peer tools the
+# tests run against) and extra targets in mk/<area>.mk.
+
+GO       ?= go
+BIN      ?= bin
+# Debian packages the tests run against; mk/*.mk append to it.
+DEB_PKGS :=
+GOFLAGS_STATIC := -trimpath -ldflags='-s -w'
+
+include $(sort $(wildcard mk/*.mk))
+
+.PHONY: all build test vet deps demo clean
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_STATIC) -o $(BIN)/ ./cmd/...
+
+# deps installs the Debian packages the tests need when one is missing.
+deps:
+	@bash scripts/deps.sh $(sort $(DEB_PKGS))
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+test: deps vet
+	$(GO) test -count=1 -timeout 40m ./...
+
+demo: build
+	@bash scripts/demo.sh $(BIN)
+
+clean:
+	rm -rf $(BIN)
