@@ -1,0 +1,253 @@
+package sim
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+
+	"meterupd/boards/hw"
+)
+
+// erasedChunk is 64 KiB of the erased value; it is never written to.
+var erasedChunk = func() []byte {
+	b := make([]byte, 64<<10)
+	for i := range b {
+		b[i] = 0xFF
+	}
+	return b
+}()
+
+// flash is one partition file under the flash rules.
+type flash struct {
+	b        *Board
+	name     string
+	f        *os.File
+	size     int64
+	readOnly bool
+}
+
+var _ hw.Flash = (*flash)(nil)
+
+func (f *flash) Size() int64      { return f.size }
+func (f *flash) EraseSize() int64 { return f.b.geo.EraseSize }
+func (f *flash) WriteSize() int64 { return f.b.geo.WriteSize }
+
+// ReadAt follows io.ReaderAt: reading at or past the end returns io.EOF.
+// Injected read flips apply to what is returned, never to what is stored.
+func (f *flash) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("sim: read %s at %d: %w", f.name, off, ErrOutOfRange)
+	}
+	b := f.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, ErrClosed
+	}
+	if off >= f.size {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), f.size-off))
+	if _, err := f.f.ReadAt(p[:n], off); err != nil {
+		return 0, fmt.Errorf("sim: read %s at %d: %w", f.name, off, err)
+	}
+	b.faults.flip(f.name, p[:n], off)
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// check rejects what never reaches the flash: F, misalignment, out of range.
+func (f *flash) check(op string, off, n, unit int64) error {
+	if f.readOnly {
+		f.b.mu.Lock()
+		f.b.forbidden++
+		f.b.mu.Unlock()
+		return fmt.Errorf("sim: %s %s at %d: %w", op, f.name, off, hw.ErrReadOnly)
+	}
+	if off < 0 || n < 0 || off%unit != 0 || n%unit != 0 {
+		return fmt.Errorf("sim: %s %s at %d len %d (unit %d): %w", op, f.name, off, n, unit, hw.ErrAlignment)
+	}
+	if off > f.size-n {
+		return fmt.Errorf("sim: %s %s at %d len %d (size %d): %w", op, f.name, off, n, f.size, ErrOutOfRange)
+	}
+	return nil
+}
+
+// WriteAt programs p at off. Offset and length are multiples of the write
+// size; programming may only clear bits (a 1 over a 0 fails with an error
+// wrapping hw.ErrNotErased and changes nothing).
+func (f *flash) WriteAt(p []byte, off int64) (int, error) {
+	if err := f.check("program", off, int64(len(p)), f.b.geo.WriteSize); err != nil {
+		return 0, err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	b := f.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	fate, err := b.startOp("program", f.name, off, int64(len(p)))
+	if err != nil {
+		return 0, err
+	}
+	old := b.buf(len(p))
+	if _, err := f.f.ReadAt(old, off); err != nil {
+		return 0, b.failOp(fate, fmt.Errorf("sim: program %s at %d: %w", f.name, off, err))
+	}
+	if i := notErased(old, p); i >= 0 {
+		return 0, b.failOp(fate, fmt.Errorf("sim: program %s at %d: byte %#02x over %#02x at %d: %w",
+			f.name, off, p[i], old[i], off+int64(i), hw.ErrNotErased))
+	}
+	w := p
+	if fate == opTorn {
+		t := b.rnd.IntN(len(p))
+		copy(old, p[:t])
+		drop := old[t] &^ p[t]                 // the bits this byte should lose
+		old[t] &^= drop & byte(b.rnd.Uint32()) // it loses only some of them
+		w = old[:t+1]
+	}
+	if _, err := f.f.WriteAt(w, off); err != nil {
+		return 0, b.failOp(fate, fmt.Errorf("sim: program %s at %d: %w", f.name, off, err))
+	}
+	if fate != opDo {
+		return 0, b.cut("program", f.name, off)
+	}
+	return len(p), nil
+}
+
+// Erase sets n bytes at off to 0xFF; both are multiples of the erase size.
+// A multi-block erase is one operation.
+func (f *flash) Erase(off, n int64) error {
+	es := f.b.geo.EraseSize
+	if err := f.check("erase", off, n, es); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	b := f.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	fate, err := b.startOp("erase", f.name, off, n)
+	if err != nil {
+		return err
+	}
+	end := off + n
+	if fate == opTorn {
+		end = off + b.rnd.Int64N(n/es)*es // blocks before the tear block
+	}
+	for o := off; o < end; o += int64(len(erasedChunk)) {
+		if _, err := f.f.WriteAt(erasedChunk[:min(int64(len(erasedChunk)), end-o)], o); err != nil {
+			return b.failOp(fate, fmt.Errorf("sim: erase %s at %d: %w", f.name, off, err))
+		}
+	}
+	if fate == opTorn {
+		blk := b.buf(int(es))
+		if _, err := f.f.ReadAt(blk, end); err != nil {
+			return b.failOp(fate, fmt.Errorf("sim: erase %s at %d: %w", f.name, off, err))
+		}
+		for i := 0; i < len(blk); i += 64 {
+			bits := b.rnd.Uint64()
+			for j := i; j < min(i+64, len(blk)); j++ {
+				if bits&(1<<(j-i)) != 0 {
+					blk[j] = 0xFF
+				}
+			}
+		}
+		if _, err := f.f.WriteAt(blk, end); err != nil {
+			return b.failOp(fate, fmt.Errorf("sim: erase %s at %d: %w", f.name, off, err))
+		}
+	}
+	if fate != opDo {
+		return b.cut("erase", f.name, off)
+	}
+	return nil
+}
+
+// notErased returns the index of the first byte of p that sets a bit old
+// has cleared, or -1.
+func notErased(old, p []byte) int {
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		if binary.LittleEndian.Uint64(p[i:])&^binary.LittleEndian.Uint64(old[i:]) != 0 {
+			break
+		}
+	}
+	for ; i < len(p); i++ {
+		if p[i]&^old[i] != 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// fate is what an operation that passed the fault checks does.
+type fate int
+
+const (
+	opDo    fate = iota // done
+	opAfter             // done, then the power dies
+	opTorn              // partly done, then the power dies
+)
+
+// startOp counts one flash operation and applies the faults that stop it
+// before it starts. b.mu is held.
+func (b *Board) startOp(op, part string, off, n int64) (fate, error) {
+	if b.closed {
+		return 0, ErrClosed
+	}
+	if b.dead {
+		return 0, fmt.Errorf("sim: %s %s at %d: %w", op, part, off, ErrPowerCut)
+	}
+	b.ops++
+	k := b.ops
+	f := b.faults
+	if f == nil {
+		return opDo, nil
+	}
+	fa := opDo
+	if f.CutAt == k {
+		switch f.Mode {
+		case CutAfter:
+			fa = opAfter
+		case CutTorn:
+			fa = opTorn
+		default:
+			return 0, b.cut(op, part, off)
+		}
+	}
+	if b.ioFailing || f.IOErrAt == k {
+		b.ioFailing = f.IOErrPersistent
+		return 0, b.failOp(fa, fmt.Errorf("sim: %s %s at %d (op %d): %w", op, part, off, k, ErrIO))
+	}
+	if blk, bad := f.badBlock(part, off, n, b.geo.EraseSize); bad {
+		return 0, b.failOp(fa, fmt.Errorf("sim: %s %s at %d: block %d: %w", op, part, off, blk, hw.ErrBadBlock))
+	}
+	return fa, nil
+}
+
+// failOp returns err; if the power was to be cut at this operation, the
+// board dies all the same.
+func (b *Board) failOp(fa fate, err error) error {
+	if fa != opDo {
+		b.dead = true
+	}
+	return err
+}
+
+// cut kills the board and returns the power-cut error of the current op.
+func (b *Board) cut(op, part string, off int64) error {
+	b.dead = true
+	return fmt.Errorf("sim: %s %s at %d (op %d): %w", op, part, off, b.ops, ErrPowerCut)
+}
+
+// buf returns a scratch buffer of n bytes. b.mu is held.
+func (b *Board) buf(n int) []byte {
+	if cap(b.scratch) < n {
+		b.scratch = make([]byte, n)
+	}
+	return b.scratch[:n]
+}

@@ -1,0 +1,148 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"meterupd/boards/hw"
+)
+
+// Geometry is the flash layout of a sim node. It is stored in board.json
+// and never changes after Create.
+type Geometry struct {
+	EraseSize   int64 `json:"erase_size"`   // erase-block size
+	WriteSize   int64 `json:"write_size"`   // program unit: offsets and lengths of WriteAt are multiples of it
+	SlotSize    int64 `json:"slot_size"`    // size of each of the slots A, B and F
+	JournalSize int64 `json:"journal_size"` // journal partition, at least 2 erase blocks
+	CommonSize  int64 `json:"common_size"`  // common data partition
+	Attempts    int   `json:"attempts"`     // boot attempts a slot gets at Create (1..hw.MaxAttempts)
+}
+
+// DefaultGeometry is a 64 KiB-erase-block part with a 4 KiB program unit
+// (the strictest alignment an agent is likely to meet, as on NAND pages and
+// 4 KiB-sector NOR used page-wise), 8 MiB slots, a 4-block journal, 1 MiB of
+// common data and 3 boot attempts.
+func DefaultGeometry() Geometry {
+	return Geometry{
+		EraseSize:   64 << 10,
+		WriteSize:   4 << 10,
+		SlotSize:    8 << 20,
+		JournalSize: 4 * 64 << 10,
+		CommonSize:  1 << 20,
+		Attempts:    3,
+	}
+}
+
+// Limits that keep a hostile or damaged board.json from asking for absurd
+// files or allocations.
+const (
+	minEraseSize = 64      // a bootctl record must fit in one erase block
+	maxEraseSize = 4 << 20 // largest erase block we model
+	maxPartSize  = 1 << 32 // largest partition
+)
+
+// ErrBadGeometry is returned for a geometry that breaks a layout rule.
+var ErrBadGeometry = errors.New("sim: bad geometry")
+
+// Validate reports whether g is a usable layout: sizes positive, partitions
+// multiples of the erase size, the program unit dividing the erase size,
+// the journal at least two blocks, attempts within 1..hw.MaxAttempts.
+func (g Geometry) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrBadGeometry}, a...)...)
+	}
+	switch {
+	case g.EraseSize < minEraseSize || g.EraseSize > maxEraseSize:
+		return bad("erase size %d outside %d..%d", g.EraseSize, minEraseSize, maxEraseSize)
+	case g.WriteSize < 1 || g.WriteSize > g.EraseSize || g.EraseSize%g.WriteSize != 0:
+		return bad("write size %d does not divide erase size %d", g.WriteSize, g.EraseSize)
+	case g.Attempts < 1 || g.Attempts > hw.MaxAttempts:
+		return bad("attempts %d outside 1..%d", g.Attempts, hw.MaxAttempts)
+	case g.JournalSize < 2*g.EraseSize:
+		return bad("journal size %d below two erase blocks", g.JournalSize)
+	case g.SlotSize < HeaderSize:
+		return bad("slot size %d below the image header size %d", g.SlotSize, HeaderSize)
+	}
+	for _, p := range []struct {
+		name string
+		size int64
+	}{{"slot", g.SlotSize}, {"journal", g.JournalSize}, {"common", g.CommonSize}} {
+		if p.size <= 0 || p.size > maxPartSize || p.size%g.EraseSize != 0 {
+			return bad("%s size %d is not a positive multiple of the erase size %d up to %d", p.name, p.size, g.EraseSize, int64(maxPartSize))
+		}
+	}
+	return nil
+}
+
+// size returns the size of a partition file.
+func (g Geometry) size(part string) int64 {
+	switch part {
+	case string(hw.SlotA), string(hw.SlotB), string(hw.SlotF):
+		return g.SlotSize
+	case hw.PartJournal:
+		return g.JournalSize
+	case hw.PartCommon:
+		return g.CommonSize
+	case PartBootctl:
+		return 2 * g.EraseSize
+	}
+	return 0
+}
+
+// formatVersion is the layout version of a state directory. Open refuses a
+// newer one (ErrNewerState) rather than misread it.
+const formatVersion = 1
+
+// maxStateFile caps what is read of board.json.
+const maxStateFile = 64 << 10
+
+type stateFile struct {
+	Format   int       `json:"format"`
+	Geometry *Geometry `json:"geometry"`
+}
+
+// encodeState is the content of board.json.
+func encodeState(g Geometry) []byte {
+	b, _ := json.MarshalIndent(stateFile{Format: formatVersion, Geometry: &g}, "", "  ") // cannot fail: plain struct
+	return append(b, '\n')
+}
+
+// decodeState parses board.json: the format version first (a newer one is
+// ErrNewerState whatever else it holds), then the geometry, strictly: no
+// unknown fields, no trailing data, a valid layout.
+func decodeState(data []byte) (Geometry, error) {
+	if len(data) > maxStateFile {
+		return Geometry{}, fmt.Errorf("%w: board.json larger than %d bytes", ErrCorruptState, maxStateFile)
+	}
+	var v struct {
+		Format int `json:"format"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return Geometry{}, fmt.Errorf("%w: board.json: %w", ErrCorruptState, err)
+	}
+	switch {
+	case v.Format > formatVersion:
+		return Geometry{}, fmt.Errorf("%w: format %d, this build reads %d", ErrNewerState, v.Format, formatVersion)
+	case v.Format < 1:
+		return Geometry{}, fmt.Errorf("%w: board.json: format %d", ErrCorruptState, v.Format)
+	}
+	var s stateFile
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&s); err != nil {
+		return Geometry{}, fmt.Errorf("%w: board.json: %w", ErrCorruptState, err)
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return Geometry{}, fmt.Errorf("%w: board.json: trailing data", ErrCorruptState)
+	}
+	if s.Geometry == nil {
+		return Geometry{}, fmt.Errorf("%w: board.json: no geometry", ErrCorruptState)
+	}
+	if err := s.Geometry.Validate(); err != nil {
+		return Geometry{}, fmt.Errorf("%w: board.json: %w", ErrCorruptState, err)
+	}
+	return *s.Geometry, nil
+}
