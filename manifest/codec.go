@@ -88,7 +88,7 @@ func Encode(m *Manifest) ([]byte, error) {
 // cborErr maps a decoder error to ErrMalformed, keeping our own sentinels.
 func cborErr(err error) error {
 	var fe *FieldError
-	if errors.Is(err, ErrUnknownCritical) || errors.As(err, &fe) {
+	if errors.Is(err, ErrUnknownCritical) || errors.Is(err, ErrMalformed) || errors.As(err, &fe) {
 		return err
 	}
 	return fmt.Errorf("%w: %v", ErrMalformed, err)

@@ -273,14 +273,14 @@ func (p *Package) next1() (Item, *PayloadReader, error) {
 // finish runs at the end-of-archive: every item seen, marker present,
 // nothing but zeros after it.
 func (p *Package) finish() error {
-	if p.next < len(p.m.Items) {
-		return fmt.Errorf("%w: %q", ErrMissingPayload, p.m.Items[p.next].Payload)
-	}
 	// tar.Reader reads no further than it needs: seeing two zero blocks
 	// moves the stream 1024 bytes past the padded end of the last entry. A
 	// stream that simply stops there is a truncated package.
 	if p.src.n < roundBlock(p.end)+1024 {
 		return fmt.Errorf("%w: no end-of-archive marker", ErrTruncated)
+	}
+	if p.next < len(p.m.Items) {
+		return fmt.Errorf("%w: %q", ErrMissingPayload, p.m.Items[p.next].Payload)
 	}
 	var buf [4096]byte
 	total := 0

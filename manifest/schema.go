@@ -305,7 +305,7 @@ func (m *Manifest) Validate() error {
 			}
 		}
 		if err := CheckPayloadName(it.Payload); err != nil {
-			return &FieldError{Field: f("payload"), Err: ErrPayloadName, Msg: err.Error()}
+			return &FieldError{Field: f("payload"), Err: err}
 		}
 		if names[it.Payload] {
 			return invalid(f("payload"), "duplicate payload name %q", it.Payload)
