@@ -1,0 +1,33 @@
+// Package modemtest simulates a radio module's AT command port on a real
+// pseudo-terminal pair, for tests of code that talks to a modem.
+//
+// Start opens /dev/ptmx, unlocks the pair and runs the module on the
+// master side; the code under test opens the slave by path (go.bug.st/serial
+// in package modem), exactly as it opens a UART on a meter. The slave is a
+// tty without modem-control lines: setting DTR/RTS or reading DCD fails
+// with ENOTTY, as on a 3-wire UART.
+//
+// The module behaves like a real one (modelled on a Quectel BG95 with
+// 3GPP TS 27.007 answers):
+//
+//   - echo on at power-up, switched by ATE0/ATE1, echoed byte by byte;
+//   - answers framed as CR LF <line> CR LF, then OK, ERROR or
+//     +CME ERROR: <n> in the form AT+CMEE=0/1/2 selects (0 at power-up);
+//   - ATI, AT+CGMI, AT+CGMM, AT+CGMR, AT+CGSN, AT+CSQ, AT+CREG?/=n,
+//     AT+CEREG?/=n, AT+CMEE=n;
+//   - registration URCs when SetRegistration changes the state and
+//     AT+CREG=1/2 enabled them; URCs that arrive while a command is being
+//     received or answered are held back until after the answer;
+//   - the firmware transfer of package modem's documentation (AT+FWUPD,
+//     AT+FWDATA with its "> " prompt and raw data, AT+FWACT), with a
+//     staging area that survives a broken-off transfer, and a restart after
+//     activation: away for a while (input is lost), settings back to
+//     power-up defaults, then "RDY". The new revision is VersionOf(image).
+//
+// A command the module does not know fails the test (and is answered with
+// ERROR), as periph's conntest playback does. Tests change how an answer
+// travels with Once (the next command that matches) or script the dialogue
+// in order with Expect (playback: every command must then match): Delay,
+// URCMid (a URC inside the answer), Noise, Silent, Lost, Corrupt, CME,
+// Reply. Expectations still unmet at the end of the test fail it.
+package modemtest

@@ -1,0 +1,710 @@
+package modemtest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Power-up defaults of the simulated module.
+const (
+	DefaultManufacturer = "Quectel"
+	DefaultModel        = "BG95-M3"
+	DefaultRevision     = "BG95M3LAR02A03"
+	DefaultIMEI         = "866123045678901"
+	DefaultMaxChunk     = 1024
+	DefaultCapacity     = 1 << 20 // staging area for a firmware image
+)
+
+type regState struct {
+	n          int // the AT+CREG=<n> setting
+	stat       int
+	area, cell string
+	act        int
+}
+
+type session struct {
+	size int64
+	id   string
+	data []byte
+}
+
+// Modem is a simulated radio module on the master side of a
+// pseudo-terminal. See the package documentation.
+type Modem struct {
+	t       testing.TB
+	master  *os.File
+	path    string
+	slaveFD int
+	in      *byteReader
+
+	wmu sync.Mutex // one write to the master at a time
+
+	mu           sync.Mutex
+	busy         bool     // a command line is being received or answered
+	heldURCs     []string // URCs sent while busy, flushed after the answer
+	echo         bool
+	cmee         int
+	manufacturer string
+	model        string
+	revision     string
+	imei         string
+	rssi, ber    int
+	reg          map[string]*regState // "CREG", "CEREG"
+	expect       []*Step
+	once         []*Step
+	commands     []string
+	maxChunk     int
+	capacity     int64
+	sess         *session
+	restartDelay time.Duration
+	dataTimeout  time.Duration
+	restarts     int
+
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Start opens a pseudo-terminal pair and runs a simulated module on its
+// master side until the test ends. path is the slave's device path, which
+// the code under test opens like a UART. On systems without Linux
+// pseudo-terminals the test is skipped.
+//
+// At the end of the test, expectations (Expect, Once) that were never met
+// fail it.
+func Start(t testing.TB) (path string, m *Modem) {
+	t.Helper()
+	master, slave, slaveFD, err := openPTY()
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("modemtest: needs Linux pseudo-terminals")
+	}
+	if err != nil {
+		t.Fatalf("modemtest: %v", err)
+	}
+	m = &Modem{
+		t: t, master: master, path: slave, slaveFD: slaveFD,
+		in:   &byteReader{f: master},
+		echo: true, cmee: 0,
+		manufacturer: DefaultManufacturer, model: DefaultModel,
+		revision: DefaultRevision, imei: DefaultIMEI,
+		rssi: 21, ber: 99,
+		reg: map[string]*regState{
+			"CREG":  {stat: 1, area: "1A2B", cell: "01C3D4E5", act: 0},
+			"CEREG": {stat: 1, area: "1A2B", cell: "01C3D4E5", act: 7},
+		},
+		maxChunk: DefaultMaxChunk, capacity: DefaultCapacity,
+		restartDelay: 50 * time.Millisecond, dataTimeout: 2 * time.Second,
+		done: make(chan struct{}),
+	}
+	m.wg.Add(1)
+	go m.serve()
+	t.Cleanup(m.stop)
+	return slave, m
+}
+
+// Path is the device path of the module's port (the pty slave).
+func (m *Modem) Path() string { return m.path }
+
+func (m *Modem) stop() {
+	close(m.done)
+	m.master.Close()
+	m.wg.Wait()
+	closeFD(m.slaveFD)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.expect {
+		m.t.Errorf("modemtest: expected command %q never came", s.pattern)
+	}
+	for _, s := range m.once {
+		m.t.Errorf("modemtest: command %q (Once) never came", s.pattern)
+	}
+}
+
+// Step is a scripted answer to one command, set up by Expect or Once.
+// Without Reply the module executes the command as usual and the other
+// settings change how the answer travels.
+type Step struct {
+	pattern  string
+	reply    []string
+	hasReply bool
+	delay    time.Duration
+	urcMid   []string
+	noise    []byte
+	silent   bool
+	lost     bool
+	corrupt  bool
+	cme      int
+}
+
+// Reply replaces the module's answer with lines, sent verbatim each in
+// CR LF framing; include the final result ("OK", "ERROR", …).
+func (s *Step) Reply(lines ...string) *Step { s.reply, s.hasReply = lines, true; return s }
+
+// Delay holds the answer back by d, as a busy module does.
+func (s *Step) Delay(d time.Duration) *Step { s.delay = d; return s }
+
+// URCMid sends unsolicited lines in the middle of the answer: after its
+// first line (or before the final result of an answer without lines).
+func (s *Step) URCMid(lines ...string) *Step { s.urcMid = append(s.urcMid, lines...); return s }
+
+// Noise sends b before the answer and again after its first line.
+func (s *Step) Noise(b []byte) *Step { s.noise = b; return s }
+
+// Silent makes the module ignore the command: no execution, no answer.
+func (s *Step) Silent() *Step { s.silent = true; return s }
+
+// Lost executes the command but swallows the answer, as a lost line does.
+func (s *Step) Lost() *Step { s.lost = true; return s }
+
+// Corrupt flips one bit of the data that follows the command (AT+FWDATA).
+func (s *Step) Corrupt() *Step { s.corrupt = true; return s }
+
+// CME answers with error code n, in the form AT+CMEE selects (ERROR,
+// numeric or text).
+func (s *Step) CME(n int) *Step { s.cme = n; return s }
+
+func newStep(pattern string) *Step { return &Step{pattern: pattern, cme: -1} }
+
+// Expect queues a step for the next command, which must match pattern
+// (case-insensitive; a trailing "*" matches any rest). While any Expect is
+// queued, a command that does not match the first one fails the test and
+// gets ERROR: this is the playback mode.
+func (m *Modem) Expect(pattern string) *Step {
+	s := newStep(pattern)
+	m.mu.Lock()
+	m.expect = append(m.expect, s)
+	m.mu.Unlock()
+	return s
+}
+
+// Once applies a step to the next command that matches pattern, whenever
+// it comes; other commands are answered as usual.
+func (m *Modem) Once(pattern string) *Step {
+	s := newStep(pattern)
+	m.mu.Lock()
+	m.once = append(m.once, s)
+	m.mu.Unlock()
+	return s
+}
+
+func match(pattern, cmd string) bool {
+	if p, ok := strings.CutSuffix(pattern, "*"); ok {
+		return len(cmd) >= len(p) && strings.EqualFold(cmd[:len(p)], p)
+	}
+	return strings.EqualFold(pattern, cmd)
+}
+
+// Commands returns every command line the module received, in order.
+func (m *Modem) Commands() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.commands...)
+}
+
+// SetIdentity sets what ATI, AT+CGMI/CGMM/CGMR and AT+CGSN report.
+func (m *Modem) SetIdentity(manufacturer, model, revision, imei string) {
+	m.mu.Lock()
+	m.manufacturer, m.model, m.revision, m.imei = manufacturer, model, revision, imei
+	m.mu.Unlock()
+}
+
+// Revision is the running firmware revision (changes after an update).
+func (m *Modem) Revision() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.revision
+}
+
+// Restarts counts the module's restarts after AT+FWACT.
+func (m *Modem) Restarts() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.restarts
+}
+
+// Staged reports the firmware transfer session: its size and how many
+// bytes the module holds (0, 0 without a session).
+func (m *Modem) Staged() (size, offset int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sess == nil {
+		return 0, 0
+	}
+	return m.sess.size, int64(len(m.sess.data))
+}
+
+// SetSignal sets what AT+CSQ reports (rssi 0..31 or 99, ber 0..7 or 99).
+func (m *Modem) SetSignal(rssi, ber int) {
+	m.mu.Lock()
+	m.rssi, m.ber = rssi, ber
+	m.mu.Unlock()
+}
+
+// SetEcho sets the echo state, as after ATE0/ATE1 (power-up: on).
+func (m *Modem) SetEcho(on bool) {
+	m.mu.Lock()
+	m.echo = on
+	m.mu.Unlock()
+}
+
+// SetFirmwareLimits sets the staging area's size and the largest chunk the
+// module accepts.
+func (m *Modem) SetFirmwareLimits(capacity int64, maxChunk int) {
+	m.mu.Lock()
+	m.capacity, m.maxChunk = capacity, maxChunk
+	m.mu.Unlock()
+}
+
+// SetRestartDelay sets how long the module is away after AT+FWACT.
+func (m *Modem) SetRestartDelay(d time.Duration) {
+	m.mu.Lock()
+	m.restartDelay = d
+	m.mu.Unlock()
+}
+
+// SetRegistration changes the registration of cmd ("CREG" or "CEREG") and,
+// as a module does when AT+CREG=1 or 2 enabled it, sends the URC.
+func (m *Modem) SetRegistration(cmd string, stat int, area, cell string, act int) {
+	m.mu.Lock()
+	r := m.reg[cmd]
+	if r == nil {
+		m.mu.Unlock()
+		m.t.Errorf("modemtest: SetRegistration(%q): want CREG or CEREG", cmd)
+		return
+	}
+	r.stat, r.area, r.cell, r.act = stat, area, cell, act
+	n := r.n
+	m.mu.Unlock()
+	switch n {
+	case 1:
+		m.SendURC(fmt.Sprintf("+%s: %d", cmd, stat))
+	case 2:
+		m.SendURC(fmt.Sprintf("+%s: %d,%q,%q,%d", cmd, stat, area, cell, act))
+	}
+}
+
+// SendURC sends an unsolicited line. Like a real module, it holds it back
+// while a command line is being received or answered and sends it right
+// after; use Step.URCMid to put one inside an answer.
+func (m *Modem) SendURC(line string) {
+	m.mu.Lock()
+	if m.busy {
+		m.heldURCs = append(m.heldURCs, line)
+		m.mu.Unlock()
+		return
+	}
+	m.mu.Unlock()
+	m.write([]byte("\r\n" + line + "\r\n"))
+}
+
+// SendNoise writes b to the line at once, whatever the module is doing.
+func (m *Modem) SendNoise(b []byte) { m.write(b) }
+
+func (m *Modem) write(b []byte) {
+	m.wmu.Lock()
+	defer m.wmu.Unlock()
+	m.master.Write(b) // fails only after stop
+}
+
+func (m *Modem) send(lines ...string) {
+	var b bytes.Buffer
+	for _, l := range lines {
+		b.WriteString("\r\n" + l + "\r\n")
+	}
+	m.write(b.Bytes())
+}
+
+// wait waits d, or until the module stops; it reports false on stop.
+func (m *Modem) wait(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-m.done:
+		return false
+	}
+}
+
+// serve is the module's firmware: read a command line, answer it.
+func (m *Modem) serve() {
+	defer m.wg.Done()
+	var line []byte
+	for {
+		c, err := m.in.readByte(time.Time{})
+		if err != nil {
+			return
+		}
+		m.mu.Lock()
+		m.busy = true
+		echo := m.echo
+		m.mu.Unlock()
+		if echo {
+			m.write([]byte{c})
+		}
+		switch c {
+		case '\r':
+			cmd := string(line)
+			line = line[:0]
+			if len(cmd) >= 2 && strings.EqualFold(cmd[:2], "AT") {
+				m.handle(cmd)
+			}
+			m.mu.Lock()
+			held := m.heldURCs
+			m.heldURCs, m.busy = nil, false
+			m.mu.Unlock()
+			m.send(held...)
+		case '\n':
+		default:
+			if len(line) < 1024 {
+				line = append(line, c)
+			}
+		}
+	}
+}
+
+// answer is one command's answer: information lines and the final result.
+type answer struct {
+	lines []string
+	final string
+	after func() // runs after the answer is sent (a restart)
+}
+
+func (m *Modem) handle(cmd string) {
+	m.mu.Lock()
+	m.commands = append(m.commands, cmd)
+	var step *Step
+	switch {
+	case len(m.expect) > 0:
+		if !match(m.expect[0].pattern, cmd) {
+			want := m.expect[0].pattern
+			m.mu.Unlock()
+			m.t.Errorf("modemtest: unexpected command %q, want %q", cmd, want)
+			m.send("ERROR")
+			return
+		}
+		step, m.expect = m.expect[0], m.expect[1:]
+	default:
+		for i, s := range m.once {
+			if match(s.pattern, cmd) {
+				step = s
+				m.once = append(m.once[:i:i], m.once[i+1:]...)
+				break
+			}
+		}
+	}
+	m.mu.Unlock()
+	if step == nil {
+		step = newStep("")
+	}
+	if step.silent {
+		return
+	}
+	if step.noise != nil {
+		m.write(step.noise)
+	}
+	if !m.wait(step.delay) {
+		return
+	}
+	var a answer
+	switch {
+	case step.hasReply:
+		a.lines = step.reply
+	case step.cme >= 0:
+		a.final = m.errorLine(step.cme)
+	default:
+		a = m.execute(cmd, step)
+	}
+	if step.lost {
+		if a.after != nil {
+			a.after()
+		}
+		return
+	}
+	var out []string
+	for i, l := range a.lines {
+		out = append(out, l)
+		if i == 0 {
+			out = append(out, step.urcMid...)
+		}
+	}
+	if len(a.lines) == 0 {
+		out = append(out, step.urcMid...)
+	}
+	if a.final != "" {
+		out = append(out, a.final)
+	}
+	if step.noise != nil && len(out) > 1 {
+		m.send(out[0])
+		m.write(step.noise)
+		out = out[1:]
+	}
+	m.send(out...)
+	if a.after != nil {
+		a.after()
+	}
+}
+
+// errorLine is the error result in the form AT+CMEE selects.
+func (m *Modem) errorLine(code int) string {
+	m.mu.Lock()
+	cmee := m.cmee
+	m.mu.Unlock()
+	switch cmee {
+	case 1:
+		return "+CME ERROR: " + strconv.Itoa(code)
+	case 2:
+		if t, ok := cmeText[code]; ok {
+			return "+CME ERROR: " + t
+		}
+		return "+CME ERROR: unknown"
+	}
+	return "ERROR"
+}
+
+var cmeText = map[int]string{3: "operation not allowed", 4: "operation not supported",
+	10: "SIM not inserted", 50: "incorrect parameters", 100: "unknown",
+	801: "checksum mismatch", 802: "unexpected offset", 803: "no session", 804: "image too large"}
+
+func ok(lines ...string) answer { return answer{lines: lines, final: "OK"} }
+
+// execute runs cmd as the module's firmware does.
+func (m *Modem) execute(cmd string, step *Step) answer {
+	u := strings.ToUpper(cmd)
+	name, arg, hasArg := strings.Cut(u, "=")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case u == "AT":
+		return ok()
+	case u == "ATE0" || u == "ATE" || u == "ATE1":
+		m.echo = u == "ATE1"
+		return ok()
+	case u == "ATI":
+		return ok(m.manufacturer, m.model, "Revision: "+m.revision)
+	case u == "AT+CGMI":
+		return ok(m.manufacturer)
+	case u == "AT+CGMM":
+		return ok(m.model)
+	case u == "AT+CGMR":
+		return ok(m.revision)
+	case u == "AT+CGSN":
+		return ok(m.imei)
+	case u == "AT+CSQ":
+		return ok(fmt.Sprintf("+CSQ: %d,%d", m.rssi, m.ber))
+	case name == "AT+CMEE" && hasArg:
+		n, err := strconv.Atoi(arg)
+		if err != nil || n < 0 || n > 2 {
+			return answer{final: m.errorLineLocked(50)}
+		}
+		m.cmee = n
+		return ok()
+	case u == "AT+CREG?" || u == "AT+CEREG?":
+		c := strings.TrimSuffix(u[3:], "?")
+		r := m.reg[c]
+		l := fmt.Sprintf("+%s: %d,%d", c, r.n, r.stat)
+		if r.n == 2 && r.area != "" {
+			l += fmt.Sprintf(",%q,%q,%d", r.area, r.cell, r.act)
+		}
+		return ok(l)
+	case (name == "AT+CREG" || name == "AT+CEREG") && hasArg:
+		n, err := strconv.Atoi(arg)
+		if err != nil || n < 0 || n > 2 {
+			return answer{final: m.errorLineLocked(50)}
+		}
+		m.reg[name[3:]].n = n
+		return ok()
+	case u == "AT+FWUPD?":
+		if m.sess == nil {
+			return ok("+FWUPD: 0,0")
+		}
+		return ok(fmt.Sprintf("+FWUPD: %d,%d", m.sess.size, len(m.sess.data)))
+	case name == "AT+FWUPD" && hasArg:
+		return m.fwStart(cmd[len("AT+FWUPD="):])
+	case name == "AT+FWDATA" && hasArg:
+		return m.fwData(arg, step)
+	case name == "AT+FWACT" && hasArg:
+		return m.fwActivate(strings.Trim(cmd[len("AT+FWACT="):], `"`))
+	}
+	m.t.Errorf("modemtest: unexpected command %q", cmd)
+	return answer{final: "ERROR"}
+}
+
+func (m *Modem) errorLineLocked(code int) string {
+	m.mu.Unlock()
+	defer m.mu.Lock()
+	return m.errorLine(code)
+}
+
+// fwStart: AT+FWUPD=<size>,"<id>". m.mu is held.
+func (m *Modem) fwStart(arg string) answer {
+	sz, id, _ := strings.Cut(arg, ",")
+	size, err := strconv.ParseInt(sz, 10, 64)
+	id = strings.Trim(id, `"`)
+	if err != nil || size <= 0 {
+		return answer{final: m.errorLineLocked(50)}
+	}
+	if size > m.capacity {
+		return answer{final: m.errorLineLocked(804)}
+	}
+	if m.sess == nil || id == "" || m.sess.id != id || m.sess.size != size {
+		m.sess = &session{size: size, id: id, data: make([]byte, 0, size)}
+	}
+	return ok(fmt.Sprintf("+FWUPD: %d,%d", len(m.sess.data), m.maxChunk))
+}
+
+// fwData: AT+FWDATA=<offset>,<len>,"<crc>", then the data. m.mu is held
+// and released while the data comes in.
+func (m *Modem) fwData(arg string, step *Step) answer {
+	f := strings.Split(arg, ",")
+	if len(f) != 3 {
+		return answer{final: m.errorLineLocked(50)}
+	}
+	off, err1 := strconv.ParseInt(f[0], 10, 64)
+	n, err2 := strconv.Atoi(f[1])
+	crc, err3 := strconv.ParseUint(strings.Trim(f[2], `"`), 16, 32)
+	if err1 != nil || err2 != nil || err3 != nil || n < 1 || n > m.maxChunk {
+		return answer{final: m.errorLineLocked(50)}
+	}
+	s := m.sess
+	if s == nil {
+		return answer{final: m.errorLineLocked(803)}
+	}
+	if off != int64(len(s.data)) {
+		return answer{final: m.errorLineLocked(802)}
+	}
+	if off+int64(n) > s.size {
+		return answer{final: m.errorLineLocked(50)}
+	}
+	timeout := m.dataTimeout
+	m.mu.Unlock()
+	m.write([]byte("\r\n> "))
+	p := make([]byte, n)
+	err := m.in.readFull(p, time.Now().Add(timeout))
+	m.mu.Lock()
+	if err != nil {
+		// The host stopped sending: give up on this chunk.
+		return answer{final: m.errorLineLocked(100)}
+	}
+	if step.corrupt {
+		p[len(p)/2] ^= 0x10
+	}
+	if uint32(crc) != crc32.ChecksumIEEE(p) {
+		return answer{final: m.errorLineLocked(801)}
+	}
+	if m.sess != s {
+		return answer{final: m.errorLineLocked(803)}
+	}
+	s.data = append(s.data, p...)
+	return ok(fmt.Sprintf("+FWDATA: %d", len(s.data)))
+}
+
+// fwActivate: AT+FWACT="<crc>". m.mu is held.
+func (m *Modem) fwActivate(crcHex string) answer {
+	s := m.sess
+	if s == nil || int64(len(s.data)) != s.size {
+		return answer{final: m.errorLineLocked(803)}
+	}
+	crc, err := strconv.ParseUint(crcHex, 16, 32)
+	if err != nil || uint32(crc) != crc32.ChecksumIEEE(s.data) {
+		m.sess = nil
+		return answer{final: m.errorLineLocked(801)}
+	}
+	version := VersionOf(s.data)
+	m.sess = nil
+	delay := m.restartDelay
+	return answer{final: "OK", after: func() {
+		// The module restarts: gone for a while, input lost, settings
+		// back to power-up defaults, then RDY.
+		if !m.wait(delay) {
+			return
+		}
+		m.in.drain()
+		m.mu.Lock()
+		m.revision = version
+		m.echo, m.cmee = true, 0
+		for _, r := range m.reg {
+			r.n = 0
+		}
+		m.restarts++
+		m.mu.Unlock()
+		m.send("RDY")
+	}}
+}
+
+// VersionOf is the revision the simulated module reports after running
+// image: the text after "MODEMFW " up to the first newline when the image
+// starts so, else "FW-" and the image's CRC-32 in hex.
+func VersionOf(image []byte) string {
+	if rest, ok := bytes.CutPrefix(image, []byte("MODEMFW ")); ok {
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			return string(rest[:i])
+		}
+	}
+	return fmt.Sprintf("FW-%08x", crc32.ChecksumIEEE(image))
+}
+
+// byteReader reads the master side with deadlines and a small buffer.
+type byteReader struct {
+	f    *os.File
+	buf  [512]byte
+	r, w int
+}
+
+func (b *byteReader) fill(deadline time.Time) error {
+	if err := b.f.SetReadDeadline(deadline); err != nil {
+		return err
+	}
+	n, err := b.f.Read(b.buf[:])
+	b.r, b.w = 0, n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("modemtest: empty read")
+	}
+	return err
+}
+
+func (b *byteReader) readByte(deadline time.Time) (byte, error) {
+	if b.r == b.w {
+		if err := b.fill(deadline); err != nil {
+			return 0, err
+		}
+	}
+	c := b.buf[b.r]
+	b.r++
+	return c, nil
+}
+
+func (b *byteReader) readFull(p []byte, deadline time.Time) error {
+	for i := 0; i < len(p); {
+		if b.r == b.w {
+			if err := b.fill(deadline); err != nil {
+				return err
+			}
+		}
+		n := copy(p[i:], b.buf[b.r:b.w])
+		b.r += n
+		i += n
+	}
+	return nil
+}
+
+// drain discards buffered and waiting input.
+func (b *byteReader) drain() {
+	b.r, b.w = 0, 0
+	for b.fill(time.Now()) == nil {
+	}
+	b.r, b.w = 0, 0
+}
