@@ -251,7 +251,7 @@ func TestTimeoutThenResync(t *testing.T) {
 	m, sim := open(t, modem.Config{Timeout: 200 * time.Millisecond})
 	// The module answers AT+CSQ late, after the driver gave up. Its late
 	// answer must not be taken for the next command's.
-	sim.Once("AT+CSQ").Delay(600 * time.Millisecond).Reply("+CSQ: 1,1", "OK")
+	sim.Once("AT+CSQ").Delay(600*time.Millisecond).Reply("+CSQ: 1,1", "OK")
 	_, err := m.Signal(ctx(t))
 	if !errors.Is(err, modem.ErrTimeout) {
 		t.Fatalf("Signal = %v, want ErrTimeout", err)
