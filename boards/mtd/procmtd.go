@@ -120,3 +120,7 @@ func Find(parts []Partition, name string) (Partition, bool) {
 }
 
 func isIOError(err error) bool { return errors.Is(err, syscall.EIO) }
+
+// OpenDevice opens an MTD character device such as /dev/mtd3 raw, without
+// the driver's bad-block mapping (smoke tests, tools).
+func OpenDevice(path string, readOnly bool) (Device, error) { return openDevice(path, readOnly) }
