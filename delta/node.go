@@ -1,0 +1,518 @@
+package delta
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+const (
+	nodeMagic      = "MTRDLT01"
+	nodeVersion    = 1
+	nodeHeaderSize = 100
+	flagARM        = 1 << 0
+	codecZstd      = 1
+	digestLen      = 16 // stored bytes of each chained block digest
+
+	// Limits the decoder enforces, whatever a header says.
+	minDigestLog = 12      // 4 KiB
+	maxDigestLog = 20      // 1 MiB
+	maxFrameSize = 4 << 20 // output bytes per frame
+
+	// DefaultFrameSize is the output covered by one independently
+	// compressed frame of a node-format patch.
+	DefaultFrameSize = 256 << 10
+	// DefaultDigestBlock is the output covered by one chained digest.
+	DefaultDigestBlock = 64 << 10
+)
+
+// nodeHeader is the fixed header of a node-format patch.
+type nodeHeader struct {
+	flags     byte
+	digestLog uint8
+	frameSize int64
+	oldSize   int64
+	newSize   int64
+	oldSHA    [32]byte
+	newSHA    [32]byte
+	raw       [nodeHeaderSize]byte
+}
+
+func (h *nodeHeader) arm() bool          { return h.flags&flagARM != 0 }
+func (h *nodeHeader) digestBlock() int64 { return 1 << h.digestLog }
+func (h *nodeHeader) frames() int64      { return (h.newSize + h.frameSize - 1) / h.frameSize }
+
+// frameLen is the output length of frame i.
+func (h *nodeHeader) frameLen(i int64) int64 {
+	return min(h.frameSize, h.newSize-i*h.frameSize)
+}
+
+// maxCtrl is the most control entries a frame may have: it bounds the
+// decoder's entry table whatever the patch says.
+func maxCtrl(frameSize int64) int64 { return frameSize/16 + 1 }
+
+// maxPayload bounds a frame's decoded payload: the output bytes, the
+// control entries (3 varints of at most 10 bytes) and two varints.
+func maxPayload(frameSize int64) int64 { return frameSize + maxCtrl(frameSize)*30 + 20 }
+
+// windowSize is the zstd window that holds a whole frame payload.
+func windowSize(frameSize int64) int64 {
+	w := int64(zstd.MinWindowSize)
+	for w < maxPayload(frameSize) {
+		w <<= 1
+	}
+	return w
+}
+
+func (h *nodeHeader) marshal() {
+	b := h.raw[:]
+	copy(b, nodeMagic)
+	b[8] = nodeVersion
+	b[9] = h.flags
+	b[10] = codecZstd
+	b[11] = h.digestLog
+	binary.LittleEndian.PutUint32(b[12:], uint32(h.frameSize))
+	binary.LittleEndian.PutUint64(b[16:], uint64(h.oldSize))
+	binary.LittleEndian.PutUint64(b[24:], uint64(h.newSize))
+	copy(b[32:], h.oldSHA[:])
+	copy(b[64:], h.newSHA[:])
+	binary.LittleEndian.PutUint32(b[96:], crc32.ChecksumIEEE(b[:96]))
+}
+
+// parseNodeHeader checks and decodes the 100-byte header.
+func parseNodeHeader(b []byte, maxOut int64) (*nodeHeader, error) {
+	h := &nodeHeader{}
+	copy(h.raw[:], b)
+	switch {
+	case string(b[:8]) != nodeMagic:
+		return nil, ErrUnknownFormat
+	case binary.LittleEndian.Uint32(b[96:]) != crc32.ChecksumIEEE(b[:96]):
+		return nil, corrupt(96, "header checksum mismatch")
+	case b[8] != nodeVersion:
+		return nil, corrupt(8, "unsupported version %d", b[8])
+	case b[9]&^flagARM != 0:
+		return nil, corrupt(9, "unknown flags %#x", b[9])
+	case b[10] != codecZstd:
+		return nil, corrupt(10, "unknown codec %d", b[10])
+	case b[11] < minDigestLog || b[11] > maxDigestLog:
+		return nil, corrupt(11, "digest block 2^%d out of range", b[11])
+	}
+	h.flags, h.digestLog = b[9], b[11]
+	h.frameSize = int64(binary.LittleEndian.Uint32(b[12:]))
+	if h.frameSize < h.digestBlock() || h.frameSize > maxFrameSize || h.frameSize%h.digestBlock() != 0 {
+		return nil, corrupt(12, "frame size %d out of range", h.frameSize)
+	}
+	old, nw := binary.LittleEndian.Uint64(b[16:]), binary.LittleEndian.Uint64(b[24:])
+	if old > 1<<48 {
+		return nil, corrupt(16, "old size %d out of range", old)
+	}
+	if nw > 1<<48 {
+		return nil, corrupt(24, "new size %d out of range", nw)
+	}
+	h.oldSize, h.newSize = int64(old), int64(nw)
+	if h.newSize > maxOut {
+		return nil, fmt.Errorf("%w: patch declares %d bytes, cap %d", ErrTooLarge, h.newSize, maxOut)
+	}
+	copy(h.oldSHA[:], b[32:64])
+	copy(h.newSHA[:], b[64:96])
+	return h, nil
+}
+
+// chainDigest is the chained digest of output block i:
+// SHA-256(previous chained digest || block index || block bytes). The
+// chain starts from the declared digest of the whole new image.
+func chainDigest(prev [32]byte, i int64, block []byte) [32]byte {
+	h := sha256.New()
+	h.Write(prev[:])
+	var ib [8]byte
+	binary.LittleEndian.PutUint64(ib[:], uint64(i))
+	h.Write(ib[:])
+	h.Write(block)
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// segment is a run of new bytes: from old (plus diff) when old >= 0, else
+// from the extra stream.
+type segment struct{ newPos, n, old int64 }
+
+func segments(cs []ctrl) []segment {
+	var out []segment
+	var np, op int64
+	for _, c := range cs {
+		if c.add > 0 {
+			out = append(out, segment{np, c.add, op})
+		}
+		if c.copy > 0 {
+			out = append(out, segment{np + c.add, c.copy, -1})
+		}
+		np += c.add + c.copy
+		op += c.add + c.seek
+	}
+	return out
+}
+
+// frameEntries turns the segments of one frame into control entries. Add
+// segments shorter than minAdd become extra bytes.
+func frameEntries(segs []segment, minAdd int64) (ents []ctrl, adds []segment, extras []segment) {
+	var cur *ctrl
+	curOldEnd := int64(-1) // old position after the last add; -1 before the first
+	for _, s := range segs {
+		if s.old >= 0 && s.n < minAdd {
+			s.old = -1
+		}
+		if s.old >= 0 {
+			if cur != nil && curOldEnd >= 0 {
+				// Seek from the end of the previous add to this one; the
+				// frame starts at the first add's old position.
+				cur.seek = s.old - curOldEnd
+			}
+			ents = append(ents, ctrl{add: s.n})
+			cur = &ents[len(ents)-1]
+			curOldEnd = s.old + s.n
+			adds = append(adds, s)
+			continue
+		}
+		if cur == nil {
+			ents = append(ents, ctrl{})
+			cur = &ents[len(ents)-1]
+		}
+		cur.copy += s.n
+		extras = append(extras, s)
+	}
+	return ents, adds, extras
+}
+
+// writeNode writes the node format; oldT and newT are the images in the
+// transform domain (equal to old and new without the ARM transform).
+func writeNode(old, new, oldT, newT []byte, cs []ctrl, arm bool, frameSize, digestBlock int64) ([]byte, error) {
+	h := &nodeHeader{frameSize: frameSize, oldSize: int64(len(old)), newSize: int64(len(new))}
+	for h.digestLog = minDigestLog; h.digestBlock() < digestBlock; h.digestLog++ {
+	}
+	if h.digestBlock() != digestBlock || digestBlock > 1<<maxDigestLog || frameSize%digestBlock != 0 || frameSize > maxFrameSize {
+		return nil, fmt.Errorf("delta: frame size %d and digest block %d: want powers of two, digest block in [4 KiB, 1 MiB] dividing the frame size (at most 4 MiB)", frameSize, digestBlock)
+	}
+	if arm {
+		h.flags |= flagARM
+	}
+	h.oldSHA = sha256.Sum256(old)
+	h.newSHA = sha256.Sum256(new)
+	h.marshal()
+
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression),
+		zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(int(windowSize(frameSize))),
+		zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false))
+	if err != nil {
+		return nil, fmt.Errorf("delta: zstd writer: %w", err)
+	}
+	defer enc.Close()
+
+	out := append([]byte(nil), h.raw[:]...)
+	segs := segments(cs)
+	chain := h.newSHA
+	var payload []byte
+	si := 0
+	for f := int64(0); f < h.frames(); f++ {
+		fs := f * frameSize
+		fe := fs + h.frameLen(f)
+		// Clip the segments to [fs, fe).
+		var fsegs []segment
+		for si < len(segs) && segs[si].newPos < fe {
+			s := segs[si]
+			lo, hi := max(s.newPos, fs), min(s.newPos+s.n, fe)
+			c := segment{lo, hi - lo, -1}
+			if s.old >= 0 {
+				c.old = s.old + lo - s.newPos
+			}
+			fsegs = append(fsegs, c)
+			if s.newPos+s.n <= fe {
+				si++
+			} else {
+				break
+			}
+		}
+		minAdd := int64(1)
+		ents, adds, extras := frameEntries(fsegs, minAdd)
+		for int64(len(ents)) > maxCtrl(frameSize) {
+			minAdd *= 2
+			ents, adds, extras = frameEntries(fsegs, minAdd)
+		}
+		oldPos := int64(0)
+		if len(adds) > 0 {
+			oldPos = adds[0].old
+		}
+		payload = payload[:0]
+		payload = binary.AppendUvarint(payload, uint64(oldPos))
+		payload = binary.AppendUvarint(payload, uint64(len(ents)))
+		for _, e := range ents {
+			payload = binary.AppendUvarint(payload, uint64(e.add))
+			payload = binary.AppendUvarint(payload, uint64(e.copy))
+			payload = binary.AppendVarint(payload, e.seek)
+		}
+		for _, s := range adds {
+			for i := int64(0); i < s.n; i++ {
+				payload = append(payload, newT[s.newPos+i]-oldT[s.old+i])
+			}
+		}
+		for _, s := range extras {
+			payload = append(payload, newT[s.newPos:s.newPos+s.n]...)
+		}
+		z := enc.EncodeAll(payload, nil)
+		out = binary.LittleEndian.AppendUint32(out, uint32(len(z)))
+		for b := fs; b < fe; b += digestBlock {
+			chain = chainDigest(chain, b/digestBlock, new[b:min(b+digestBlock, fe)])
+			out = append(out, chain[:digestLen]...)
+		}
+		out = append(out, z...)
+	}
+	return out, nil
+}
+
+// frameDecoder decodes node-format frames with buffers of fixed size.
+type frameDecoder struct {
+	h       *nodeHeader
+	hop     int
+	zr      *zstd.Decoder
+	payload []byte
+	ents    []ctrl
+	oldPos  int64
+	data    []byte // diff bytes then extra bytes, inside payload
+	nDiff   int64
+}
+
+func newFrameDecoder(h *nodeHeader, hop int) (*frameDecoder, error) {
+	zr, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxMemory(uint64(maxPayload(h.frameSize))), zstd.WithDecoderMaxWindow(uint64(windowSize(h.frameSize))))
+	if err != nil {
+		return nil, fmt.Errorf("delta: zstd reader: %w", err)
+	}
+	return &frameDecoder{h: h, hop: hop, zr: zr, payload: make([]byte, 0, maxPayload(h.frameSize)),
+		ents: make([]ctrl, 0, maxCtrl(h.frameSize))}, nil
+}
+
+func (d *frameDecoder) close() { d.zr.Close() }
+
+// maxCompressedFrame bounds the compressed size of a frame.
+func maxCompressedFrame(frameSize int64) int64 { return maxPayload(frameSize) + maxPayload(frameSize)/8 + 1024 }
+
+// decode decodes the compressed payload z of frame f, found at patch
+// offset off, and checks every value against the frame and the source.
+func (d *frameDecoder) decode(z []byte, f, off int64) error {
+	bad := func(format string, args ...any) error {
+		return &CorruptError{Hop: d.hop, Offset: off, Reason: fmt.Sprintf("frame %d: ", f) + fmt.Sprintf(format, args...)}
+	}
+	p, err := d.zr.DecodeAll(z, d.payload[:0])
+	if err != nil {
+		return bad("%v", err)
+	}
+	if int64(len(p)) > maxPayload(d.h.frameSize) {
+		return bad("payload too large")
+	}
+	d.payload = p
+	flen := d.h.frameLen(f)
+	rd := bytes.NewReader(p)
+	u := func() int64 {
+		v, err := binary.ReadUvarint(rd)
+		if err != nil || v > 1<<48 {
+			return -1
+		}
+		return int64(v)
+	}
+	oldPos, n := u(), u()
+	if oldPos < 0 || oldPos > d.h.oldSize {
+		return bad("start position out of range")
+	}
+	if n < 0 || n > maxCtrl(d.h.frameSize) {
+		return bad("control count out of range")
+	}
+	d.ents = d.ents[:0]
+	pos, out, nDiff := oldPos, int64(0), int64(0)
+	for i := int64(0); i < n; i++ {
+		add, cp := u(), u()
+		seek, err := binary.ReadVarint(rd)
+		switch {
+		case add < 0 || cp < 0 || err != nil:
+			return bad("control entry %d unreadable", i)
+		case add+cp == 0:
+			return bad("control entry %d is empty", i)
+		case add > flen-out || cp > flen-out-add:
+			return bad("control entry %d writes past the frame", i)
+		case add > d.h.oldSize-pos:
+			return bad("control entry %d reads past the source", i)
+		}
+		if seek < -pos-add || seek > d.h.oldSize-pos-add {
+			return bad("control entry %d seeks out of the source", i)
+		}
+		d.ents = append(d.ents, ctrl{add, cp, seek})
+		pos += add + seek
+		out += add + cp
+		nDiff += add
+	}
+	if out != flen {
+		return bad("control entries cover %d bytes, frame has %d", out, flen)
+	}
+	rest := p[len(p)-rd.Len():]
+	if int64(len(rest)) != flen {
+		return bad("data is %d bytes, want %d", len(rest), flen)
+	}
+	d.oldPos, d.data, d.nDiff = oldPos, rest, nDiff
+	return nil
+}
+
+// produce writes the decoded frame's output (in the hop's domain) to dst,
+// reading old bytes from src (in the same domain).
+func (d *frameDecoder) produce(dst []byte, src view) error {
+	diff, extra := d.data[:d.nDiff], d.data[d.nDiff:]
+	pos, o := d.oldPos, int64(0)
+	for _, e := range d.ents {
+		if e.add > 0 {
+			q := dst[o : o+e.add]
+			if _, err := src.ReadAt(q, pos); err != nil {
+				return err
+			}
+			for i, b := range diff[:e.add] {
+				q[i] += b
+			}
+			diff = diff[e.add:]
+			o += e.add
+		}
+		o += int64(copy(dst[o:o+e.copy], extra[:e.copy]))
+		extra = extra[e.copy:]
+		pos += e.add + e.seek
+	}
+	return nil
+}
+
+// readFrameHeader reads a frame's compressed length and digests from r.
+func readFrameHeader(r io.Reader, h *nodeHeader, f int64, digests []byte, off int64, hop int) (zlen int64, err error) {
+	var lb [4]byte
+	if _, err := io.ReadFull(r, lb[:]); err != nil {
+		return 0, frameReadErr(err, off, hop, f)
+	}
+	zlen = int64(binary.LittleEndian.Uint32(lb[:]))
+	if zlen > maxCompressedFrame(h.frameSize) {
+		return 0, &CorruptError{Hop: hop, Offset: off, Reason: fmt.Sprintf("frame %d: compressed length %d out of range", f, zlen)}
+	}
+	if _, err := io.ReadFull(r, digests); err != nil {
+		return 0, frameReadErr(err, off, hop, f)
+	}
+	return zlen, nil
+}
+
+func frameReadErr(err error, off int64, hop int, f int64) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &CorruptError{Hop: hop, Offset: off, Reason: fmt.Sprintf("frame %d: patch ends early", f)}
+	}
+	return fmt.Errorf("delta: read patch %d: %w", hop, err)
+}
+
+// digestCount is the number of chained digests stored for frame f.
+func (h *nodeHeader) digestCount(f int64) int64 {
+	return (h.frameLen(f) + h.digestBlock() - 1) / h.digestBlock()
+}
+
+// nodeView serves the output of an inner chain hop on demand: it indexes
+// the frames of the patch (read through an io.ReaderAt), and decodes and
+// produces a frame when a later hop reads from it, keeping the last two.
+type nodeView struct {
+	h      *nodeHeader
+	patch  io.ReaderAt
+	starts []int64 // patch offset of each frame's compressed payload
+	src    view
+	dec    *frameDecoder
+	z      []byte
+	cache  [2]struct {
+		f   int64
+		buf []byte
+	}
+	next int
+}
+
+// newNodeView indexes the frames of a node patch held in ra.
+func newNodeView(h *nodeHeader, ra io.ReaderAt, src view, hop int) (*nodeView, error) {
+	dec, err := newFrameDecoder(h, hop)
+	if err != nil {
+		return nil, err
+	}
+	v := &nodeView{h: h, patch: ra, src: src, dec: dec}
+	off := int64(nodeHeaderSize)
+	for f := int64(0); f < h.frames(); f++ {
+		sr := io.NewSectionReader(ra, off, 4)
+		zlen, err := readFrameHeader(sr, h, f, nil, off, hop)
+		if err != nil {
+			dec.close()
+			return nil, err
+		}
+		start := off + 4 + h.digestCount(f)*digestLen
+		v.starts = append(v.starts, start)
+		off = start + zlen
+	}
+	for i := range v.cache {
+		v.cache[i].f = -1
+	}
+	return v, nil
+}
+
+func (v *nodeView) Size() int64 { return v.h.newSize }
+
+func (v *nodeView) frame(f int64) ([]byte, error) {
+	for i := range v.cache {
+		if v.cache[i].f == f {
+			return v.cache[i].buf, nil
+		}
+	}
+	c := &v.cache[v.next]
+	v.next = (v.next + 1) % len(v.cache)
+	c.f = -1
+	zlen := int64(0)
+	if f+1 < int64(len(v.starts)) {
+		zlen = v.starts[f+1] - 4 - v.h.digestCount(f+1)*digestLen - v.starts[f]
+	} else {
+		zlen = maxCompressedFrame(v.h.frameSize)
+	}
+	if cap(v.z) < int(zlen) {
+		v.z = make([]byte, zlen)
+	}
+	n, err := v.patch.ReadAt(v.z[:zlen], v.starts[f])
+	if err != nil && !(errors.Is(err, io.EOF) && f+1 == int64(len(v.starts))) {
+		return nil, frameReadErr(err, v.starts[f], v.dec.hop, f)
+	}
+	if err := v.dec.decode(v.z[:n], f, v.starts[f]); err != nil {
+		return nil, err
+	}
+	if c.buf == nil {
+		c.buf = make([]byte, v.h.frameSize)
+	}
+	buf := c.buf[:v.h.frameLen(f)]
+	if err := v.dec.produce(buf, v.src); err != nil {
+		return nil, err
+	}
+	c.f = f
+	return buf, nil
+}
+
+func (v *nodeView) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > v.h.newSize || int64(len(p)) > v.h.newSize-off {
+		return 0, fmt.Errorf("delta: read [%d,+%d) outside the %d-byte image of hop %d", off, len(p), v.h.newSize, v.dec.hop)
+	}
+	n := 0
+	for n < len(p) {
+		f := off / v.h.frameSize
+		buf, err := v.frame(f)
+		if err != nil {
+			return n, err
+		}
+		k := copy(p[n:], buf[off-f*v.h.frameSize:])
+		n += k
+		off += int64(k)
+	}
+	return n, nil
+}
+

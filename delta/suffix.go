@@ -1,0 +1,87 @@
+package delta
+
+// suffixArray returns the suffix array of b: the start offsets of all
+// non-empty suffixes of b in lexicographic order.
+//
+// It uses prefix doubling (Manber–Myers) with two counting-sort passes per
+// round: O(n log L) time, where L is the longest repeat in b, and 4 int32
+// arrays of len(b). It runs on the host only, where memory is plentiful.
+func suffixArray(b []byte) []int32 {
+	n := len(b)
+	sa := make([]int32, n)
+	if n == 0 {
+		return sa
+	}
+	rank := make([]int32, n)
+	tmp := make([]int32, n)
+	cnt := make([]int32, max(n, 256)+1)
+
+	// Round 0: sort by the first byte.
+	for _, c := range b {
+		cnt[int(c)+1]++
+	}
+	for i := 1; i <= 256; i++ {
+		cnt[i] += cnt[i-1]
+	}
+	for i, c := range b {
+		sa[cnt[c]] = int32(i)
+		cnt[c]++
+	}
+	rank[sa[0]] = 0
+	classes := int32(1)
+	for i := 1; i < n; i++ {
+		if b[sa[i]] != b[sa[i-1]] {
+			classes++
+		}
+		rank[sa[i]] = classes - 1
+	}
+
+	for k := 1; int(classes) < n; k <<= 1 {
+		// Order by the second key rank[i+k]: suffixes with i+k >= n come
+		// first (their second key is empty), in increasing i, then the
+		// others in the order of sa shifted by k.
+		p := 0
+		for i := n - k; i < n; i++ {
+			tmp[p] = int32(i)
+			p++
+		}
+		for _, s := range sa {
+			if int(s) >= k {
+				tmp[p] = s - int32(k)
+				p++
+			}
+		}
+		// Stable counting sort of tmp by the first key rank[i].
+		c := cnt[:classes+1]
+		clear(c)
+		for _, r := range rank {
+			c[r+1]++
+		}
+		for i := 1; i < len(c); i++ {
+			c[i] += c[i-1]
+		}
+		for _, s := range tmp {
+			r := rank[s]
+			sa[c[r]] = s
+			c[r]++
+		}
+		// New ranks: (rank[i], rank[i+k]) pairs.
+		second := func(i int32) int32 {
+			if int(i)+k < n {
+				return rank[int(i)+k]
+			}
+			return -1
+		}
+		tmp[sa[0]] = 0
+		classes = 1
+		for i := 1; i < n; i++ {
+			a, b := sa[i-1], sa[i]
+			if rank[a] != rank[b] || second(a) != second(b) {
+				classes++
+			}
+			tmp[b] = classes - 1
+		}
+		rank, tmp = tmp, rank
+	}
+	return sa
+}
