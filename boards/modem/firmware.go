@@ -242,7 +242,7 @@ func (u *ATUpdater) sendChunk(ctx context.Context, off int64, p []byte) (int64, 
 	want := off + int64(len(p))
 	cmd := fmt.Sprintf("AT+FWDATA=%d,%d,\"%08x\"", off, len(p), crc32.ChecksumIEEE(p))
 	// The module needs the bytes' time on the wire on top of its answer.
-	wire := time.Duration(len(p)) * 10 * time.Second / time.Duration(max(u.m.cfg.Baud, 9600))
+	wire := time.Duration(len(p)) * 10 * time.Second / time.Duration(u.m.cfg.Baud)
 	var last error
 	for try := 0; try <= u.cfg.Retries; try++ {
 		if try > 0 {

@@ -16,6 +16,9 @@ import (
 // about 300 ms; 27.007 allows more for network queries.
 const DefaultTimeout = 2 * time.Second
 
+// DefaultBaud is the usual speed of a module's AT UART.
+const DefaultBaud = 115200
+
 // maxBody bounds the lines one command may collect.
 const maxBody = 64
 
@@ -59,7 +62,9 @@ type Config struct {
 	// goroutine of the Modem; it may call the Modem's methods. Codes that
 	// arrive while it is busy are queued (up to 32, then dropped).
 	OnURC func(URC)
-	// Baud is the UART speed for Open (default 115200).
+	// Baud is the UART speed (default DefaultBaud); Open sets the port to
+	// it and the firmware transfer budgets each chunk's time on the wire
+	// from it.
 	Baud int
 }
 
@@ -110,6 +115,9 @@ func New(port io.ReadWriteCloser, cfg Config) *Modem {
 	}
 	if cfg.Settle <= 0 {
 		cfg.Settle = 100 * time.Millisecond
+	}
+	if cfg.Baud <= 0 {
+		cfg.Baud = DefaultBaud
 	}
 	m := &Modem{
 		port:       port,
@@ -310,12 +318,18 @@ func (m *Modem) exec(ctx context.Context, cmd, prefix string, data []byte, timeo
 	if err := checkCommand(cmd); err != nil {
 		return nil, err
 	}
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
 	select {
 	case m.sem <- struct{}{}:
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
 	}
 	defer func() { <-m.sem }()
+	if ctx.Err() != nil { // select picks at random when both are ready
+		return nil, context.Cause(ctx)
+	}
 	m.mu.Lock()
 	sync := m.needSync
 	m.mu.Unlock()

@@ -19,7 +19,7 @@ import (
 func Open(ctx context.Context, path string, cfg Config) (*Modem, error) {
 	baud := cfg.Baud
 	if baud <= 0 {
-		baud = 115200
+		baud = DefaultBaud
 	}
 	p, err := serial.Open(path, &serial.Mode{BaudRate: baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
 	if err != nil {
