@@ -444,7 +444,7 @@ func (m *Modem) resync(ctx context.Context) error {
 		m.log.Debug("late answers while resynchronising", slog.Int("try", try))
 	}
 	if last == nil {
-		last = errors.New("late answers keep arriving")
+		last = fmt.Errorf("%w: late answers keep arriving", ErrTimeout)
 	}
 	return fmt.Errorf("modem: resynchronise: %w", last)
 }
