@@ -4,6 +4,8 @@
 # Each area of the project adds its Debian packages (the real peer tools the
 # tests run against) and extra targets in mk/<area>.mk.
 
+SHELL    := bash
+.SHELLFLAGS := -eo pipefail -c
 GO       ?= go
 BIN      ?= bin
 # Debian packages the tests run against; mk/*.mk append to it.
@@ -12,7 +14,7 @@ GOFLAGS_STATIC := -trimpath -ldflags='-s -w'
 
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: all build test vet deps demo clean
+.PHONY: all build test vet deps demo clean powercut
 all: build
 
 build:
@@ -26,8 +28,14 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 
+# The power-cut suite runs on its own so that its `powercut:` lines show.
 test: deps vet
-	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -count=1 -timeout 40m -skip '^TestPowerCut$$' ./...
+	$(GO) test -count=1 -timeout 40m -run '^TestPowerCut$$' -v ./agent/ | grep -E '^(powercut:|ok|FAIL|--- FAIL|panic)|_test.go:'
+
+# powercut runs only the power-cut suite.
+powercut:
+	$(GO) test -count=1 -timeout 40m -run '^TestPowerCut$$' -v ./agent/ | grep -E '^(powercut:|ok|FAIL|--- FAIL|panic)|_test.go:'
 
 demo: build
 	@bash scripts/demo.sh $(BIN)

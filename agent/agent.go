@@ -1,0 +1,248 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"meterupd/boards/hw"
+	"meterupd/journal"
+	"meterupd/slots"
+)
+
+// Errors a caller (the CLI, later the head-end transport) tells apart.
+var (
+	ErrBusy         = errors.New("agent: an update is already in progress")
+	ErrNotProvision = errors.New("agent: the node is not provisioned (empty journal)")
+	ErrNewerJournal = errors.New("agent: the journal was written by a newer meterupd")
+	ErrDigest       = errors.New("agent: digest mismatch")
+	ErrTooLarge     = errors.New("agent: image larger than the slot")
+	ErrNoPrevious   = errors.New("agent: no previous good set to roll back to")
+	ErrNoTrial      = errors.New("agent: no trial to commit")
+	ErrBadRequest   = errors.New("agent: bad install request")
+	ErrNothing      = errors.New("agent: nothing to activate")
+)
+
+// HealthCheck is one post-switch check of the running set.
+type HealthCheck struct {
+	Name  string
+	Check func(ctx context.Context, slot hw.Slot, want SlotInfo) error
+}
+
+// Options configure an Agent.
+type Options struct {
+	Board hw.Board
+	// StoreDir is the package store: a directory on a file system that
+	// survives power loss (payloads wait there until installed).
+	StoreDir string
+	// Health are the post-switch health checks; nil means DefaultHealth.
+	Health []HealthCheck
+	// Attempts is how many boots the bootloader gives a trial (and a
+	// confirmed set) before falling back. Default 3.
+	Attempts int
+	// MaxStarts is the loop guard: an update that sees more agent starts
+	// than this is abandoned (or rolled back). Default 32.
+	MaxStarts int
+	Logger    *slog.Logger
+}
+
+// Agent drives the update state machine on one board. It is not safe for
+// concurrent use: one process owns the node (the CLI takes a lock).
+type Agent struct {
+	opt     Options
+	b       hw.Board
+	j       *journal.Journal
+	rec     *Record
+	log     *slog.Logger
+	started bool
+}
+
+func (o *Options) defaults() {
+	if o.Attempts <= 0 {
+		o.Attempts = 3
+	}
+	if o.Attempts > hw.MaxAttempts {
+		o.Attempts = hw.MaxAttempts
+	}
+	if o.MaxStarts <= 0 {
+		o.MaxStarts = 32
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Open loads the journal of the board. It changes nothing on flash.
+func Open(opt Options) (*Agent, error) {
+	opt.defaults()
+	jf, err := opt.Board.Partition(hw.PartJournal)
+	if err != nil {
+		return nil, fmt.Errorf("agent: journal partition: %w", err)
+	}
+	j, err := journal.Open(jf, journal.Options{Logger: opt.Logger})
+	switch {
+	case errors.Is(err, journal.ErrEmpty):
+		return nil, fmt.Errorf("%w: %w", ErrNotProvision, err)
+	case errors.Is(err, journal.ErrNewerVersion):
+		return nil, fmt.Errorf("%w: %w", ErrNewerJournal, err)
+	case err != nil:
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	var rec Record
+	if err := j.Load(&rec); err != nil {
+		return nil, fmt.Errorf("agent: load journal record: %w", err)
+	}
+	if rec.Version > RecordVersion {
+		return nil, fmt.Errorf("%w: record version %d, this agent knows %d", ErrNewerJournal, rec.Version, RecordVersion)
+	}
+	if err := rec.check(); err != nil {
+		return nil, fmt.Errorf("agent: journal record: %w", err)
+	}
+	if opt.Health == nil {
+		opt.Health = DefaultHealth(opt.Board, &rec)
+	}
+	return &Agent{opt: opt, b: opt.Board, j: j, rec: &rec, log: opt.Logger}, nil
+}
+
+// check rejects a record this code cannot act on safely.
+func (r *Record) check() error {
+	if r.Version < 1 {
+		return fmt.Errorf("record version %d", r.Version)
+	}
+	if !r.Primary.Valid() {
+		return fmt.Errorf("primary slot %q", r.Primary)
+	}
+	for s, si := range r.Slots {
+		if !s.Valid() || si == nil || !si.State.Valid() {
+			return fmt.Errorf("slot %q state", s)
+		}
+	}
+	if u := r.Update; u != nil {
+		if u.Target != hw.SlotA && u.Target != hw.SlotB || !u.From.Valid() || u.Target == u.From {
+			return fmt.Errorf("update target %q from %q", u.Target, u.From)
+		}
+	}
+	return nil
+}
+
+// Factory describes the factory image written into F and A.
+type Factory struct {
+	Version string
+	SHA256  [32]byte
+	Size    int64
+}
+
+// Provision formats the journal of a new node whose F and A hold the
+// factory image: A and F good, B empty, A primary. It is the only writer of
+// a first record; the agent never re-initialises a journal by itself.
+func Provision(b hw.Board, f Factory) error {
+	jf, err := b.Partition(hw.PartJournal)
+	if err != nil {
+		return fmt.Errorf("agent: journal partition: %w", err)
+	}
+	sha := hex.EncodeToString(f.SHA256[:])
+	rec := &Record{
+		Version: RecordVersion,
+		Primary: hw.SlotA,
+		Slots: map[hw.Slot]*SlotInfo{
+			hw.SlotA: {State: slots.Good, Version: f.Version, SHA256: sha, Size: f.Size},
+			hw.SlotB: {State: slots.Empty},
+			hw.SlotF: {State: slots.Good, Version: f.Version, SHA256: sha, Size: f.Size},
+		},
+	}
+	if _, err := journal.Format(jf, rec, journal.Options{}); err != nil {
+		return fmt.Errorf("agent: format journal: %w", err)
+	}
+	return nil
+}
+
+// Record returns a copy of the current journal record.
+func (a *Agent) Record() *Record { return a.rec.clone() }
+
+// Journal gives access to the journal (history, statistics).
+func (a *Agent) Journal() *journal.Journal { return a.j }
+
+// commit makes r the new state: journal first, always.
+func (a *Agent) commit(r *Record) error {
+	if err := a.j.Commit(r); err != nil {
+		return fmt.Errorf("agent: journal commit: %w", err)
+	}
+	a.rec = r
+	return nil
+}
+
+func (a *Agent) booted() (hw.Slot, error) {
+	s, err := a.b.Boot().Booted()
+	if err != nil {
+		return "", fmt.Errorf("agent: booted slot: %w", err)
+	}
+	if !s.Valid() {
+		return "", fmt.Errorf("agent: bootloader reports unknown slot %q", s)
+	}
+	return s, nil
+}
+
+// transition applies a slot event to r, by the slots model.
+func transition(r *Record, s hw.Slot, ev slots.Event) error {
+	si := r.slot(s)
+	next, err := slots.Next(s, si.State, ev)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	si.State = next
+	return nil
+}
+
+// storeBoot writes the boot state if it differs from what is stored.
+func (a *Agent) storeBoot(want hw.BootState) error {
+	bc := a.b.Boot()
+	cur, err := bc.Load()
+	if err == nil && sameBoot(cur, want) {
+		return nil
+	}
+	if err := bc.Store(want); err != nil {
+		return fmt.Errorf("agent: boot control: %w", err)
+	}
+	return nil
+}
+
+func sameBoot(x, y hw.BootState) bool {
+	if !slices.Equal(x.Order, y.Order) {
+		return false
+	}
+	for _, s := range x.Order {
+		if x.Left[s] != y.Left[s] {
+			return false
+		}
+	}
+	return true
+}
+
+// goodOrder is the boot order of a node at rest: the primary, then the
+// other updatable slot if it is good (F is always implied last). Every
+// slot in it is good: the boot control never points at a slot the journal
+// does not know as good, or as the armed trial.
+func (a *Agent) goodOrder(r *Record) hw.BootState {
+	bs := hw.BootState{Left: map[hw.Slot]int{}}
+	if r.Primary != hw.SlotF && r.stateOf(r.Primary) == slots.Good {
+		bs.Order = append(bs.Order, r.Primary)
+	}
+	for _, s := range []hw.Slot{hw.SlotA, hw.SlotB} {
+		if s != r.Primary && r.stateOf(s) == slots.Good {
+			bs.Order = append(bs.Order, s)
+		}
+	}
+	for _, s := range bs.Order {
+		bs.Left[s] = a.opt.Attempts
+	}
+	return bs
+}
+
+func hexSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}

@@ -1,0 +1,73 @@
+package agent
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"meterupd/boards/hw"
+	"meterupd/slots"
+)
+
+// DefaultHealth is the post-switch health check set: the set that runs is
+// the one expected, its image in flash still has its digest (data not
+// corrupt), and, where the board has one, the metrology process produces
+// readings. Later issues add the radio link and required files.
+func DefaultHealth(b hw.Board, _ *Record) []HealthCheck {
+	hc := []HealthCheck{
+		{Name: "booted-slot", Check: func(_ context.Context, s hw.Slot, _ SlotInfo) error {
+			got, err := b.Boot().Booted()
+			if err != nil {
+				return err
+			}
+			if got != s {
+				return fmt.Errorf("the bootloader started %s, not %s", got, s)
+			}
+			return nil
+		}},
+		{Name: "image-digest", Check: func(_ context.Context, s hw.Slot, want SlotInfo) error {
+			if want.SHA256 == "" {
+				return nil
+			}
+			f, err := b.Slot(s)
+			if err != nil {
+				return err
+			}
+			sum, err := slots.Hash(f, want.Size)
+			if err != nil {
+				return err
+			}
+			if got := hex.EncodeToString(sum[:]); got != want.SHA256 {
+				return fmt.Errorf("slot %s reads SHA-256 %s, expected %s", s, got, want.SHA256)
+			}
+			return nil
+		}},
+	}
+	if m, ok := b.(hw.Metrology); ok {
+		hc = append(hc, HealthCheck{Name: "metrology", Check: func(context.Context, hw.Slot, SlotInfo) error {
+			return m.Readings()
+		}})
+	}
+	return hc
+}
+
+// HealthError names the check that failed.
+type HealthError struct {
+	Check string
+	Err   error
+}
+
+func (e *HealthError) Error() string { return e.Check + ": " + e.Err.Error() }
+func (e *HealthError) Unwrap() error { return e.Err }
+
+// health runs every check on the running set s.
+func (a *Agent) health(ctx context.Context, s hw.Slot, want SlotInfo) error {
+	var errs []error
+	for _, c := range a.opt.Health {
+		if err := c.Check(ctx, s, want); err != nil {
+			errs = append(errs, &HealthError{Check: c.Name, Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}

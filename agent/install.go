@@ -1,0 +1,278 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"meterupd/boards/hw"
+	"meterupd/slots"
+)
+
+// InstallRequest asks for one system-set item to be installed. Today the
+// CLI builds it from a bare image and its digest; the signed-package path
+// builds it from a verified manifest. Either way the payload files are
+// copied into the package store and checked there, so what is verified is
+// exactly what is installed.
+type InstallRequest struct {
+	ID   string
+	Item InstallItem
+	// Activate reboots into the trial as soon as the set is installed.
+	Activate bool
+}
+
+// Install accepts an update, writes the idle slot, verifies it and, when
+// asked, activates it (which reboots: on the sim board Install then
+// returns hw.ErrRebooted). Bad input is refused before anything changes.
+func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
+	if u := a.rec.Update; u != nil {
+		return fmt.Errorf("%w (%s, phase %s): wait for it to finish, or roll it back", ErrBusy, u.ID, u.Phase)
+	}
+	it := req.Item
+	if it.Kind != FullImage && it.Kind != Delta {
+		return fmt.Errorf("%w: unknown item kind %q", ErrBadRequest, it.Kind)
+	}
+	want, err := hex.DecodeString(it.SHA256)
+	if err != nil || len(want) != sha256.Size {
+		return fmt.Errorf("%w: the expected SHA-256 must be 64 hex digits", ErrBadRequest)
+	}
+	if it.Version == "" || len(it.Version) > 64 {
+		return fmt.Errorf("%w: a version of 1 to 64 characters is required", ErrBadRequest)
+	}
+	if len(it.Payloads) == 0 || it.Kind == FullImage && len(it.Payloads) != 1 {
+		return fmt.Errorf("%w: %d payload files for a %s item", ErrBadRequest, len(it.Payloads), it.Kind)
+	}
+	booted, err := a.booted()
+	if err != nil {
+		return err
+	}
+	target := slots.IdleSlot(booted, a.rec.stateOf)
+	f, err := a.b.Slot(target)
+	if err != nil {
+		return fmt.Errorf("agent: slot %s: %w", target, err)
+	}
+	if it.Kind == FullImage {
+		st, err := os.Stat(it.Payloads[0])
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
+		if it.Size == 0 {
+			it.Size = st.Size()
+		}
+		if st.Size() != it.Size {
+			return fmt.Errorf("%w: the image has %d bytes, the request says %d", ErrBadRequest, st.Size(), it.Size)
+		}
+	}
+	if it.Size <= 0 || it.Size > f.Size() {
+		return fmt.Errorf("%w: %d bytes, slot %s holds %d", ErrTooLarge, it.Size, target, f.Size())
+	}
+	if req.ID == "" {
+		req.ID = "local-" + it.SHA256[:12]
+	}
+	stored := make([]string, len(it.Payloads))
+	for i, p := range it.Payloads {
+		var sum string
+		stored[i], sum, err = a.storePayload(p, req.ID, i)
+		if err != nil {
+			return err
+		}
+		if it.Kind == FullImage && sum != strings.ToLower(it.SHA256) {
+			os.Remove(stored[i])
+			return fmt.Errorf("%w: the image's SHA-256 is %s, expected %s", ErrDigest, sum, strings.ToLower(it.SHA256))
+		}
+	}
+	it.Payloads = stored
+	it.SHA256 = strings.ToLower(it.SHA256)
+
+	r := a.rec.clone()
+	r.Update = &Update{ID: req.ID, Phase: Downloaded, Target: target, From: booted, Item: it, Activate: req.Activate}
+	a.log.Info("update accepted", slog.String("update", req.ID), slog.String("version", it.Version), slog.String("target", string(target)))
+	if err := a.commit(r); err != nil {
+		return err
+	}
+	return a.drive(ctx)
+}
+
+// storePayload copies a payload into the package store (temp, fsync,
+// rename, fsync the directory: it survives a power cut) and returns its
+// path there and its SHA-256. A file already in the store is only hashed.
+func (a *Agent) storePayload(path, id string, i int) (string, string, error) {
+	if a.opt.StoreDir == "" {
+		return "", "", fmt.Errorf("agent: no package store configured")
+	}
+	if err := os.MkdirAll(a.opt.StoreDir, 0o755); err != nil {
+		return "", "", fmt.Errorf("agent: package store: %w", err)
+	}
+	in, err := os.Open(path)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	defer in.Close()
+	h := sha256.New()
+	if filepath.Dir(filepath.Clean(path)) == filepath.Clean(a.opt.StoreDir) {
+		if _, err := io.Copy(h, in); err != nil {
+			return "", "", fmt.Errorf("agent: read %s: %w", path, err)
+		}
+		return path, hex.EncodeToString(h.Sum(nil)), nil
+	}
+	name := fmt.Sprintf("%s.%d.payload", sanitize(id), i)
+	dst := filepath.Join(a.opt.StoreDir, name)
+	tmp, err := os.CreateTemp(a.opt.StoreDir, name+".tmp*")
+	if err != nil {
+		return "", "", fmt.Errorf("agent: package store: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(io.MultiWriter(tmp, h), in); err != nil {
+		tmp.Close()
+		return "", "", fmt.Errorf("agent: copy %s into the package store: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return "", "", fmt.Errorf("agent: package store: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", "", fmt.Errorf("agent: package store: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return "", "", fmt.Errorf("agent: package store: %w", err)
+	}
+	if d, err := os.Open(a.opt.StoreDir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return dst, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// imageSource yields the new image, erase block by erase block.
+type imageSource interface {
+	// Block fills p with block i of the image and returns its length.
+	Block(i int64, p []byte) (int, error)
+	Close() error
+}
+
+type fileSource struct {
+	f    *os.File
+	size int64
+}
+
+func (s *fileSource) Block(i int64, p []byte) (int, error) {
+	off := i * int64(len(p))
+	n := min(int64(len(p)), s.size-off)
+	if n <= 0 {
+		return 0, io.EOF
+	}
+	if _, err := s.f.ReadAt(p[:n], off); err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
+func (s *fileSource) Close() error { return s.f.Close() }
+
+func (a *Agent) openSource(it InstallItem) (imageSource, error) {
+	switch it.Kind {
+	case FullImage:
+		f, err := os.Open(it.Payloads[0])
+		if err != nil {
+			return nil, err
+		}
+		return &fileSource{f: f, size: it.Size}, nil
+	}
+	return nil, fmt.Errorf("item kind %q is not installable yet", it.Kind)
+}
+
+// install writes the idle slot from Update.Written on, one erase block at
+// a time, each read back, and checkpoints progress in the journal after
+// every block: a power cut costs at most the block in progress, and no
+// verified block is ever written again. Then it hashes the whole image in
+// flash and compares it with the item's digest.
+func (a *Agent) install(ctx context.Context, r *Record) error {
+	u := r.Update
+	f, err := a.b.Slot(u.Target)
+	if err != nil {
+		return fmt.Errorf("agent: slot %s: %w", u.Target, err)
+	}
+	src, err := a.openSource(u.Item)
+	if err != nil {
+		return a.abandon(r, fmt.Sprintf("the payload cannot be read from the package store: %v", err))
+	}
+	defer src.Close()
+	es := f.EraseSize()
+	size := u.Item.Size
+	blocks := (size + es - 1) / es
+	buf := make([]byte, es)
+	for i := u.Written / es; i < blocks; i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := src.Block(i, buf)
+		if err != nil {
+			return a.abandon(r, fmt.Sprintf("the payload cannot be read from the package store: %v", err))
+		}
+		if err := a.writeBlock(f, i, buf[:n]); err != nil {
+			if a.fatalFlash(err) {
+				return a.abandon(r, fmt.Sprintf("writing slot %s failed at block %d: %v", u.Target, i, err))
+			}
+			return err
+		}
+		next := a.rec.clone()
+		next.Update.Written = min((i+1)*es, size)
+		if err := a.commit(next); err != nil {
+			return err
+		}
+		r = next
+		u = r.Update
+	}
+	sum, err := slots.Hash(f, size)
+	if err != nil {
+		return err
+	}
+	got := hex.EncodeToString(sum[:])
+	if got != u.Item.SHA256 {
+		return a.abandon(r, fmt.Sprintf("the image written to slot %s has SHA-256 %s, expected %s", u.Target, got, u.Item.SHA256))
+	}
+	if err := transition(r, u.Target, slots.Verify); err != nil {
+		return err
+	}
+	*r.slot(u.Target) = SlotInfo{State: slots.Ready, Version: u.Item.Version, SHA256: u.Item.SHA256, Size: size}
+	u.Phase = Installed
+	a.log.Info("installed", slog.String("slot", string(u.Target)), slog.String("version", u.Item.Version))
+	return a.commit(r)
+}
+
+// writeBlock writes one block, retrying once a block that failed for a
+// reason other than the flash refusing for good.
+func (a *Agent) writeBlock(f hw.Flash, i int64, p []byte) error {
+	err := slots.WriteBlock(f, i, p)
+	if err == nil || errors.Is(err, hw.ErrBadBlock) {
+		return err
+	}
+	if err2 := slots.WriteBlock(f, i, p); err2 != nil {
+		return err2
+	}
+	return nil
+}
+
+// fatalFlash reports whether a flash error means the slot cannot be
+// written (the update is abandoned) rather than that the node lost power
+// or the operation may be retried at the next start.
+func (a *Agent) fatalFlash(err error) bool {
+	return errors.Is(err, hw.ErrBadBlock) || errors.Is(err, slots.ErrVerify) || errors.Is(err, slots.ErrTooLarge)
+}

@@ -1,0 +1,150 @@
+package agent
+
+import (
+	"meterupd/boards/hw"
+	"meterupd/slots"
+)
+
+// RecordVersion is the version of Record this code writes. A journal whose
+// newest record has a higher version was written by newer software: the
+// agent refuses to act on it rather than guess.
+const RecordVersion = 1
+
+// Record is the agent's whole persisted state: one journal record. Field
+// names are stored (CBOR keys): never rename one; add fields with omitempty.
+type Record struct {
+	Version int                   `cbor:"v"`
+	Slots   map[hw.Slot]*SlotInfo `cbor:"slots"`
+	// Primary is the slot the node should run: the last committed set (or F
+	// when both updatable sets have failed).
+	Primary hw.Slot `cbor:"primary"`
+	// Update is the update in progress; nil when idle.
+	Update *Update `cbor:"update,omitempty"`
+	// Last is the result of the last update or rollback.
+	Last *Result `cbor:"last,omitempty"`
+}
+
+// SlotInfo is what the journal knows of one slot.
+type SlotInfo struct {
+	State   slots.State `cbor:"state"`
+	Version string      `cbor:"ver,omitempty"`
+	SHA256  string      `cbor:"sha,omitempty"` // hex of the image's digest
+	Size    int64       `cbor:"size,omitempty"`
+	Reason  string      `cbor:"why,omitempty"` // why it is bad
+}
+
+// Phase is where an update is. Stored: never rename a value.
+type Phase string
+
+const (
+	// Downloaded: the payload is in the package store and its digest checked.
+	Downloaded Phase = "downloaded"
+	// Installing: the idle slot is being written; Update.Written bytes are
+	// written and read back.
+	Installing Phase = "installing"
+	// Installed: the idle slot holds the new set, its digest verified
+	// (slot state ready). Waits for activation.
+	Installed Phase = "installed"
+	// Activating: the trial is being armed in the boot control and the node
+	// rebooted into it.
+	Activating Phase = "activating"
+	// Trial: the new set booted; health checks decide commit or rollback.
+	Trial Phase = "trial"
+	// RollingBack: the new set was rejected; the node returns to the
+	// previous set and checks its health.
+	RollingBack Phase = "rolling-back"
+	// FallingBack: the previous set failed too; the node goes to F.
+	FallingBack Phase = "falling-back"
+)
+
+// Update is an update in progress.
+type Update struct {
+	ID      string      `cbor:"id"`
+	Phase   Phase       `cbor:"phase"`
+	Target  hw.Slot     `cbor:"target"`        // the slot being updated
+	From    hw.Slot     `cbor:"from"`          // the slot that ran when it began
+	Item    InstallItem `cbor:"item"`          // what is installed
+	Written int64       `cbor:"written"`       // bytes written and verified
+	Chk     []byte      `cbor:"chk,omitempty"` // writer checkpoint (deltas)
+	// Starts counts agent starts (boots) while this update is past
+	// activation: the loop guard (Mender's MaximumStateDataStoreCount).
+	Starts   int    `cbor:"starts"`
+	Reason   string `cbor:"why,omitempty"` // why rolling/falling back
+	Activate bool   `cbor:"act,omitempty"` // reboot into the trial when installed
+}
+
+// ItemKind says how an item's payload becomes the slot image.
+type ItemKind string
+
+const (
+	FullImage ItemKind = "full"  // the payload is the image
+	Delta     ItemKind = "delta" // the payloads are a delta chain from the active slot
+)
+
+// InstallItem is one system-set item to install: what the install path
+// needs, whatever carried it (a bare image today, a signed package later).
+type InstallItem struct {
+	Kind    ItemKind `cbor:"kind"`
+	Version string   `cbor:"ver"`
+	SHA256  string   `cbor:"sha"`  // hex digest of the resulting image
+	Size    int64    `cbor:"size"` // size of the resulting image
+	// Payloads are files in the package store: the image, or the deltas
+	// of the chain in apply order.
+	Payloads []string `cbor:"files"`
+	// SourceSHA256 is the digest the active slot must have (deltas).
+	SourceSHA256 string `cbor:"src,omitempty"`
+	SourceSize   int64  `cbor:"srcsize,omitempty"`
+}
+
+// ResultCode is the outcome of an update, as reported. Stored: never rename.
+type ResultCode string
+
+const (
+	Committed  ResultCode = "committed"   // the new set runs and is confirmed
+	RolledBack ResultCode = "rolled-back" // back on the previous set
+	FellBack   ResultCode = "fell-back"   // on the factory set F
+	Abandoned  ResultCode = "abandoned"   // stopped before activation; nothing changed on the running set
+)
+
+// Result is the last update's outcome.
+type Result struct {
+	ID      string     `cbor:"id,omitempty"`
+	Code    ResultCode `cbor:"code"`
+	Version string     `cbor:"ver,omitempty"`
+	Slot    hw.Slot    `cbor:"slot,omitempty"` // the slot running after it
+	Reason  string     `cbor:"why,omitempty"`
+}
+
+func (r *Record) clone() *Record {
+	c := *r
+	c.Slots = make(map[hw.Slot]*SlotInfo, len(r.Slots))
+	for k, v := range r.Slots {
+		vv := *v
+		c.Slots[k] = &vv
+	}
+	if r.Update != nil {
+		u := *r.Update
+		u.Item.Payloads = append([]string(nil), r.Update.Item.Payloads...)
+		u.Chk = append([]byte(nil), r.Update.Chk...)
+		c.Update = &u
+	}
+	if r.Last != nil {
+		l := *r.Last
+		c.Last = &l
+	}
+	return &c
+}
+
+func (r *Record) slot(s hw.Slot) *SlotInfo {
+	if si, ok := r.Slots[s]; ok && si != nil {
+		return si
+	}
+	si := &SlotInfo{State: slots.Empty}
+	if r.Slots == nil {
+		r.Slots = map[hw.Slot]*SlotInfo{}
+	}
+	r.Slots[s] = si
+	return si
+}
+
+func (r *Record) stateOf(s hw.Slot) slots.State { return r.slot(s).State }

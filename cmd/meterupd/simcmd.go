@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"meterupd/agent"
+	"meterupd/boards/hw"
+	"meterupd/boards/sim"
+)
+
+func init() {
+	register(&command{name: "sim", usage: "init DIR | image OUT | power-cycle | power mains|battery | damage SLOT — the simulated meter", run: cmdSim})
+}
+
+func cmdSim(ctx context.Context, env *cmdEnv, args []string) error {
+	if len(args) == 0 {
+		return usageError{"sim needs a subcommand: init, image, power-cycle, power, damage"}
+	}
+	switch args[0] {
+	case "init":
+		return simInit(env, args[1:])
+	case "image":
+		return simImage(env, args[1:])
+	case "power-cycle":
+		return simPowerCycle(env, args[1:])
+	case "power":
+		return simPower(env, args[1:])
+	case "damage":
+		return simDamage(env, args[1:])
+	}
+	return usageError{fmt.Sprintf("unknown sim subcommand %q", args[0])}
+}
+
+// simInit provisions a simulated node: erased flash, the factory image in
+// F and A, the journal formatted, then the first power-on.
+func simInit(env *cmdEnv, args []string) error {
+	fs := flag.NewFlagSet("sim init", flag.ContinueOnError)
+	image := fs.String("image", "", "factory image (default: a generated one)")
+	ver := fs.String("version", "1.0.0", "factory version")
+	size := fs.Int("image-size", 1<<20, "size of the generated factory image")
+	pos, err := parseArgs(fs, env, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usageError{"sim init takes one directory"}
+	}
+	if len(pos) == 1 {
+		env.state = pos[0]
+	}
+	if env.state == "" {
+		return usageError{"sim init DIR: the state directory to create"}
+	}
+	var img []byte
+	if *image != "" {
+		if img, err = os.ReadFile(*image); err != nil {
+			return err
+		}
+	} else {
+		img = sim.Image(*size, *ver)
+	}
+	if err := sim.Create(env.state, sim.DefaultGeometry()); err != nil {
+		return err
+	}
+	if err := sim.WriteFactory(env.state, img); err != nil {
+		return err
+	}
+	b, err := sim.Open(env.state)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if err := agent.Provision(b, agent.Factory{Version: *ver, SHA256: sha256.Sum256(img), Size: int64(len(img))}); err != nil {
+		return err
+	}
+	s, err := b.PowerOn()
+	if err != nil {
+		return err
+	}
+	// The agent's first start marks the factory set good.
+	a, err := agent.Open(agent.Options{Board: b, StoreDir: env.storeDir(), Logger: env.logger()})
+	if err != nil {
+		return err
+	}
+	if err := a.Start(context.Background()); err != nil {
+		return err
+	}
+	g := b.Geometry()
+	fmt.Fprintf(env.stdout, "simulated meter in %s: factory version %s in F and A, %d KiB erase blocks, %d MiB slots; powered on, running slot %s\n",
+		env.state, *ver, g.EraseSize>>10, g.SlotSize>>20, s)
+	return nil
+}
+
+// simImage writes a generated image, and prints its digest.
+func simImage(env *cmdEnv, args []string) error {
+	fs := flag.NewFlagSet("sim image", flag.ContinueOnError)
+	ver := fs.String("version", "", "version written in the image header")
+	size := fs.Int("size", 1<<20, "image size in bytes")
+	unhealthy := fs.Bool("unhealthy", false, "the set boots but its metrology fails")
+	unbootable := fs.Bool("unbootable", false, "the set does not boot")
+	pos, err := parseArgs(fs, env, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *ver == "" {
+		return usageError{"sim image OUT --version V [--size N] [--unhealthy] [--unbootable]"}
+	}
+	var marks []string
+	if *unhealthy {
+		marks = append(marks, sim.MarkUnhealthy)
+	}
+	if *unbootable {
+		marks = append(marks, sim.MarkUnbootable)
+	}
+	img := sim.Image(*size, *ver, marks...)
+	if err := os.WriteFile(pos[0], img, 0o644); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(img)
+	fmt.Fprintln(env.stdout, hex.EncodeToString(sum[:]))
+	return nil
+}
+
+func simPowerCycle(env *cmdEnv, _ []string) error {
+	b, unlock, err := env.openBoard()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sb := b.(*sim.Board)
+	defer sb.Close()
+	s, err := sb.PowerOn()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "power cycled: the bootloader started slot %s\n", s)
+	return nil
+}
+
+func simPower(env *cmdEnv, args []string) error {
+	if len(args) != 1 || (args[0] != string(hw.Mains) && args[0] != string(hw.Battery)) {
+		return usageError{"sim power mains|battery"}
+	}
+	b, unlock, err := env.openBoard()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sb := b.(*sim.Board)
+	defer sb.Close()
+	return sb.SetPower(hw.PowerSource(args[0]))
+}
+
+// simDamage flips one bit in a slot's flash, as a worn cell would: the
+// set's digest no longer matches.
+func simDamage(env *cmdEnv, args []string) error {
+	if len(args) < 1 || !hw.Slot(args[0]).Valid() {
+		return usageError{"sim damage SLOT [OFFSET]"}
+	}
+	off := int64(8192)
+	if len(args) == 2 {
+		v, err := strconv.ParseInt(args[1], 0, 64)
+		if err != nil {
+			return usageError{"sim damage: bad offset"}
+		}
+		off = v
+	}
+	b, unlock, err := env.openBoard()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sb := b.(*sim.Board)
+	dir := sb.Dir()
+	sb.Close()
+	// The sim keeps each partition in DIR/<name>.bin; a worn cell is a bit
+	// that reads wrong, whatever the flash rules of programming say.
+	f, err := os.OpenFile(filepath.Join(dir, args[0]+".bin"), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var c [1]byte
+	if _, err := f.ReadAt(c[:], off); err != nil {
+		return fmt.Errorf("sim damage: %w", err)
+	}
+	c[0] ^= 0x10
+	if _, err := f.WriteAt(c[:], off); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "flipped one bit of slot %s at offset %d\n", args[0], off)
+	return f.Sync()
+}
