@@ -34,10 +34,12 @@ func register(c *command) {
 
 // cmdEnv is what every subcommand gets: the global flags and the streams.
 type cmdEnv struct {
-	board  string // --board
-	state  string // --state (sim board: the state directory)
-	stdout io.Writer
-	stderr io.Writer
+	board   string // --board
+	state   string // --state (sim board: the state directory)
+	store   string // --store (package store directory)
+	verbose bool   // -v
+	stdout  io.Writer
+	stderr  io.Writer
 }
 
 func main() {
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.StringVar(&env.board, "board", defaultBoard(), "board file to use (sim, or a hardware board)")
 	fs.StringVar(&env.state, "state", os.Getenv("METERUPD_STATE"), "state directory of the sim board")
+	fs.StringVar(&env.store, "store", "", "package store directory (default: in the sim state directory, or /var/lib/meterupd/store)")
+	fs.BoolVar(&env.verbose, "v", false, "log every step to standard error")
 	fs.Usage = func() { printUsage(stderr, fs) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
