@@ -116,7 +116,7 @@ func Create(dir string, g Geometry) error {
 		return err
 	}
 	// board.json last: a directory without it is not a node (ErrNoState).
-	return writeFileAtomic(filepath.Join(dir, stateName), encodeState(g), true)
+	return writeFileAtomic(filepath.Join(dir, stateName), encodeState(g), false)
 }
 
 // WriteFactory programs image into slots F and A as the factory does,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"meterupd/boards"
 	"meterupd/boards/hw"
 )
 
@@ -293,5 +294,77 @@ func TestOpsCount(t *testing.T) {
 		if got := b.Ops(); got != s.want {
 			t.Errorf("step %d: Ops() = %d, want %d", i, got, s.want)
 		}
+	}
+}
+
+func TestPower(t *testing.T) {
+	dir := newNode(t, smallGeometry())
+	b := openNode(t, dir)
+	if got, err := b.Power().Source(); got != hw.Mains || err != nil {
+		t.Errorf("Source() = %q, %v, want mains", got, err)
+	}
+	if err := b.SetPower(hw.Battery); err != nil {
+		t.Fatal(err)
+	}
+	b2 := openNode(t, dir)
+	if got, err := b2.Power().Source(); got != hw.Battery || err != nil {
+		t.Errorf("Source() after SetPower(battery) and reopen = %q, %v, want battery", got, err)
+	}
+	if got := b.Ops(); got != 0 {
+		t.Errorf("SetPower cost %d flash ops, want 0", got)
+	}
+	if err := b.SetPower("solar"); err == nil {
+		t.Error("SetPower(solar) = nil, want an error")
+	}
+	if err := os.WriteFile(filepath.Join(dir, powerName), []byte("???"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Power().Source(); !errors.Is(err, ErrCorruptState) {
+		t.Errorf("Source() with a garbage power file: err = %v, want ErrCorruptState", err)
+	}
+}
+
+func TestRegistryOpenPowersOn(t *testing.T) {
+	dir := newNode(t, smallGeometry())
+	if err := WriteFactory(dir, Image(20<<10, "v1")); err != nil {
+		t.Fatal(err)
+	}
+	hb, err := boards.Open("sim", boards.Config{StateDir: dir, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("boards.Open(sim): %v", err)
+	}
+	defer hb.(*Board).Close()
+	if s, err := hb.Boot().Booted(); s != hw.SlotA || err != nil {
+		t.Errorf("Booted() after boards.Open = %q, %v, want A", s, err)
+	}
+	// A second open does not boot again: the node is running.
+	hb2, err := boards.Open("sim", boards.Config{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hb2.(*Board).Close()
+	st, _ := hb2.Boot().Load()
+	if st.Left[hw.SlotA] != 2 {
+		t.Errorf("Left[A] = %d after two opens, want 2 (one power-on)", st.Left[hw.SlotA])
+	}
+	if _, err := boards.Open("sim", boards.Config{}); !errors.Is(err, ErrNoState) {
+		t.Errorf("boards.Open(sim, no state dir): err = %v, want ErrNoState", err)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	b, err := Open(newNode(t, smallGeometry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := part(t, b, hw.PartJournal)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Erase(0, j.EraseSize()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Erase after Close = %v, want ErrClosed", err)
+	}
+	if _, err := j.ReadAt(make([]byte, 1), 0); !errors.Is(err, ErrClosed) {
+		t.Errorf("ReadAt after Close = %v, want ErrClosed", err)
 	}
 }
