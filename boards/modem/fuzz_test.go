@@ -130,7 +130,8 @@ func FuzzSplitter(f *testing.F) {
 	})
 }
 
-// scriptedPort answers every command write with a fixed byte stream.
+// scriptedPort answers every command write with a fixed byte stream and a
+// closing OK, so commands end without waiting for timeouts.
 type scriptedPort struct {
 	answer []byte
 	pr     *io.PipeReader
@@ -139,7 +140,7 @@ type scriptedPort struct {
 
 func (p *scriptedPort) Read(b []byte) (int, error) { return p.pr.Read(b) }
 func (p *scriptedPort) Write(b []byte) (int, error) {
-	a := p.answer
+	a := append(append([]byte(nil), p.answer...), "\r\nOK\r\n"...)
 	go p.pw.Write(a) // fails with ErrClosedPipe after Close
 	return len(b), nil
 }
@@ -152,7 +153,7 @@ func FuzzCommandAnswer(f *testing.F) {
 	addStreams(f)
 	f.Fuzz(func(t *testing.T, answer []byte) {
 		pr, pw := io.Pipe()
-		m := New(&scriptedPort{answer: answer, pr: pr, pw: pw}, Config{Timeout: 20 * time.Millisecond, Settle: time.Millisecond, OnURC: func(URC) {}})
+		m := New(&scriptedPort{answer: answer, pr: pr, pw: pw}, Config{Timeout: time.Second, Settle: time.Millisecond, OnURC: func(URC) {}})
 		defer m.Close()
 		ctx := context.Background()
 		for _, cmd := range []string{"ATI", "AT+CSQ", "AT+CREG?"} {
