@@ -91,6 +91,7 @@ type Modem struct {
 	pending  *request
 	readErr  error
 	needSync bool
+	late     *request // the command abandoned last, until resync
 	stray    int // final results that arrived with no command in flight
 	waiters  map[string][]chan string
 	dropped  int // URCs dropped on a full queue
@@ -200,7 +201,7 @@ func (m *Modem) route(line string, prompt bool) {
 			m.log.Debug("stray final result", slog.String("line", line))
 			return
 		}
-		m.unsolicited(line)
+		m.unsolicitedOrLate(line)
 		return
 	}
 	if len(r.lines) == 0 && strings.EqualFold(line, r.cmd) {
@@ -220,6 +221,16 @@ func (m *Modem) route(line string, prompt bool) {
 			return
 		}
 		r.lines = append(r.lines, line)
+		return
+	}
+	m.unsolicitedOrLate(line)
+}
+
+// unsolicitedOrLate drops a line that belongs to the answer of the command
+// abandoned last, and passes any other on as a URC; m.mu is held.
+func (m *Modem) unsolicitedOrLate(line string) {
+	if m.late != nil && m.late.owns(line) {
+		m.log.Debug("late answer line", slog.String("cmd", m.late.cmd), slog.String("line", line))
 		return
 	}
 	m.unsolicited(line)
@@ -275,7 +286,9 @@ func (m *Modem) unsolicited(line string) {
 	case m.urcs <- URC{Name: name, Line: line}:
 	default:
 		m.dropped++
-		m.log.Warn("urc queue full, dropping", slog.String("line", line), slog.Int("dropped", m.dropped))
+		if m.dropped&(m.dropped-1) == 0 { // 1, 2, 4, 8…: a flood does not flood the log
+			m.log.Warn("urc queue full, dropping", slog.String("line", line), slog.Int("dropped", m.dropped))
+		}
 	}
 }
 
@@ -403,6 +416,9 @@ func (m *Modem) abandon(r *request) {
 	if m.pending == r {
 		m.pending = nil
 	}
+	if r.cmd != "AT" {
+		m.late = r
+	}
 	m.needSync = true
 	m.mu.Unlock()
 }
@@ -435,7 +451,7 @@ func (m *Modem) resync(ctx context.Context) error {
 		m.mu.Lock()
 		clean := m.stray == before
 		if clean {
-			m.needSync = false
+			m.needSync, m.late = false, nil
 		}
 		m.mu.Unlock()
 		if clean {

@@ -248,7 +248,8 @@ func TestSlowAnswerWithinTimeout(t *testing.T) {
 }
 
 func TestTimeoutThenResync(t *testing.T) {
-	m, sim := open(t, modem.Config{Timeout: 200 * time.Millisecond})
+	u := newURCs()
+	m, sim := open(t, modem.Config{Timeout: 200 * time.Millisecond, OnURC: u.handle})
 	// The module answers AT+CSQ late, after the driver gave up. Its late
 	// answer must not be taken for the next command's.
 	sim.Once("AT+CSQ").Delay(600*time.Millisecond).Reply("+CSQ: 1,1", "OK")
@@ -260,6 +261,10 @@ func TestTimeoutThenResync(t *testing.T) {
 	s, err := m.Signal(ctx(t))
 	if err != nil || s != (modem.Signal{RSSI: 30, BER: 0}) {
 		t.Errorf("Signal after timeout = %+v, %v; want {30 0}", s, err)
+	}
+	sim.SendURC("+CEREG: 1")
+	if got := u.next(t); got != "+CEREG: 1" {
+		t.Errorf("URC = %q, want +CEREG: 1 (the late +CSQ: line is no URC)", got)
 	}
 }
 
