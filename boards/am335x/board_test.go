@@ -246,3 +246,17 @@ func TestBootControlOverTheNANDEnvironment(t *testing.T) {
 		}
 	}
 }
+
+func TestDetectedFromDeviceTree(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "proc", "device-tree")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "compatible"), boards.FormatCompatible(append(Compatible, "ti,am33xx")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := boards.Detect(boards.Config{Root: root}); got != Name || err != nil {
+		t.Errorf("Detect() = %q, %v, want %q", got, err, Name)
+	}
+}
