@@ -38,7 +38,7 @@ for s in ${meterupd_order}; do
 done
 
 if test -z "${meterupd_slot}"; then
-	echo "meterupd: no slot of order '${meterupd_order}' has attempts left"
+	echo "meterupd: no slot of order (${meterupd_order}) has attempts left"
 	meterupd_slot=F
 else
 	if test "${upgrade_available}" = 1; then
