@@ -9,23 +9,24 @@ import (
 	"strings"
 	"testing"
 
+	"meterupd/boards/ubootenv/ubootenvtest"
 	"meterupd/internal/realtool"
 )
 
 type geometry struct {
 	name  string
-	flash func() *fakeFlash
+	flash func() *ubootenvtest.Flash
 	style FlagStyle
 }
 
 var geometries = []geometry{
-	{"nor", func() *fakeFlash { return newNOR(4*0x1000, 0x1000) }, ActiveObsolete},
-	{"nand", func() *fakeFlash { return newNAND(4*0x1000, 0x1000, 512) }, Counter},
+	{"nor", func() *ubootenvtest.Flash { return ubootenvtest.NewNOR(4*0x1000, 0x1000) }, ActiveObsolete},
+	{"nand", func() *ubootenvtest.Flash { return ubootenvtest.NewNAND(4*0x1000, 0x1000, 512) }, Counter},
 }
 
 const cutEnvSize = 0x1000
 
-func flashStore(t *testing.T, f *fakeFlash) *Store {
+func flashStore(t *testing.T, f *ubootenvtest.Flash) *Store {
 	t.Helper()
 	s, err := NewFlash(cutEnvSize, []FlashCopy{{Flash: f, Offset: 0}, {Flash: f, Offset: 0x1000}})
 	if err != nil {
@@ -62,20 +63,21 @@ func TestPowerCutAtEveryOperation(t *testing.T) {
 					t.Fatalf("Save(history): %v", err)
 				}
 			}
-			n := countOps(t, base)
+			sizes := countOps(t, base)
+			n := len(sizes)
 			if n < 2 {
 				t.Fatalf("a save took %d flash operations", n)
 			}
 			cases := 0
 			for op := 1; op <= n; op++ {
-				for _, c := range cutPoints(op, cutEnvSize, true) {
+				for _, c := range cutPoints(sizes[op-1], true) {
 					cases++
-					f := base.clone()
-					f.cutOp, f.mode, f.tornAt = op, c.mode, c.torn
+					f := base.Clone()
+					f.CutOp, f.Mode, f.TornAt = op, c.mode, c.torn
 					if err := flashStore(t, f).Save(newEnv); err == nil {
 						t.Fatalf("op %d %v: Save succeeded through a power cut", op, c)
 					}
-					r := f.clone()
+					r := f.Clone()
 					got, err := flashStore(t, r).Load()
 					if err != nil {
 						t.Fatalf("op %d %v at %d: Load after cut: %v", op, c.mode, c.torn, err)
@@ -86,7 +88,7 @@ func TestPowerCutAtEveryOperation(t *testing.T) {
 					if err := flashStore(t, r).Save(newEnv); err != nil {
 						t.Fatalf("op %d %v at %d: Save after reboot: %v", op, c.mode, c.torn, err)
 					}
-					if got, err := flashStore(t, r.clone()).Load(); err != nil || !reflect.DeepEqual(got, newEnv) {
+					if got, err := flashStore(t, r.Clone()).Load(); err != nil || !reflect.DeepEqual(got, newEnv) {
 						t.Fatalf("op %d %v at %d: Load after re-save = %v, %v, want the new environment", op, c.mode, c.torn, got, err)
 					}
 				}
@@ -97,33 +99,36 @@ func TestPowerCutAtEveryOperation(t *testing.T) {
 }
 
 type cut struct {
-	mode cutMode
+	mode ubootenvtest.CutMode
 	torn int64
 }
 
 // cutPoints lists the cuts for one operation: before, after, and torn at
 // every byte (all) or at a sample of bytes.
-func cutPoints(op int, size int64, all bool) []cut {
-	c := []cut{{mode: cutBefore}, {mode: cutAfter}}
+func cutPoints(size int64, all bool) []cut {
+	c := []cut{{mode: ubootenvtest.CutBefore}, {mode: ubootenvtest.CutAfter}}
 	if all {
 		for k := int64(0); k < size; k++ {
-			c = append(c, cut{mode: cutTorn, torn: k})
+			c = append(c, cut{mode: ubootenvtest.CutTorn, torn: k})
 		}
 		return c
 	}
 	for _, k := range []int64{0, 1, 3, 4, 5, 6, 64, size / 2, size - 2, size - 1} {
-		c = append(c, cut{mode: cutTorn, torn: k})
+		if k >= 0 && k < size {
+			c = append(c, cut{mode: ubootenvtest.CutTorn, torn: k})
+		}
 	}
 	return c
 }
 
-func countOps(t *testing.T, base *fakeFlash) int {
+// countOps returns the sizes of the flash operations of one clean Save.
+func countOps(t *testing.T, base *ubootenvtest.Flash) []int64 {
 	t.Helper()
-	f := base.clone()
+	f := base.Clone()
 	if err := flashStore(t, f).Save(newEnv); err != nil {
 		t.Fatalf("Save: %v", err)
 	}
-	return f.ops
+	return f.OpSizes
 }
 
 // TestRealFwPrintenvAfterPowerCut checks, with Debian's fw_printenv, the
@@ -144,17 +149,17 @@ func TestRealFwPrintenvAfterPowerCut(t *testing.T) {
 			dir := t.TempDir()
 			img := filepath.Join(dir, "flash.img")
 			cfg := writeConfig(t, dir, fmt.Sprintf("%s 0x0 %#x\n%s 0x1000 %#x\n", img, cutEnvSize, img, cutEnvSize))
-			n := countOps(t, base)
-			for op := 1; op <= n; op++ {
-				for _, c := range cutPoints(op, cutEnvSize, false) {
-					f := base.clone()
-					f.cutOp, f.mode, f.tornAt = op, c.mode, c.torn
+			sizes := countOps(t, base)
+			for op := 1; op <= len(sizes); op++ {
+				for _, c := range cutPoints(sizes[op-1], false) {
+					f := base.Clone()
+					f.CutOp, f.Mode, f.TornAt = op, c.mode, c.torn
 					_ = flashStore(t, f).Save(newEnv)
-					ours, err := flashStore(t, f.clone()).Load()
+					ours, err := flashStore(t, f.Clone()).Load()
 					if err != nil {
 						t.Fatalf("op %d %v at %d: Load: %v", op, c.mode, c.torn, err)
 					}
-					if err := os.WriteFile(img, f.mem, 0o644); err != nil {
+					if err := os.WriteFile(img, f.Mem, 0o644); err != nil {
 						t.Fatal(err)
 					}
 					theirs := printenv(t, fwPrintenv, cfg)
