@@ -17,6 +17,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"meterupd/boards"
 	"meterupd/boards/mtd"
 	"meterupd/boards/mtd/mtdsmoketest"
 	"meterupd/boards/mtd/mtdtest"
@@ -65,6 +66,7 @@ func cmdSelftest(ctx context.Context, env *cmdEnv, args []string) error {
 // selftest runs the checks and prints one line per check and the result line.
 func selftest(w io.Writer, devs []string) error {
 	fmt.Fprintf(w, "selftest: %s/%s %s\n", runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Fprintf(w, "selftest: boards: %s\n", strings.Join(boards.Names(), ", "))
 	checks := []struct {
 		name string
 		fn   func() error

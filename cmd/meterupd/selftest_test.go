@@ -72,7 +72,7 @@ func TestRealQEMUUserARMv7Selftest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("qemu-arm-static meterupd selftest: %v\n%s", err, out)
 	}
-	for _, want := range []string{"selftest: linux/arm ", selftestPass} {
+	for _, want := range []string{"selftest: linux/arm ", "am335x-nand", selftestPass} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
