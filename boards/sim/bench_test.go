@@ -3,6 +3,7 @@ package sim
 import (
 	"crypto/sha256"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"meterupd/boards/hw"
@@ -109,6 +110,18 @@ func BenchmarkPowerOn(b *testing.B) {
 		}
 		if s, err := bd.PowerOn(); err != nil || s != hw.SlotA {
 			b.Fatalf("PowerOn = %q, %v", s, err)
+		}
+	}
+}
+
+// BenchmarkCreate makes a node of the default geometry (18 MiB of files).
+func BenchmarkCreate(b *testing.B) {
+	root := b.TempDir()
+	i := 0
+	for b.Loop() {
+		i++
+		if err := Create(filepath.Join(root, strconv.Itoa(i)), DefaultGeometry()); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

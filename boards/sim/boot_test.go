@@ -376,3 +376,39 @@ func TestPowerOnCutAtEveryOp(t *testing.T) {
 
 // eqEmpty treats a nil and an empty Order or Left as equal.
 var eqEmpty = cmpopts.EquateEmpty()
+
+// TestPowerOnReadFlips: a bit that reads wrong in B's body (a worn cell)
+// fails the image CRC, so B does not come up; one in the newest boot
+// control copy makes the bootloader use the older copy.
+func TestPowerOnReadFlips(t *testing.T) {
+	g := smallGeometry()
+	g.WriteSize = 1 // NOR
+	tests := []struct {
+		name  string
+		flips map[string][]int64
+		want  hw.Slot
+	}{
+		{"no flip", nil, "B"},
+		{"flip in B's body", map[string][]int64{"B": {HeaderSize + 5000}}, "A"},
+		{"flip in the newest boot copy", map[string][]int64{PartBootctl: {g.EraseSize + 13}}, "A"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := newNode(t, g)
+			if err := WriteFactory(dir, Image(20<<10, "v1")); err != nil {
+				t.Fatal(err)
+			}
+			b := openNode(t, dir)
+			programSlot(t, b, "B", Image(20<<10, "v2"))
+			// Copy 0 holds the factory state; the trial goes to copy 1.
+			if err := b.Boot().Store(state("BA", 1, 3)); err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+			b = openNode(t, dir, WithFaults(&Faults{FlipReads: tt.flips}))
+			if got, err := b.PowerOn(); got != tt.want || err != nil {
+				t.Errorf("PowerOn() = %q, %v, want %q", got, err, tt.want)
+			}
+		})
+	}
+}
