@@ -40,11 +40,12 @@ type area interface {
 // copies. It is safe for concurrent use within one process; it does not
 // lock against other processes (fw_setenv).
 type Store struct {
-	mu     sync.Mutex
-	copies []area
-	size   int
-	style  FlagStyle
-	log    *slog.Logger
+	mu      sync.Mutex
+	copies  []area
+	size    int
+	style   FlagStyle
+	log     *slog.Logger
+	closers []io.Closer // flashes Open opened
 }
 
 type options struct {
@@ -96,20 +97,30 @@ func Open(cfg Config, opts ...Option) (*Store, error) {
 	}
 	var fcs []FlashCopy
 	var files []area
+	var closers []io.Closer
+	fail := func(err error) (*Store, error) {
+		for _, c := range closers {
+			c.Close()
+		}
+		return nil, err
+	}
 	for _, l := range cfg.Copies {
 		if l.Size != size {
-			return nil, fmt.Errorf("%w: copies of different sizes", ErrConfig)
+			return fail(fmt.Errorf("%w: copies of different sizes", ErrConfig))
 		}
 		switch {
 		case strings.HasPrefix(l.Device, "/dev/ubi"):
-			return nil, fmt.Errorf("ubootenv: %s: UBI volumes: %w", l.Device, ErrUnsupported)
+			return fail(fmt.Errorf("ubootenv: %s: UBI volumes: %w", l.Device, ErrUnsupported))
 		case strings.HasPrefix(l.Device, "/dev/mtd"):
 			if o.openFlash == nil {
-				return nil, fmt.Errorf("ubootenv: %s: MTD device without a flash driver: %w", l.Device, ErrUnsupported)
+				return fail(fmt.Errorf("ubootenv: %s: MTD device without a flash driver: %w", l.Device, ErrUnsupported))
 			}
 			f, err := o.openFlash(l.Device)
 			if err != nil {
-				return nil, fmt.Errorf("ubootenv: open %s: %w", l.Device, err)
+				return fail(fmt.Errorf("ubootenv: open %s: %w", l.Device, err))
+			}
+			if c, ok := f.(io.Closer); ok {
+				closers = append(closers, c)
 			}
 			span := l.SectorSize * max(l.Sectors, 1)
 			fcs = append(fcs, FlashCopy{Flash: f, Offset: l.Offset, Span: span})
@@ -118,10 +129,15 @@ func Open(cfg Config, opts ...Option) (*Store, error) {
 		}
 	}
 	if len(fcs) > 0 && len(files) > 0 {
-		return nil, fmt.Errorf("%w: copies on both a flash and a file", ErrConfig)
+		return fail(fmt.Errorf("%w: copies on both a flash and a file", ErrConfig))
 	}
 	if len(fcs) > 0 {
-		return NewFlash(size, fcs, opts...)
+		s, err := NewFlash(size, fcs, opts...)
+		if err != nil {
+			return fail(err)
+		}
+		s.closers = closers
+		return s, nil
 	}
 	style := Counter
 	if o.style != nil {
@@ -193,6 +209,17 @@ func NewFlash(size int64, copies []FlashCopy, opts ...Option) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// Close closes the flash devices Open opened (not those given to
+// NewFlash).
+func (s *Store) Close() error {
+	var errs []error
+	for _, c := range s.closers {
+		errs = append(errs, c.Close())
+	}
+	s.closers = nil
+	return errors.Join(errs...)
 }
 
 // Redundant reports whether the environment has two copies.
