@@ -92,7 +92,7 @@ type Modem struct {
 	readErr  error
 	needSync bool
 	late     *request // the command abandoned last, until resync
-	stray    int // final results that arrived with no command in flight
+	stray    int      // final results that arrived with no command in flight
 	waiters  map[string][]chan string
 	dropped  int // URCs dropped on a full queue
 	noise    int
