@@ -51,7 +51,7 @@ func ModuleOrder(modDir, name string) ([]Module, error) {
 			return fmt.Errorf("%w: %s not in %s", ErrModule, n, modDir)
 		}
 		state[n] = 1
-		deps, err := moduleDepends(p)
+		deps, err := readDepends(p)
 		if err != nil {
 			return err
 		}
@@ -73,6 +73,9 @@ func ModuleOrder(modDir, name string) ([]Module, error) {
 // canon makes module names comparable: the kernel treats - and _ alike.
 func canon(n string) string { return strings.ReplaceAll(n, "-", "_") }
 
+// readDepends is a seam for tests of the ordering.
+var readDepends = moduleDepends
+
 func moduleDepends(path string) ([]string, error) {
 	f, err := elf.Open(path)
 	if err != nil {
@@ -87,13 +90,19 @@ func moduleDepends(path string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrModule, path, err)
 	}
+	return ParseModinfo(data), nil
+}
+
+// ParseModinfo returns the depends= list of a .modinfo section: NUL-separated
+// key=value strings.
+func ParseModinfo(data []byte) []string {
 	for _, kv := range bytes.Split(data, []byte{0}) {
 		if v, ok := bytes.CutPrefix(kv, []byte("depends=")); ok {
 			if len(v) == 0 {
-				return nil, nil
+				return nil
 			}
-			return strings.Split(string(v), ","), nil
+			return strings.Split(string(v), ",")
 		}
 	}
-	return nil, nil
+	return nil
 }
