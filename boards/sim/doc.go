@@ -34,8 +34,8 @@
 // numbers: a power cut before, after or in the middle of operation k (torn
 // program: a random prefix plus one half-cleared byte; torn erase: the
 // blocks before a random tear block erased, the tear block randomly half
-// erased), an I/O error once or from k on, bad blocks, and bits that read
-// flipped. After a cut the board is dead: flash operations fail with
+// erased), an I/O error once or from k on, bad blocks (failing, or silently
+// doing nothing), blocks whose reads fail, and bits that read flipped. After a cut the board is dead: flash operations fail with
 // ErrPowerCut; reads still work. The harness "reboots" by opening the
 // directory again and calling PowerOn.
 //

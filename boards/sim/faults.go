@@ -48,6 +48,15 @@ type Faults struct {
 	// or program fails with hw.ErrBadBlock and changes nothing.
 	BadBlocks map[string][]int64
 
+	// SilentBlocks lists, per partition, erase blocks where erase and
+	// program report success but change nothing (littlefs's silent
+	// no-op bad-block mode): only a read-back notices.
+	SilentBlocks map[string][]int64
+
+	// ReadErrBlocks lists, per partition, erase blocks whose reads fail
+	// with ErrIO. Reads are not operations: this does not shift CutAt.
+	ReadErrBlocks map[string][]int64
+
 	// IOErrAt is an operation that fails with ErrIO and is not done; with
 	// IOErrPersistent every operation after it fails too. 0 means never.
 	IOErrAt         int64
@@ -58,12 +67,13 @@ type Faults struct {
 	FlipReads map[string][]int64
 }
 
-// badBlock reports whether any erase block of [off, off+n) on part is bad.
-func (f *Faults) badBlock(part string, off, n, eraseSize int64) (int64, bool) {
+// blockIn reports whether [off, off+n) on part touches one of the blocks
+// listed for part in m, and which.
+func (f *Faults) blockIn(m map[string][]int64, part string, off, n, eraseSize int64) (int64, bool) {
 	if f == nil {
 		return 0, false
 	}
-	for _, blk := range f.BadBlocks[part] {
+	for _, blk := range m[part] {
 		start := blk * eraseSize
 		if start < off+n && off < start+eraseSize {
 			return blk, true

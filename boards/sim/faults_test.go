@@ -259,3 +259,54 @@ func TestFaultFlipReads(t *testing.T) {
 		t.Error("a read flip changed the stored data")
 	}
 }
+
+func TestFaultSilentBlocks(t *testing.T) {
+	g := smallGeometry()
+	es := int(g.EraseSize)
+	dir, pat := prepared(t, g)
+	b := openNode(t, dir, WithFaults(&Faults{SilentBlocks: map[string][]int64{hw.PartJournal: {1, 2}}}))
+	j := part(t, b, hw.PartJournal)
+	// Erase blocks 0..2: reported done, block 1 keeps its data.
+	if err := j.Erase(0, 3*g.EraseSize); err != nil {
+		t.Fatalf("Erase over a silent block = %v, want nil (it lies)", err)
+	}
+	// Program across the end of block 1 into block 2 (erased, silent) and 3.
+	p := bytes.Repeat([]byte{0x11}, 2*es)
+	if _, err := j.WriteAt(p, int64(2*es)); err != nil {
+		t.Fatalf("WriteAt over a silent block = %v, want nil", err)
+	}
+	got := readAll(t, j)
+	want := append(append(append(ff(es), pat[es:2*es]...), ff(es)...), p[:es]...)
+	if !bytes.Equal(got[:4*es], want) {
+		t.Errorf("content differs from the expected one at byte %d", firstDiff(got, want))
+	}
+	if b.Ops() != 2 {
+		t.Errorf("Ops() = %d, want 2", b.Ops())
+	}
+}
+
+func TestFaultReadErrBlocks(t *testing.T) {
+	g := smallGeometry()
+	dir, _ := prepared(t, g)
+	b := openNode(t, dir, WithFaults(&Faults{ReadErrBlocks: map[string][]int64{hw.PartJournal: {1}}}))
+	j := part(t, b, hw.PartJournal)
+	tests := []struct {
+		off     int64
+		n       int
+		wantErr error
+	}{
+		{0, 4096, nil},
+		{4000, 200, ErrIO},
+		{4096, 16, ErrIO},
+		{8192, 4096, nil},
+	}
+	for _, tt := range tests {
+		_, err := j.ReadAt(make([]byte, tt.n), tt.off)
+		if !errors.Is(err, tt.wantErr) || (err != nil && tt.wantErr == nil) {
+			t.Errorf("ReadAt(%d bytes, %d) = %v, want %v", tt.n, tt.off, err, tt.wantErr)
+		}
+	}
+	if b.Ops() != 0 || b.Dead() {
+		t.Errorf("read errors: Ops() = %d, Dead() = %v, want 0, false", b.Ops(), b.Dead())
+	}
+}

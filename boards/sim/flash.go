@@ -52,7 +52,12 @@ func (f *flash) ReadAt(p []byte, off int64) (int, error) {
 	if _, err := f.f.ReadAt(p[:n], off); err != nil {
 		return 0, fmt.Errorf("sim: read %s at %d: %w", f.name, off, err)
 	}
-	b.faults.flip(f.name, p[:n], off)
+	if fa := b.faults; fa != nil {
+		if blk, bad := fa.blockIn(fa.ReadErrBlocks, f.name, off, int64(n), b.geo.EraseSize); bad {
+			return 0, fmt.Errorf("sim: read %s at %d: block %d: %w", f.name, off, blk, ErrIO)
+		}
+		fa.flip(f.name, p[:n], off)
+	}
 	if n < len(p) {
 		return n, io.EOF
 	}
@@ -109,7 +114,7 @@ func (f *flash) WriteAt(p []byte, off int64) (int, error) {
 		old[t] &^= drop & byte(b.rnd.Uint32()) // it loses only some of them
 		w = old[:t+1]
 	}
-	if _, err := f.f.WriteAt(w, off); err != nil {
+	if err := f.store(w, off); err != nil {
 		return 0, b.failOp(fate, fmt.Errorf("sim: program %s at %d: %w", f.name, off, err))
 	}
 	if fate != opDo {
@@ -140,7 +145,7 @@ func (f *flash) Erase(off, n int64) error {
 		end = off + b.rnd.Int64N(n/es)*es // blocks before the tear block
 	}
 	for o := off; o < end; o += int64(len(erasedChunk)) {
-		if _, err := f.f.WriteAt(erasedChunk[:min(int64(len(erasedChunk)), end-o)], o); err != nil {
+		if err := f.store(erasedChunk[:min(int64(len(erasedChunk)), end-o)], o); err != nil {
 			return b.failOp(fate, fmt.Errorf("sim: erase %s at %d: %w", f.name, off, err))
 		}
 	}
@@ -157,12 +162,33 @@ func (f *flash) Erase(off, n int64) error {
 				}
 			}
 		}
-		if _, err := f.f.WriteAt(blk, end); err != nil {
+		if err := f.store(blk, end); err != nil {
 			return b.failOp(fate, fmt.Errorf("sim: erase %s at %d: %w", f.name, off, err))
 		}
 	}
 	if fate != opDo {
 		return b.cut("erase", f.name, off)
+	}
+	return nil
+}
+
+// store writes p at off into the file, except into silently bad blocks,
+// which keep their content while the operation reports success.
+func (f *flash) store(p []byte, off int64) error {
+	fa := f.b.faults
+	if fa == nil || len(fa.SilentBlocks[f.name]) == 0 {
+		_, err := f.f.WriteAt(p, off)
+		return err
+	}
+	es := f.b.geo.EraseSize
+	for len(p) > 0 {
+		n := min(int64(len(p)), es-off%es) // up to the end of this block
+		if _, silent := fa.blockIn(fa.SilentBlocks, f.name, off, n, es); !silent {
+			if _, err := f.f.WriteAt(p[:n], off); err != nil {
+				return err
+			}
+		}
+		p, off = p[n:], off+n
 	}
 	return nil
 }
@@ -223,7 +249,7 @@ func (b *Board) startOp(op, part string, off, n int64) (fate, error) {
 		b.ioFailing = f.IOErrPersistent
 		return 0, b.failOp(fa, fmt.Errorf("sim: %s %s at %d (op %d): %w", op, part, off, k, ErrIO))
 	}
-	if blk, bad := f.badBlock(part, off, n, b.geo.EraseSize); bad {
+	if blk, bad := f.blockIn(f.BadBlocks, part, off, n, b.geo.EraseSize); bad {
 		return 0, b.failOp(fa, fmt.Errorf("sim: %s %s at %d: block %d: %w", op, part, off, blk, hw.ErrBadBlock))
 	}
 	return fa, nil
