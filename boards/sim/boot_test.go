@@ -392,6 +392,14 @@ func TestPowerOnReadFlips(t *testing.T) {
 		{"flip in B's body", map[string][]int64{"B": {HeaderSize + 5000}}, "A"},
 		{"flip in the newest boot copy", map[string][]int64{PartBootctl: {g.EraseSize + 13}}, "A"},
 	}
+	readErr := []struct {
+		name   string
+		blocks []int64
+		want   hw.Slot
+	}{
+		{"newest boot copy unreadable", []int64{1}, "A"},
+		{"both boot copies unreadable", []int64{0, 1}, "F"},
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := newNode(t, g)
@@ -406,6 +414,24 @@ func TestPowerOnReadFlips(t *testing.T) {
 			}
 			b.Close()
 			b = openNode(t, dir, WithFaults(&Faults{FlipReads: tt.flips}))
+			if got, err := b.PowerOn(); got != tt.want || err != nil {
+				t.Errorf("PowerOn() = %q, %v, want %q", got, err, tt.want)
+			}
+		})
+	}
+	for _, tt := range readErr {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := newNode(t, g)
+			if err := WriteFactory(dir, Image(20<<10, "v1")); err != nil {
+				t.Fatal(err)
+			}
+			b := openNode(t, dir)
+			programSlot(t, b, "B", Image(20<<10, "v2"))
+			if err := b.Boot().Store(state("BA", 1, 3)); err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+			b = openNode(t, dir, WithFaults(&Faults{ReadErrBlocks: map[string][]int64{PartBootctl: tt.blocks}}))
 			if got, err := b.PowerOn(); got != tt.want || err != nil {
 				t.Errorf("PowerOn() = %q, %v, want %q", got, err, tt.want)
 			}

@@ -220,7 +220,11 @@ func (c bootControl) load() (hw.BootState, uint32, int, error) {
 	var rec [bootRecSize]byte
 	for i := range 2 {
 		if _, err := f.ReadAt(rec[:], int64(i)*c.b.geo.EraseSize); err != nil {
-			return hw.BootState{}, 0, 0, fmt.Errorf("sim: load boot state: %w", err)
+			if !errors.Is(err, ErrIO) {
+				return hw.BootState{}, 0, 0, fmt.Errorf("sim: load boot state: %w", err)
+			}
+			errs[i] = err // an unreadable copy is an invalid one
+			continue
 		}
 		s, seq, err := decodeBootState(rec[:])
 		if err != nil {
@@ -232,7 +236,7 @@ func (c bootControl) load() (hw.BootState, uint32, int, error) {
 		}
 	}
 	if bestIdx < 0 {
-		return hw.BootState{}, 0, 0, fmt.Errorf("sim: load boot state: copy 0: %w; copy 1: %w", errs[0], errs[1])
+		return hw.BootState{}, 0, 0, fmt.Errorf("sim: load boot state: %w: copy 0: %w; copy 1: %w", ErrBootCorrupt, errs[0], errs[1])
 	}
 	return best, bestSeq, bestIdx, nil
 }
