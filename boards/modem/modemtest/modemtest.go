@@ -131,6 +131,7 @@ func (m *Modem) stop() {
 // Without Reply the module executes the command as usual and the other
 // settings change how the answer travels.
 type Step struct {
+	mu       *sync.Mutex // the Modem's: the module reads steps as it runs
 	pattern  string
 	reply    []string
 	hasReply bool
@@ -145,39 +146,50 @@ type Step struct {
 
 // Reply replaces the module's answer with lines, sent verbatim each in
 // CR LF framing; include the final result ("OK", "ERROR", …).
-func (s *Step) Reply(lines ...string) *Step { s.reply, s.hasReply = lines, true; return s }
+func (s *Step) Reply(lines ...string) *Step {
+	return s.set(func() { s.reply, s.hasReply = lines, true })
+}
 
 // Delay holds the answer back by d, as a busy module does.
-func (s *Step) Delay(d time.Duration) *Step { s.delay = d; return s }
+func (s *Step) Delay(d time.Duration) *Step { return s.set(func() { s.delay = d }) }
 
 // URCMid sends unsolicited lines in the middle of the answer: after its
 // first line (or before the final result of an answer without lines).
-func (s *Step) URCMid(lines ...string) *Step { s.urcMid = append(s.urcMid, lines...); return s }
+func (s *Step) URCMid(lines ...string) *Step {
+	return s.set(func() { s.urcMid = append(s.urcMid, lines...) })
+}
 
 // Noise sends b before the answer and again after its first line.
-func (s *Step) Noise(b []byte) *Step { s.noise = b; return s }
+func (s *Step) Noise(b []byte) *Step { return s.set(func() { s.noise = b }) }
 
 // Silent makes the module ignore the command: no execution, no answer.
-func (s *Step) Silent() *Step { s.silent = true; return s }
+func (s *Step) Silent() *Step { return s.set(func() { s.silent = true }) }
 
 // Lost executes the command but swallows the answer, as a lost line does.
-func (s *Step) Lost() *Step { s.lost = true; return s }
+func (s *Step) Lost() *Step { return s.set(func() { s.lost = true }) }
 
 // Corrupt flips one bit of the data that follows the command (AT+FWDATA).
-func (s *Step) Corrupt() *Step { s.corrupt = true; return s }
+func (s *Step) Corrupt() *Step { return s.set(func() { s.corrupt = true }) }
 
 // CME answers with error code n, in the form AT+CMEE selects (ERROR,
 // numeric or text).
-func (s *Step) CME(n int) *Step { s.cme = n; return s }
+func (s *Step) CME(n int) *Step { return s.set(func() { s.cme = n }) }
 
-func newStep(pattern string) *Step { return &Step{pattern: pattern, cme: -1} }
+func (s *Step) set(f func()) *Step {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f()
+	return s
+}
+
+func (m *Modem) newStep(pattern string) *Step { return &Step{mu: &m.mu, pattern: pattern, cme: -1} }
 
 // Expect queues a step for the next command, which must match pattern
 // (case-insensitive; a trailing "*" matches any rest). While any Expect is
 // queued, a command that does not match the first one fails the test and
 // gets ERROR: this is the playback mode.
 func (m *Modem) Expect(pattern string) *Step {
-	s := newStep(pattern)
+	s := m.newStep(pattern)
 	m.mu.Lock()
 	m.expect = append(m.expect, s)
 	m.mu.Unlock()
@@ -187,7 +199,7 @@ func (m *Modem) Expect(pattern string) *Step {
 // Once applies a step to the next command that matches pattern, whenever
 // it comes; other commands are answered as usual.
 func (m *Modem) Once(pattern string) *Step {
-	s := newStep(pattern)
+	s := m.newStep(pattern)
 	m.mu.Lock()
 	m.once = append(m.once, s)
 	m.mu.Unlock()
@@ -383,7 +395,7 @@ type answer struct {
 func (m *Modem) handle(cmd string) {
 	m.mu.Lock()
 	m.commands = append(m.commands, cmd)
-	var step *Step
+	var found *Step
 	switch {
 	case len(m.expect) > 0:
 		if !match(m.expect[0].pattern, cmd) {
@@ -393,20 +405,22 @@ func (m *Modem) handle(cmd string) {
 			m.send("ERROR")
 			return
 		}
-		step, m.expect = m.expect[0], m.expect[1:]
+		found, m.expect = m.expect[0], m.expect[1:]
 	default:
 		for i, s := range m.once {
 			if match(s.pattern, cmd) {
-				step = s
+				found = s
 				m.once = append(m.once[:i:i], m.once[i+1:]...)
 				break
 			}
 		}
 	}
-	m.mu.Unlock()
-	if step == nil {
-		step = newStep("")
+	step := &Step{cme: -1}
+	if found != nil {
+		c := *found // a copy: the test may still hold the Step
+		step = &c
 	}
+	m.mu.Unlock()
 	if step.silent {
 		return
 	}
