@@ -185,10 +185,7 @@ func AppendData(dst []byte, env Env, n int) ([]byte, error) {
 		dst = append(dst, env[k]...)
 		dst = append(dst, 0)
 	}
-	for len(dst)-start < n {
-		dst = append(dst, 0)
-	}
-	return dst, nil
+	return append(dst, make([]byte, n-(len(dst)-start))...), nil
 }
 
 // Encode returns one stored copy of env, size bytes: the CRC32 (IEEE,
