@@ -53,7 +53,25 @@ type Device interface {
 	Close() error
 }
 
+// ECCStater is an optional capability of a Device: the ECC counters of the
+// whole MTD device (ECCGETSTATS). The kernel's read() hides ECC results (an
+// uncorrectable page is returned as if it were good, see mtdchar_read), so
+// the driver compares the Failed counter around each read.
+type ECCStater interface {
+	ECCStats() (ECCStats, error)
+}
+
+// ECCStats are the ECC counters of an MTD device since boot.
+type ECCStats struct {
+	Corrected uint32 // bitflips the ECC corrected
+	Failed    uint32 // reads the ECC could not correct
+	BadBlocks uint32
+}
+
 var (
+	// ErrUncorrectable: a read hit a page the ECC could not correct; the
+	// data returned is not trustworthy.
+	ErrUncorrectable = errors.New("mtd: uncorrectable ecc error")
 	// ErrNotFound: no partition of that name in /proc/mtd.
 	ErrNotFound = errors.New("mtd: partition not found")
 	// ErrTooFewGoodBlocks: the partition has fewer good erase blocks than
@@ -139,6 +157,16 @@ type Flash struct {
 	blocks   []int64 // logical block i -> physical offset
 	readOnly bool
 	broken   error // sticky: the partition ran out of good blocks
+	// corrected counts bitflips the ECC corrected in this partition's
+	// reads: a block that keeps needing correction is worth rewriting.
+	corrected int64
+}
+
+// Corrected reports how many bitflips the ECC corrected in reads through f.
+func (f *Flash) Corrected() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.corrected
 }
 
 var _ hw.Flash = (*Flash)(nil)
@@ -220,7 +248,9 @@ func (f *Flash) Physical(off int64) (int64, error) {
 // Close closes the device.
 func (f *Flash) Close() error { return f.dev.Close() }
 
-// ReadAt reads from the logical partition, following io.ReaderAt.
+// ReadAt reads from the logical partition, following io.ReaderAt. When the
+// device reports ECC counters (ECCStater), a read that met an uncorrectable
+// page fails with an error wrapping ErrUncorrectable.
 func (f *Flash) ReadAt(p []byte, off int64) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -237,18 +267,37 @@ func (f *Flash) ReadAt(p []byte, off int64) (int, error) {
 	if int64(want) > f.size-off {
 		p = p[:f.size-off]
 	}
+	ecc, _ := f.dev.(ECCStater)
+	var before ECCStats
+	if ecc != nil {
+		var err error
+		if before, err = ecc.ECCStats(); err != nil {
+			ecc = nil // not supported by this device: reads go unchecked
+		}
+	}
 	n := 0
 	for n < len(p) {
 		cur := off + int64(n)
 		chunk := p[n:min(len(p), n+int(f.info.EraseSize-cur%f.info.EraseSize))]
 		m, err := f.dev.ReadAt(chunk, f.blocks[cur/f.info.EraseSize]+cur%f.info.EraseSize)
-		n += m
 		if err != nil && !(errors.Is(err, io.EOF) && m == len(chunk)) {
 			return n, fmt.Errorf("mtd: %s: read at %#x: %w", f.name, cur, err)
 		}
 		if m < len(chunk) {
 			return n, fmt.Errorf("mtd: %s: short read at %#x: %w", f.name, cur, io.ErrUnexpectedEOF)
 		}
+		if ecc != nil {
+			after, err := ecc.ECCStats()
+			if err != nil {
+				return n, fmt.Errorf("mtd: %s: ecc stats: %w", f.name, err)
+			}
+			f.corrected += int64(after.Corrected - before.Corrected)
+			if after.Failed != before.Failed {
+				return n, fmt.Errorf("%w: %s: in %#x..%#x", ErrUncorrectable, f.name, cur, cur+int64(len(chunk)))
+			}
+			before = after
+		}
+		n += m
 	}
 	if n < want {
 		return n, io.EOF

@@ -76,4 +76,14 @@ func (d *chardev) MarkBad(off int64) error {
 	return nil
 }
 
+func (d *chardev) ECCStats() (ECCStats, error) {
+	var st unix.MtdEccStats
+	if _, err := ioctl(d.f.Fd(), unix.ECCGETSTATS, unsafe.Pointer(&st)); err != nil {
+		return ECCStats{}, fmt.Errorf("ECCGETSTATS: %w", err)
+	}
+	return ECCStats{Corrected: st.Corrected, Failed: st.Failed, BadBlocks: st.Badblocks}, nil
+}
+
+var _ ECCStater = (*chardev)(nil)
+
 func (d *chardev) Close() error { return d.f.Close() }

@@ -84,7 +84,8 @@ func TestRealKernelMTDUnderQEMU(t *testing.T) {
 	}
 	for _, want := range []string{
 		"selftest: linux/arm ",
-		`msg="bad blocks before" offsets=[262144]`, // nandsim's badblocks=10
+		`msg="ecc stats" corrected=0 failed=0 bad_blocks=1`, // ECCGETSTATS
+		`msg="bad blocks before" offsets=[262144]`,          // nandsim's badblocks=10
 		`msg="bad-block marking: ok" block=131072`,
 		// Logical block 1 skips the marked block 1 and the factory bad block 2.
 		`msg="slot across a bad block: ok" logical_block_1_at=393216`,

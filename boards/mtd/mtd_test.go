@@ -332,3 +332,33 @@ func isPrintable(s string) bool {
 	}
 	return true
 }
+
+func TestUncorrectableReadIsAnError(t *testing.T) {
+	chip := newNAND(t, 4, 1)
+	f, err := mtd.New(chip, "rootfs_a", mtd.WithSize(2*es))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Logical block 1 is physical block 2.
+	chip.Rot(2*es+3*page, false)
+	p := make([]byte, 2*es)
+	if _, err := f.ReadAt(p, 0); err != nil {
+		t.Fatalf("ReadAt with a corrected bitflip = %v, want nil", err)
+	}
+	if got := f.Corrected(); got != 1 {
+		t.Errorf("Corrected() = %d, want 1", got)
+	}
+	chip.Rot(2*es+5*page, true)
+	if _, err := f.ReadAt(p[:page], es+5*page); !errors.Is(err, mtd.ErrUncorrectable) {
+		t.Errorf("ReadAt of an uncorrectable page = %v, want ErrUncorrectable", err)
+	}
+	if _, err := f.ReadAt(p[:es], 0); err != nil {
+		t.Errorf("ReadAt of block 0 = %v, want nil", err)
+	}
+	if err := f.Erase(es, es); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ReadAt(p[:es], es); err != nil {
+		t.Errorf("ReadAt after erase = %v, want nil", err)
+	}
+}

@@ -36,6 +36,13 @@ func Run(dev mtd.Device, log *slog.Logger) error {
 	if info.EraseSize <= 0 || info.Size/max(info.EraseSize, 1) < MinBlocks {
 		return fmt.Errorf("%w: need %d erase blocks, have size %d erase %d", ErrCheck, MinBlocks, info.Size, info.EraseSize)
 	}
+	if ecc, ok := dev.(mtd.ECCStater); ok {
+		st, err := ecc.ECCStats()
+		if err != nil {
+			return fmt.Errorf("%w: ECCGETSTATS: %w", ErrCheck, err)
+		}
+		log.Info("ecc stats", slog.Any("corrected", st.Corrected), slog.Any("failed", st.Failed), slog.Any("bad_blocks", st.BadBlocks))
+	}
 	whole, err := mtd.New(dev, "smoke")
 	if err != nil {
 		return fmt.Errorf("mtdsmoketest: open whole: %w", err)

@@ -30,16 +30,21 @@ type Chip struct {
 	mu         sync.Mutex
 	info       mtd.Info
 	data       []byte
-	programmed []bool // per page (NAND)
-	bad        []bool // per block: the OOB bad-block marker
-	failErase  []bool // per block: the next erase fails with EIO
-	failProg   []bool // per block: the next program fails with EIO
-	Erases     []int  // per block
-	Programs   []int  // per block (pages)
+	programmed []bool         // per page (NAND)
+	bad        []bool         // per block: the OOB bad-block marker
+	failErase  []bool         // per block: the next erase fails with EIO
+	failProg   []bool         // per block: the next program fails with EIO
+	rot        map[int64]bool // page -> true: uncorrectable, false: bitflip the ECC corrects
+	ecc        mtd.ECCStats
+	Erases     []int // per block
+	Programs   []int // per block (pages)
 	closed     bool
 }
 
-var _ mtd.Device = (*Chip)(nil)
+var (
+	_ mtd.Device    = (*Chip)(nil)
+	_ mtd.ECCStater = (*Chip)(nil)
+)
 
 // NewNAND returns an erased SLC NAND of size bytes, with the given erase
 // block, page and OOB sizes, and the listed blocks marked bad at the factory.
@@ -94,6 +99,18 @@ func (c *Chip) Bytes() []byte {
 
 func (c *Chip) Info() (mtd.Info, error) { return c.info, nil }
 
+// Rot makes reads of the page at off meet a bitflip: one the ECC corrects,
+// or an uncorrectable error, which the kernel's read() does not report: only
+// the ECC counters show it (ECCGETSTATS). An erase of the block heals it.
+func (c *Chip) Rot(off int64, uncorrectable bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rot == nil {
+		c.rot = map[int64]bool{}
+	}
+	c.rot[off/c.info.WriteSize] = uncorrectable
+}
+
 func (c *Chip) ReadAt(p []byte, off int64) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -101,7 +118,25 @@ func (c *Chip) ReadAt(p []byte, off int64) (int, error) {
 		return 0, syscall.EINVAL
 	}
 	n := copy(p, c.data[off:])
+	if n > 0 {
+		for pg := off / c.info.WriteSize; pg <= (off+int64(n)-1)/c.info.WriteSize; pg++ {
+			if bad, ok := c.rot[pg]; ok {
+				if bad {
+					c.ecc.Failed++
+				} else {
+					c.ecc.Corrected++
+				}
+			}
+		}
+	}
 	return n, nil
+}
+
+// ECCStats reports the ECC counters, as ECCGETSTATS does.
+func (c *Chip) ECCStats() (mtd.ECCStats, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ecc, nil
 }
 
 func (c *Chip) WriteAt(p []byte, off int64) (int, error) {
@@ -161,6 +196,7 @@ func (c *Chip) Erase(off, n int64) error {
 		}
 		for pg := b * es / c.info.WriteSize; pg < (b+1)*es/c.info.WriteSize; pg++ {
 			c.programmed[pg] = false
+			delete(c.rot, pg)
 		}
 		c.Erases[b]++
 	}
