@@ -156,7 +156,7 @@ func TestFirmwareCorruptChunkIsResent(t *testing.T) {
 }
 
 func TestFirmwareLostAnswerSettledByQuery(t *testing.T) {
-	m, sim := open(t, modem.Config{Timeout: 300 * time.Millisecond})
+	m, sim := open(t, modem.Config{Timeout: 500 * time.Millisecond})
 	img := image("R5", 5<<10)
 	sim.Once("AT+FWDATA=3072,*").Lost()
 	u := modem.NewATUpdater(m, modem.UpdaterConfig{})

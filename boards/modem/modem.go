@@ -312,6 +312,15 @@ func (m *Modem) Command(ctx context.Context, cmd string) ([]string, error) {
 	return m.exec(ctx, cmd, "", nil, 0)
 }
 
+// CommandTimeout is Command with its own timeout, for the commands that
+// take long by nature (AT+COPS=? scans for minutes).
+func (m *Modem) CommandTimeout(ctx context.Context, cmd string, timeout time.Duration) ([]string, error) {
+	if timeout <= 0 {
+		timeout = m.cfg.Timeout
+	}
+	return m.exec(ctx, cmd, "", nil, timeout)
+}
+
 func checkCommand(cmd string) error {
 	if len(cmd) < 2 || len(cmd) > MaxLine || !strings.EqualFold(cmd[:2], "AT") {
 		return fmt.Errorf("%w: %q", ErrBadCommand, cmd)

@@ -245,14 +245,21 @@ func TestSlowAnswerWithinTimeout(t *testing.T) {
 	if err != nil || v != modemtest.DefaultRevision {
 		t.Errorf("FirmwareVersion = %q, %v", v, err)
 	}
+	// A command that takes longer than the default gets its own timeout.
+	m2, sim2 := open(t, modem.Config{Timeout: 300 * time.Millisecond})
+	sim2.Once("AT+CGMM").Delay(800 * time.Millisecond)
+	got, err := m2.CommandTimeout(ctx(t), "AT+CGMM", 5*time.Second)
+	if err != nil || len(got) != 1 || got[0] != modemtest.DefaultModel {
+		t.Errorf("CommandTimeout(AT+CGMM) = %q, %v", got, err)
+	}
 }
 
 func TestTimeoutThenResync(t *testing.T) {
 	u := newURCs()
-	m, sim := open(t, modem.Config{Timeout: 200 * time.Millisecond, OnURC: u.handle})
+	m, sim := open(t, modem.Config{Timeout: 500 * time.Millisecond, OnURC: u.handle})
 	// The module answers AT+CSQ late, after the driver gave up. Its late
 	// answer must not be taken for the next command's.
-	sim.Once("AT+CSQ").Delay(600*time.Millisecond).Reply("+CSQ: 1,1", "OK")
+	sim.Once("AT+CSQ").Delay(1500*time.Millisecond).Reply("+CSQ: 1,1", "OK")
 	_, err := m.Signal(ctx(t))
 	if !errors.Is(err, modem.ErrTimeout) {
 		t.Fatalf("Signal = %v, want ErrTimeout", err)
@@ -269,7 +276,7 @@ func TestTimeoutThenResync(t *testing.T) {
 }
 
 func TestLostCommandThenResync(t *testing.T) {
-	m, sim := open(t, modem.Config{Timeout: 200 * time.Millisecond})
+	m, sim := open(t, modem.Config{Timeout: 500 * time.Millisecond})
 	sim.Once("AT+CGMR").Silent()
 	if _, err := m.FirmwareVersion(ctx(t)); !errors.Is(err, modem.ErrTimeout) {
 		t.Fatalf("FirmwareVersion = %v, want ErrTimeout", err)
