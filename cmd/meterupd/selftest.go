@@ -32,7 +32,7 @@ const (
 func init() {
 	register(&command{
 		name:  "selftest",
-		usage: "[--mtd-dev mtdN]... [--init] — check this binary on this CPU (and an MTD device: destroys it)",
+		usage: "[--mtd-dev mtdN]... [--init] check this binary on this CPU (an MTD device given is erased: scratch only)",
 		run:   cmdSelftest,
 	})
 }
