@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -249,4 +250,50 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestRealUBootTrialRunsOut boots real U-Boot again and again on one
+// environment: the agent arms a trial of B with 2 attempts while A runs
+// and B never confirms. This U-Boot cannot save to QEMU's flash, so after
+// each boot the host stores the counters the script printed, as its save
+// would have. B is tried twice, then A, whose attempts run out too, then F.
+func TestRealUBootTrialRunsOut(t *testing.T) {
+	script := compileScript(t)
+	arm := hw.BootState{Order: []hw.Slot{hw.SlotB, hw.SlotA}, Left: map[hw.Slot]int{hw.SlotB: 2, hw.SlotA: 1}}
+	flash := flashWithState(t, true, arm, hw.SlotA)
+	store, err := ubootenv.Open(ubootenv.Config{Copies: []ubootenv.Location{{Device: flash, Size: qemuEnvSize}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for boot := 0; boot < 5; boot++ {
+		out := runUBoot(t, flash, script, false)
+		b := booting.FindStringSubmatch(out)
+		if b == nil {
+			t.Fatalf("boot %d: no decision in:\n%s", boot, tail(out, 12))
+		}
+		got = append(got, b[1])
+		m := trying.FindStringSubmatch(out)
+		if m == nil {
+			break // F by exhaustion: nothing to save
+		}
+		err := store.Update(func(e ubootenv.Env) error {
+			e[VarLeftPrefix+"A"], e[VarLeftPrefix+"B"], e[VarBootCount] = m[2], m[3], m[5]
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"B", "B", "A", "F"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("boots = %v, want %v", got, want)
+	}
+	env, err := store.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env[VarBootCount] != "3" || env[VarBootLimit] != "2" || env[VarUpgradeAvailable] != "1" {
+		t.Errorf("bootcount=%s bootlimit=%s upgrade_available=%s, want 3, 2, 1 (bootcount > bootlimit: U-Boot's altboot condition)",
+			env[VarBootCount], env[VarBootLimit], env[VarUpgradeAvailable])
+	}
 }
