@@ -178,3 +178,16 @@ func TestChoose(t *testing.T) {
 		})
 	}
 }
+
+func TestProtected(t *testing.T) {
+	env := Env{FlagsVar: "ethaddr:mo,serial#:sr,bootdelay:dw,odd,:x,boot:sa", "ethaddr": "02:00:00:00:00:01", "serial#": "42", "bootdelay": "1", "boot": "x"}
+	for name, want := range map[string]bool{"ethaddr": true, "serial#": true, "bootdelay": false, "boot": false, "nosuch": false} {
+		if got := Protected(env, name); got != want {
+			t.Errorf("Protected(%q) = %v, want %v", name, got, want)
+		}
+	}
+	delete(env, "ethaddr")
+	if Protected(env, "ethaddr") {
+		t.Errorf("Protected(unset write-once variable) = true, want false")
+	}
+}

@@ -168,6 +168,9 @@ func envSet(env *cmdEnv, args []string) error {
 		changed := false
 		for _, c := range changes {
 			old, had := vars[c.name]
+			if ubootenv.Protected(vars, c.name) && (c.del || old != c.value) {
+				return fmt.Errorf("env set: %s is read-only or write-once (%s)", c.name, ubootenv.FlagsVar)
+			}
 			switch {
 			case c.del && had:
 				delete(vars, c.name)

@@ -69,13 +69,15 @@ func TestEnvPrintAndSet(t *testing.T) {
 }
 
 func TestEnvSetBadInputChangesNothing(t *testing.T) {
-	img, cfg := envFixture(t, ubootenv.Env{"a": "1"})
+	img, cfg := envFixture(t, ubootenv.Env{"a": "1", "ethaddr": "02:00:00:00:00:01", ".flags": "ethaddr:mo"})
 	before, _ := os.ReadFile(img)
 	for _, args := range [][]string{
 		{"set", "-c", cfg},
 		{"set", "-c", cfg, "novalue"},
 		{"set", "-c", cfg, "=x"},
 		{"set", "-c", cfg, "big=" + strings.Repeat("x", 0x1000)},
+		{"set", "-c", cfg, "a=2", "ethaddr=02:00:00:00:00:02"}, // write-once
+		{"set", "-c", cfg, "ethaddr="},
 		{"set", "-c", cfg, "a=1"}, // no change: no write
 		{"frobnicate"},
 		{},
