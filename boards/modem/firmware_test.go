@@ -40,7 +40,15 @@ func fwData(sim *modemtest.Modem) []string {
 }
 
 func TestFirmwareUpdateOverAT(t *testing.T) {
-	m, sim := open(t, modem.Config{})
+	for _, echo := range []bool{false, true} {
+		t.Run(map[bool]string{false: "echo-off", true: "echo-on"}[echo], func(t *testing.T) {
+			testFirmwareUpdate(t, echo)
+		})
+	}
+}
+
+func testFirmwareUpdate(t *testing.T, echo bool) {
+	m, sim := open(t, modem.Config{Echo: echo})
 	img := image("BG95M3LAR02A04", 40<<10+123)
 	var last int64
 	u := modem.NewATUpdater(m, modem.UpdaterConfig{Progress: func(done, total int64) { last = done }})

@@ -59,8 +59,9 @@ type Config struct {
 	// default Init turns it off (ATE0). The driver copes with either.
 	Echo bool
 	// OnURC receives unsolicited result codes, one at a time, on a
-	// goroutine of the Modem; it may call the Modem's methods. Codes that
-	// arrive while it is busy are queued (up to 32, then dropped).
+	// goroutine of the Modem; it may call the Modem's methods except
+	// Close. Codes that arrive while it is busy are queued (up to 32, then
+	// dropped).
 	OnURC func(URC)
 	// Baud is the UART speed (default DefaultBaud); Open sets the port to
 	// it and the firmware transfer budgets each chunk's time on the wire
