@@ -60,9 +60,10 @@
 //   - A program or erase error, or a read-back mismatch (a bad block, a
 //     silent program failure), makes the commit try the next areas, once
 //     each; when none works, Commit fails with ErrNoArea and the previous
-//     record is still the newest. A record that failed verification is
-//     overwritten with zeros where the flash allows it, and its sequence
-//     number is never reused, so it cannot later outrank a good record.
+//     record is still the newest in memory. A record that failed its
+//     read-back may still read valid after a reboot, exactly as after a power
+//     cut between its program and Commit's return; its sequence number is
+//     never reused, so no two different records share one.
 //   - Open never writes. An erased partition is ErrEmpty, data without our
 //     magic is ErrForeign, our magic without a valid record is ErrCorrupt,
 //     a newer format is ErrNewerVersion: each is reported and the partition

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"math/bits"
 	"sort"
 
 	"github.com/fxamacker/cbor/v2"
@@ -127,7 +128,7 @@ type Record struct {
 // Stats counts the journal's flash operations since Open or Format.
 type Stats struct {
 	Erases   int64 // erase blocks erased
-	Programs int64 // WriteAt calls (one per record, plus invalidations)
+	Programs int64 // records programmed (WriteAt calls)
 	Commits  int64 // successful commits
 	// TornRecords counts areas whose log ended in a torn or invalid record
 	// when the journal was opened.
@@ -262,6 +263,9 @@ func parseHeader(b []byte) (header, headerKind) {
 		return header{}, hdrErased
 	}
 	if !bytes.Equal(b[0:4], magic[:]) {
+		if nearMagic(b[0:4]) {
+			return header{}, hdrTorn
+		}
 		return header{}, hdrForeign
 	}
 	if crc32.Checksum(b[:28], castagnoli) != binary.LittleEndian.Uint32(b[28:]) {
@@ -281,6 +285,19 @@ func parseHeader(b []byte) (header, headerKind) {
 		return h, hdrTorn
 	}
 	return h, hdrValid
+}
+
+// nearMagic reports whether m is our magic damaged the ways flash damages
+// it: a torn program (some bits still erased, so m has every bit of the
+// magic set) or a few flipped bits. Such a header is a torn record of ours,
+// not foreign data.
+func nearMagic(m []byte) bool {
+	torn, flipped := true, 0
+	for i := range magic {
+		torn = torn && m[i]&magic[i] == magic[i]
+		flipped += bits.OnesCount8(m[i] ^ magic[i])
+	}
+	return (torn && !isErased(m)) || flipped <= 2
 }
 
 func isErased(b []byte) bool {
@@ -543,8 +560,12 @@ func (j *Journal) Stats() Stats { return j.stats }
 
 // Commit appends v as the next record. It is atomic: after a power cut at
 // any point, Open finds either the previous record or this one as the
-// newest. On error the previous record is still the newest, in memory and on
-// flash.
+// newest. On error the journal still holds the previous record (Load, Seq)
+// and the next Commit works from it. On flash the previous record stays the
+// newest, except that a record whose program was interrupted or failed its
+// read-back may still be found by the next Open, exactly as after a power cut
+// at the end of a commit: the caller treats an error like a cut (state
+// written before the side effect, resumed idempotently).
 func (j *Journal) Commit(v any) error {
 	data, err := j.encode(v)
 	if err != nil {
@@ -620,32 +641,18 @@ func (j *Journal) tryWrite(a int, off int64, data []byte) error {
 	}
 	j.stats.Programs++
 	if _, err := j.f.WriteAt(rec, at); err != nil {
-		j.invalidate(at)
 		return fmt.Errorf("journal: program record %d at %d: %w", seq, at, err)
 	}
 	got := make([]byte, len(rec))
 	if err := j.read(got, at); err != nil {
-		j.invalidate(at)
 		return err
 	}
 	if !bytes.Equal(got, rec) {
-		j.invalidate(at)
 		return fmt.Errorf("journal: record %d at %d: read back differs", seq, at)
 	}
 	j.seq, j.data, j.cur, j.end, j.dirty = seq, data, a, off+int64(len(rec)), false
 	j.stats.Commits++
 	return nil
-}
-
-// invalidate clears the first write unit of a failed record so that it can
-// never be taken for a valid one later (programming zeros only clears bits).
-// Best effort: a NAND page cannot be reprogrammed, and then the CRC is what
-// rejects the record.
-func (j *Journal) invalidate(at int64) {
-	z := make([]byte, j.g.pad(HeaderSize))
-	if _, err := j.f.WriteAt(z, at); err == nil {
-		j.stats.Programs++
-	}
 }
 
 // Records returns every valid record still on flash, oldest first. It reads

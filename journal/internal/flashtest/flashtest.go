@@ -13,7 +13,8 @@
 //     leaves a prefix written and one byte with only some of its bits
 //     cleared; an erase leaves a prefix erased and one byte half erased), or
 //     garbage (the operation's range is filled with random bytes, as an
-//     unsynced write can be on a block device). After a cut every call fails
+//     unsynced write can be on a block device), or out of order (a random
+//     subset of the write units, or erase blocks, is done). After a cut every call fails
 //     with ErrPowerCut until PowerOn.
 //   - I/O errors at operation k, once or from k on (persistent).
 //   - bad blocks: program error, erase error, silent program no-op, silent
@@ -41,6 +42,7 @@ const (
 	CutAfter                  // the operation completes, then power is lost
 	CutTorn                   // the operation is partly done
 	CutGarbage                // the operation's range is filled with random bytes
+	CutOOO                    // out of order: a random subset of write units (or blocks) is done
 )
 
 func (m CutMode) String() string {
@@ -53,6 +55,8 @@ func (m CutMode) String() string {
 		return "torn"
 	case CutGarbage:
 		return "garbage"
+	case CutOOO:
+		return "ooo"
 	}
 	return fmt.Sprintf("CutMode(%d)", int(m))
 }
@@ -95,6 +99,10 @@ type Flash struct {
 	// calls (an erase of n blocks counts n), ProgramBytes the bytes
 	// programmed.
 	Programs, Erases, ProgramBytes int64
+	// Violations counts calls that broke a flash rule (misaligned, or
+	// programming over unerased bytes). A real part may accept such a call
+	// and corrupt data silently; tests assert it stays 0.
+	Violations int
 }
 
 var _ hw.Flash = (*Flash)(nil)
@@ -214,17 +222,20 @@ func (f *Flash) WriteAt(p []byte, off int64) (int, error) {
 	}
 	n := int64(len(p))
 	if off < 0 || off%f.writeSize != 0 || n%f.writeSize != 0 || off+n > int64(len(f.mem)) || off+n < off {
+		f.Violations++
 		return 0, fmt.Errorf("flashtest: program %d bytes at %d: %w", n, off, hw.ErrAlignment)
 	}
 	for i := int64(0); i < n; i++ {
 		old := f.mem[off+i]
 		if old&p[i] != p[i] {
+			f.Violations++
 			return 0, fmt.Errorf("flashtest: program at %d: %w", off+i, hw.ErrNotErased)
 		}
 	}
 	if f.nand {
 		for i := int64(0); i < n; i++ {
 			if f.mem[off+i] != 0xFF {
+				f.Violations++
 				return 0, fmt.Errorf("flashtest: program page at %d: %w", off+(i/f.writeSize)*f.writeSize, hw.ErrNotErased)
 			}
 		}
@@ -259,6 +270,12 @@ func (f *Flash) WriteAt(p []byte, off int64) (int, error) {
 			for i := int64(0); i < n; i++ {
 				f.mem[off+i] = byte(f.rng.Uint32())
 			}
+		case CutOOO:
+			for u := int64(0); u < n; u += f.writeSize {
+				if f.rng.IntN(2) == 0 {
+					f.program(p[u:u+f.writeSize], off+u)
+				}
+			}
 		}
 		return 0, ErrPowerCut
 	}
@@ -284,6 +301,7 @@ func (f *Flash) Erase(off, n int64) error {
 		return ErrPowerCut
 	}
 	if off < 0 || n < 0 || off%f.eraseSize != 0 || n%f.eraseSize != 0 || off+n > int64(len(f.mem)) || off+n < off {
+		f.Violations++
 		return fmt.Errorf("flashtest: erase %d bytes at %d: %w", n, off, hw.ErrAlignment)
 	}
 	for b := off / f.eraseSize; b < (off+n)/f.eraseSize; b++ {
@@ -313,6 +331,12 @@ func (f *Flash) Erase(off, n int64) error {
 		case CutGarbage:
 			for i := int64(0); i < n; i++ {
 				f.mem[off+i] = byte(f.rng.Uint32())
+			}
+		case CutOOO:
+			for b := off; b < off+n; b += f.eraseSize {
+				if f.rng.IntN(2) == 0 {
+					f.erase(b, f.eraseSize)
+				}
 			}
 		}
 		return ErrPowerCut
