@@ -75,7 +75,8 @@ type Modem struct {
 // Start opens a pseudo-terminal pair and runs a simulated module on its
 // master side until the test ends. path is the slave's device path, which
 // the code under test opens like a UART. On systems without Linux
-// pseudo-terminals the test is skipped.
+// pseudo-terminals the test is skipped; so it is when /dev/ptmx cannot be
+// opened, except under CI=true, where that fails the test.
 //
 // At the end of the test, expectations (Expect, Once) that were never met
 // fail it.
@@ -86,7 +87,12 @@ func Start(t testing.TB) (path string, m *Modem) {
 		t.Skip("modemtest: needs Linux pseudo-terminals")
 	}
 	if err != nil {
-		t.Fatalf("modemtest: %v", err)
+		// Some sandboxes mount devpts without a usable ptmx. CI must
+		// have one: never pass there by skipping.
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("modemtest: %v", err)
+		}
+		t.Skipf("modemtest: no pseudo-terminal: %v", err)
 	}
 	m = &Modem{
 		t: t, master: master, path: slave, slaveFD: slaveFD,
