@@ -99,6 +99,9 @@ func parseEnvelope(envelope []byte) (*cose.Sign1Message, error) {
 	if err := envMode.Wellformed(envelope); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedSignature, err)
 	}
+	if err := minimalEnvelope(envelope); err != nil {
+		return nil, err
+	}
 	var msg cose.Sign1Message
 	if err := msg.UnmarshalCBOR(envelope); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedSignature, err)
@@ -145,4 +148,31 @@ func verifyEnvelope(envelope []byte, keys *Keyring) (payload, kid []byte, err er
 		return nil, nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	return msg.Payload, kid, nil
+}
+
+// minimalEnvelope refuses non-minimal length encodings of the byte strings
+// of a COSE_Sign1 (protected header, payload, signature). go-cose rebuilds
+// the bstr header of the protected header before verifying, so a
+// non-minimal one would verify: one message, several encodings. We accept
+// only the one the signer produced.
+func minimalEnvelope(envelope []byte) error {
+	var tag cbor.RawTag
+	if err := envMode.Unmarshal(envelope, &tag); err != nil || tag.Number != 18 {
+		return fmt.Errorf("%w: not a tagged COSE_Sign1", ErrMalformedSignature)
+	}
+	var parts []cbor.RawMessage
+	if err := envMode.Unmarshal(tag.Content, &parts); err != nil || len(parts) != 4 {
+		return fmt.Errorf("%w: COSE_Sign1 is not an array of 4", ErrMalformedSignature)
+	}
+	for _, i := range []int{0, 2, 3} {
+		var b []byte
+		if err := envMode.Unmarshal(parts[i], &b); err != nil {
+			return fmt.Errorf("%w: element %d: %v", ErrMalformedSignature, i, err)
+		}
+		canon, err := encMode.Marshal(b)
+		if err != nil || !bytes.Equal(canon, parts[i]) {
+			return fmt.Errorf("%w: element %d is not minimally encoded", ErrMalformedSignature, i)
+		}
+	}
+	return nil
 }

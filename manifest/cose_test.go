@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rand"
 	"errors"
@@ -91,6 +92,17 @@ func TestVerifyRejects(t *testing.T) {
 	indef[1] = 0x9f
 	indef = append(indef, 0xff)
 
+	// The protected header's bstr length in a non-minimal form (0x58 n
+	// instead of 0x40+n): go-cose would normalise it and verify.
+	nonMinimal := func() []byte {
+		if good[1] != 0x84 || good[2] < 0x40 || good[2] > 0x57 {
+			t.Fatalf("unexpected envelope prefix % x", good[:4])
+		}
+		return append([]byte{good[0], good[1], 0x58, good[2] - 0x40}, good[3:]...)
+	}()
+	if !bytes.Equal(nonMinimal[4:], good[3:]) {
+		t.Fatal("non-minimal envelope built wrong")
+	}
 	for _, tc := range []struct {
 		name string
 		env  []byte
@@ -110,6 +122,7 @@ func TestVerifyRejects(t *testing.T) {
 		{"trailing bytes", append(append([]byte(nil), good...), 0x00), ring(t, ed), ErrMalformedSignature},
 		{"indefinite length", indef, ring(t, ed), ErrMalformedSignature},
 		{"untagged", good[1:], ring(t, ed), ErrMalformedSignature},
+		{"non-minimal protected length", nonMinimal, ring(t, ed), ErrMalformedSignature},
 		{"too large", make([]byte, MaxManifestSize+1), ring(t, ed), ErrTooLarge},
 		{"truncated", good[:len(good)-1], ring(t, ed), ErrMalformedSignature},
 	} {
