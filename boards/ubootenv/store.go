@@ -46,9 +46,11 @@ type Store struct {
 	style   FlagStyle
 	log     *slog.Logger
 	closers []io.Closer // flashes Open opened
+	lock    string      // flock file shared with fw_setenv; "" none
 }
 
 type options struct {
+	lock      string
 	style     *FlagStyle
 	log       *slog.Logger
 	openFlash func(device string) (hw.Flash, error)
@@ -61,6 +63,16 @@ type Option func(*options)
 // style follows the storage, as U-Boot's build does: ActiveObsolete on NOR
 // flash (write unit 1 byte), Counter on NAND, block devices and files.
 func WithFlagStyle(s FlagStyle) Option { return func(o *options) { o.style = &s } }
+
+// DefaultLockPath is the lock file of libubootenv's fw_printenv and
+// fw_setenv.
+const DefaultLockPath = "/var/lock/fw_printenv.lock"
+
+// WithLockFile makes every Load, Save and Update hold an exclusive flock
+// on path (DefaultLockPath to exclude fw_setenv), so two writers cannot
+// both write over the same old copy and lose one update. Without it the
+// Store only serializes its own callers.
+func WithLockFile(path string) Option { return func(o *options) { o.lock = path } }
 
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
@@ -143,7 +155,7 @@ func Open(cfg Config, opts ...Option) (*Store, error) {
 	if o.style != nil {
 		style = *o.style
 	}
-	return &Store{copies: files, size: int(size), style: style, log: o.log}, nil
+	return &Store{copies: files, size: int(size), style: style, log: o.log, lock: o.lock}, nil
 }
 
 // FlashCopy is one copy on a flash partition.
@@ -168,7 +180,7 @@ func NewFlash(size int64, copies []FlashCopy, opts ...Option) (*Store, error) {
 	if len(copies) == 0 || len(copies) > 2 {
 		return nil, fmt.Errorf("%w: %d copies", ErrGeometry, len(copies))
 	}
-	s := &Store{size: int(size), log: o.log}
+	s := &Store{size: int(size), log: o.log, lock: o.lock}
 	var areas []*flashArea
 	for i, c := range copies {
 		f := c.Flash
@@ -231,6 +243,23 @@ func (s *Store) FlagStyle() FlagStyle { return s.style }
 // Size is the size of one copy in bytes.
 func (s *Store) Size() int { return s.size }
 
+// acquire locks the Store, and the lock file if there is one.
+func (s *Store) acquire() (func(), error) {
+	s.mu.Lock()
+	if s.lock == "" {
+		return s.mu.Unlock, nil
+	}
+	unlock, ok, err := lockFile(s.lock)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	if !ok {
+		s.log.Debug("environment lock file unavailable, going on without it", slog.String("path", s.lock))
+	}
+	return func() { unlock(); s.mu.Unlock() }, nil
+}
+
 // state is what reading the copies found.
 type state struct {
 	bufs    [][]byte
@@ -265,8 +294,11 @@ func (s *Store) readState() state {
 // (wrapping read errors, if any): the caller must not mistake U-Boot's
 // default environment for what is stored.
 func (s *Store) Load() (Env, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	env, _, err := s.load()
 	return env, err
 }
@@ -303,8 +335,11 @@ func wrapErrs(errs []error) error {
 // cut at any point leaves the old or the new environment loadable. With
 // one copy a cut can lose the environment (U-Boot then uses its default).
 func (s *Store) Save(env Env) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	return s.save(env, s.readState())
 }
 
@@ -346,8 +381,11 @@ func (s *Store) save(env Env, st state) error {
 // nothing: writing a fresh environment would drop U-Boot's own variables
 // (bootcmd) and could select an unverified slot.
 func (s *Store) Update(fn func(Env) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	env, st, err := s.load()
 	if err != nil {
 		return err

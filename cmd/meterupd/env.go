@@ -51,13 +51,14 @@ func envParseFlags(fs *flag.FlagSet, args []string) error {
 }
 
 // openEnv opens the environment the config file describes; MTD devices go
-// through the MTD driver.
+// through the MTD driver. It takes fw_setenv's lock file, so the two
+// never write over the same copy at once.
 func openEnv(path string) (*ubootenv.Store, error) {
 	cfg, err := ubootenv.ReadConfig(path)
 	if err != nil {
 		return nil, err
 	}
-	return ubootenv.Open(cfg, ubootenv.WithFlashOpener(func(dev string) (hw.Flash, error) {
+	return ubootenv.Open(cfg, ubootenv.WithLockFile(ubootenv.DefaultLockPath), ubootenv.WithFlashOpener(func(dev string) (hw.Flash, error) {
 		d, err := mtd.OpenDevice(dev, false)
 		if err != nil {
 			return nil, err
