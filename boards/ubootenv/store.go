@@ -37,8 +37,8 @@ type area interface {
 }
 
 // Store is the environment on its storage: one copy, or two redundant
-// copies. It is safe for concurrent use within one process; it does not
-// lock against other processes (fw_setenv).
+// copies. It is safe for concurrent use within one process; with
+// WithLockFile it also excludes fw_printenv/fw_setenv.
 type Store struct {
 	mu      sync.Mutex
 	copies  []area
