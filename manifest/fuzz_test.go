@@ -146,3 +146,41 @@ func FuzzOpenPackage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseKeyringPEM: the persisted keyring parser fails cleanly or
+// yields a ring that round-trips through MarshalPEM.
+func FuzzParseKeyringPEM(f *testing.F) {
+	paths, _ := filepath.Glob(filepath.Join("..", "testdata", "keys", "*.pem"))
+	var all []byte
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		all = append(all, b...)
+	}
+	f.Add(all)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		k, err := ParseKeyringPEM(data)
+		if err != nil {
+			if k != nil || !typed(err) {
+				t.Fatalf("ParseKeyringPEM = %v, %v: want nil and a typed error", k, err)
+			}
+			return
+		}
+		b, err := k.MarshalPEM()
+		if err != nil {
+			t.Fatalf("MarshalPEM = %v", err)
+		}
+		k2, err := ParseKeyringPEM(b)
+		if err != nil || k2.Len() != k.Len() {
+			t.Fatalf("round trip: %v, %d keys, want %d", err, k2.Len(), k.Len())
+		}
+		for _, key := range k.Keys() {
+			if _, ok := k2.Lookup(key.ID); !ok {
+				t.Fatalf("round trip lost key %x", key.ID)
+			}
+		}
+	})
+}
