@@ -70,6 +70,9 @@ func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
 			return fmt.Errorf("%w: the image has %d bytes, the request says %d", ErrBadRequest, st.Size(), it.Size)
 		}
 	}
+	if it.Kind == Delta && it.Size == 0 {
+		it.Size = f.Size() // the patch declares the size; the slot bounds it
+	}
 	if it.Size <= 0 || it.Size > f.Size() {
 		return fmt.Errorf("%w: %d bytes, slot %s holds %d", ErrTooLarge, it.Size, target, f.Size())
 	}
@@ -90,6 +93,28 @@ func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
 	}
 	it.Payloads = stored
 	it.SHA256 = strings.ToLower(it.SHA256)
+	if it.Kind == Delta && it.SourceSHA256 != "" {
+		// A delta applies to one exact source: the running set.
+		src, err := a.b.Slot(booted)
+		if err != nil {
+			return err
+		}
+		size := it.SourceSize
+		if size == 0 {
+			size = a.rec.slot(booted).Size
+		}
+		sum, err := slots.Hash(src, size)
+		if err != nil {
+			return err
+		}
+		if got := hex.EncodeToString(sum[:]); got != strings.ToLower(it.SourceSHA256) {
+			return fmt.Errorf("%w: the delta was made from a set with SHA-256 %s, the running set %s has %s", ErrDigest, it.SourceSHA256, booted, got)
+		}
+		it.SourceSize = size
+	}
+	if it.Kind == Delta && it.SourceSize == 0 {
+		it.SourceSize = a.rec.slot(booted).Size
+	}
 
 	r := a.rec.clone()
 	r.Update = &Update{ID: req.ID, Phase: Downloaded, Target: target, From: booted, Item: it, Activate: req.Activate}
@@ -209,6 +234,9 @@ func (a *Agent) install(ctx context.Context, r *Record) error {
 	if err != nil {
 		return fmt.Errorf("agent: slot %s: %w", u.Target, err)
 	}
+	if u.Item.Kind == Delta {
+		return a.installDelta(ctx, r, f)
+	}
 	src, err := a.openSource(u.Item)
 	if err != nil {
 		return a.abandon(r, fmt.Sprintf("the payload cannot be read from the package store: %v", err))
@@ -240,6 +268,15 @@ func (a *Agent) install(ctx context.Context, r *Record) error {
 		r = next
 		u = r.Update
 	}
+	return a.verifyInstalled(r, f)
+}
+
+// verifyInstalled hashes the image in flash and compares it with the
+// item's digest: what is armed is what was verified, read back from the
+// slot itself.
+func (a *Agent) verifyInstalled(r *Record, f hw.Flash) error {
+	u := r.Update
+	size := u.Item.Size
 	sum, err := slots.Hash(f, size)
 	if err != nil {
 		return err

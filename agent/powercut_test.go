@@ -27,6 +27,7 @@ import (
 	"meterupd/agent"
 	"meterupd/boards/hw"
 	"meterupd/boards/sim"
+	"meterupd/delta"
 	"meterupd/slots"
 )
 
@@ -38,6 +39,8 @@ const (
 type pcScenario struct {
 	name  string
 	marks []string         // marks of the new image
+	delta bool             // delivered as a node-format delta from v1
+	modes []string         // cut modes to run; nil: all four
 	want  agent.ResultCode // the outcome of an uninterrupted run
 	slot  hw.Slot          // the slot running at the end
 }
@@ -45,6 +48,9 @@ type pcScenario struct {
 var pcScenarios = []pcScenario{
 	{name: "commit", want: agent.Committed, slot: hw.SlotB},
 	{name: "rollback", marks: []string{sim.MarkUnhealthy}, want: agent.RolledBack, slot: hw.SlotA},
+	// The delta path shares every step but the writer with "commit"; it
+	// runs the harshest mode only, to keep the suite within minutes.
+	{name: "delta-commit", delta: true, modes: []string{"torn"}, want: agent.Committed, slot: hw.SlotB},
 }
 
 // pcNode is a provisioned sim node saved as a template.
@@ -52,6 +58,8 @@ type pcNode struct {
 	dir    string // template state directory
 	img    []byte // the new image
 	sha    string
+	v1sha  string
+	delta  bool
 	common [32]byte // digest of the common partition (the readings)
 	f      [32]byte // digest of F
 }
@@ -97,13 +105,22 @@ func newPCNode(t testing.TB, sc pcScenario) *pcNode {
 		t.Fatal(err)
 	}
 	b.Close()
-	n := &pcNode{dir: dir, img: sim.Image(pcImageSize, "2.0.0", sc.marks...)}
+	n := &pcNode{dir: dir, img: sim.Image(pcImageSize, "2.0.0", sc.marks...), delta: sc.delta}
 	sum := sha256.Sum256(n.img)
 	n.sha = hex.EncodeToString(sum[:])
+	sum = sha256.Sum256(v1)
+	n.v1sha = hex.EncodeToString(sum[:])
 	if err := os.MkdirAll(filepath.Join(dir, "store"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "store", "v2.img"), n.img, 0o644); err != nil {
+	payload := n.img
+	if sc.delta {
+		if payload, err = delta.Diff(v1, n.img, delta.FormatNode); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("delta v1→v2: %d bytes for a %d-byte image", len(payload), len(n.img))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "store", "v2.img"), payload, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	n.common = fileSum(t, filepath.Join(dir, "common.bin"))
@@ -219,9 +236,12 @@ func (r *pcRun) run(ctx context.Context) error {
 			if rec.Update == nil && (rec.Last == nil || rec.Last.ID != pcJob) {
 				// The request never reached the journal: the head-end
 				// asks again.
-				err = a.Install(ctx, agent.InstallRequest{ID: pcJob, Activate: true,
-					Item: agent.InstallItem{Kind: agent.FullImage, Version: "2.0.0", SHA256: r.node.sha,
-						Payloads: []string{filepath.Join(r.dir, "store", "v2.img")}}})
+				it := agent.InstallItem{Kind: agent.FullImage, Version: "2.0.0", SHA256: r.node.sha,
+					Payloads: []string{filepath.Join(r.dir, "store", "v2.img")}}
+				if r.node.delta {
+					it.Kind, it.SourceSHA256, it.Size = agent.Delta, r.node.v1sha, pcImageSize
+				}
+				err = a.Install(ctx, agent.InstallRequest{ID: pcJob, Activate: true, Item: it})
 			}
 		}
 		switch {
@@ -336,7 +356,11 @@ func TestPowerCut(t *testing.T) {
 				t.Fatalf("uninterrupted run ended %s, want %s", want.Code, sc.want)
 			}
 			N := clean.ops
-			for _, mode := range []string{"before", "after", "torn", "double"} {
+			modes := sc.modes
+			if modes == nil {
+				modes = []string{"before", "after", "torn", "double"}
+			}
+			for _, mode := range modes {
 				t.Run(mode, func(t *testing.T) {
 					t.Parallel()
 					pcMode(t, n, sc, mode, N)
