@@ -334,7 +334,6 @@ func openChain(src io.ReaderAt, srcSize int64, patches []io.Reader, opt Options)
 			if err != nil {
 				return fail(err)
 			}
-			closers = append(closers, v.dec.close)
 			cur, curARM, prev = v, h.arm(), h
 		default:
 			if !last {
@@ -429,38 +428,32 @@ type nodeStream struct {
 }
 
 func newNodeStream(h *nodeHeader, r io.Reader, src view, hop int) (*nodeStream, error) {
-	dec, err := newFrameDecoder(h, hop)
-	if err != nil {
-		return nil, err
-	}
 	return &nodeStream{
-		h: h, r: r, off: nodeHeaderSize, hop: hop, src: src, dec: dec, chain: h.newSHA,
+		h: h, r: r, off: nodeHeaderSize, hop: hop, src: src, dec: newFrameDecoder(h, hop), chain: h.newSHA,
 		digests: make([]byte, (h.frameSize/h.digestBlock())*digestLen),
 	}, nil
 }
 
 func (s *nodeStream) size() int64 { return s.h.newSize }
-func (s *nodeStream) close() {
-	s.dec.close()
-}
+func (s *nodeStream) close() {}
 
-// readFrame reads frame s.f's header and compressed payload.
-func (s *nodeStream) readFrame() (zoff int64, z []byte, err error) {
+// readFrame reads frame s.f's header and compressed sections.
+func (s *nodeStream) readFrame() (frameLoc, error) {
 	d := s.digests[:s.h.digestCount(s.f)*digestLen]
-	zlen, err := readFrameHeader(s.r, s.h, s.f, d, s.off, s.hop)
+	loc, err := readFrameHeader(s.r, s.h, s.f, d, s.off, s.hop)
 	if err != nil {
-		return 0, nil, err
+		return loc, err
 	}
-	s.off += 4 + int64(len(d))
-	if cap(s.z) < int(zlen) {
-		s.z = make([]byte, zlen)
+	n := loc.zd + loc.zr
+	if int64(cap(s.z)) < n {
+		s.z = make([]byte, n)
 	}
-	if _, err := io.ReadFull(s.r, s.z[:zlen]); err != nil {
-		return 0, nil, frameReadErr(err, s.off, s.hop, s.f)
+	s.z = s.z[:n]
+	if _, err := io.ReadFull(s.r, s.z); err != nil {
+		return loc, frameReadErr(err, loc.off, s.hop, s.f)
 	}
-	zoff = s.off
-	s.off += zlen
-	return zoff, s.z[:zlen], nil
+	s.off = loc.data + n
+	return loc, nil
 }
 
 // skipTo skips the frames before output offset off (a frame start), whose
@@ -470,7 +463,7 @@ func (s *nodeStream) skipTo(off int64, chain [32]byte) error {
 		return fmt.Errorf("%w: restart offset %d is not a frame start", ErrCheckpoint, off)
 	}
 	for s.f < off/s.h.frameSize {
-		if _, _, err := s.readFrame(); err != nil {
+		if _, err := s.readFrame(); err != nil {
 			return err
 		}
 		s.f++
@@ -485,11 +478,11 @@ func (s *nodeStream) next() ([]byte, bool, [32]byte, error) {
 		if s.f == s.h.frames() {
 			return nil, false, [32]byte{}, io.EOF
 		}
-		zoff, z, err := s.readFrame()
+		loc, err := s.readFrame()
 		if err != nil {
 			return nil, false, [32]byte{}, err
 		}
-		if err := s.dec.decode(z, s.f, zoff); err != nil {
+		if err := s.dec.decode(s.z[:loc.zd], s.z[loc.zd:], s.f, loc); err != nil {
 			return nil, false, [32]byte{}, err
 		}
 		if s.buf == nil {

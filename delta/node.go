@@ -1,7 +1,9 @@
 package delta
 
 import (
+	"bufio"
 	"bytes"
+	"compress/bzip2"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -9,7 +11,7 @@ import (
 	"hash/crc32"
 	"io"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz/lzma"
 )
 
 const (
@@ -17,7 +19,11 @@ const (
 	nodeVersion    = 1
 	nodeHeaderSize = 100
 	flagARM        = 1 << 0
-	codecZstd      = 1
+	// codecBzip2LZMA: per frame, the diff bytes as one bzip2 stream, and
+	// the control entries plus extra bytes as one LZMA2 stream with a
+	// 1 MiB dictionary (see the measurements in doc.go).
+	codecBzip2LZMA = 2
+	lzmaDictCap    = 1 << 20
 	digestLen      = 16 // stored bytes of each chained block digest
 
 	// Limits the decoder enforces, whatever a header says.
@@ -27,7 +33,7 @@ const (
 
 	// DefaultFrameSize is the output covered by one independently
 	// compressed frame of a node-format patch.
-	DefaultFrameSize = 256 << 10
+	DefaultFrameSize = 512 << 10
 	// DefaultDigestBlock is the output covered by one chained digest.
 	DefaultDigestBlock = 64 << 10
 )
@@ -55,27 +61,18 @@ func (h *nodeHeader) frameLen(i int64) int64 {
 
 // maxCtrl is the most control entries a frame may have: it bounds the
 // decoder's entry table whatever the patch says.
-func maxCtrl(frameSize int64) int64 { return frameSize/16 + 1 }
+func maxCtrl(frameSize int64) int64 { return frameSize/32 + 1 }
 
 // maxPayload bounds a frame's decoded payload: the output bytes, the
 // control entries (3 varints of at most 10 bytes) and two varints.
 func maxPayload(frameSize int64) int64 { return frameSize + maxCtrl(frameSize)*30 + 20 }
-
-// windowSize is the zstd window that holds a whole frame payload.
-func windowSize(frameSize int64) int64 {
-	w := int64(zstd.MinWindowSize)
-	for w < maxPayload(frameSize) {
-		w <<= 1
-	}
-	return w
-}
 
 func (h *nodeHeader) marshal() {
 	b := h.raw[:]
 	copy(b, nodeMagic)
 	b[8] = nodeVersion
 	b[9] = h.flags
-	b[10] = codecZstd
+	b[10] = codecBzip2LZMA
 	b[11] = h.digestLog
 	binary.LittleEndian.PutUint32(b[12:], uint32(h.frameSize))
 	binary.LittleEndian.PutUint64(b[16:], uint64(h.oldSize))
@@ -98,7 +95,7 @@ func parseNodeHeader(b []byte, maxOut int64) (*nodeHeader, error) {
 		return nil, corrupt(8, "unsupported version %d", b[8])
 	case b[9]&^flagARM != 0:
 		return nil, corrupt(9, "unknown flags %#x", b[9])
-	case b[10] != codecZstd:
+	case b[10] != codecBzip2LZMA:
 		return nil, corrupt(10, "unknown codec %d", b[10])
 	case b[11] < minDigestLog || b[11] > maxDigestLog:
 		return nil, corrupt(11, "digest block 2^%d out of range", b[11])
@@ -206,14 +203,7 @@ func writeNode(old, new, oldT, newT []byte, cs []ctrl, arm bool, frameSize, dige
 	h.newSHA = sha256.Sum256(new)
 	h.marshal()
 
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression),
-		zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(int(windowSize(frameSize))),
-		zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false))
-	if err != nil {
-		return nil, fmt.Errorf("delta: zstd writer: %w", err)
-	}
-	defer enc.Close()
-
+	var err error
 	out := append([]byte(nil), h.raw[:]...)
 	segs := segments(cs)
 	chain := h.newSHA
@@ -248,6 +238,12 @@ func writeNode(old, new, oldT, newT []byte, cs []ctrl, arm bool, frameSize, dige
 		if len(adds) > 0 {
 			oldPos = adds[0].old
 		}
+		var diff []byte
+		for _, s := range adds {
+			for i := int64(0); i < s.n; i++ {
+				diff = append(diff, newT[s.newPos+i]-oldT[s.old+i])
+			}
+		}
 		payload = payload[:0]
 		payload = binary.AppendUvarint(payload, uint64(oldPos))
 		payload = binary.AppendUvarint(payload, uint64(len(ents)))
@@ -256,70 +252,90 @@ func writeNode(old, new, oldT, newT []byte, cs []ctrl, arm bool, frameSize, dige
 			payload = binary.AppendUvarint(payload, uint64(e.copy))
 			payload = binary.AppendVarint(payload, e.seek)
 		}
-		for _, s := range adds {
-			for i := int64(0); i < s.n; i++ {
-				payload = append(payload, newT[s.newPos+i]-oldT[s.old+i])
-			}
-		}
 		for _, s := range extras {
 			payload = append(payload, newT[s.newPos:s.newPos+s.n]...)
 		}
-		z := enc.EncodeAll(payload, nil)
-		out = binary.LittleEndian.AppendUint32(out, uint32(len(z)))
+		var zd []byte
+		if len(diff) > 0 {
+			if zd, err = bzip2Compress(diff); err != nil {
+				return nil, err
+			}
+		}
+		zr, err := lzmaCompress(payload)
+		if err != nil {
+			return nil, err
+		}
+		out = binary.LittleEndian.AppendUint32(out, uint32(len(zd)))
+		out = binary.LittleEndian.AppendUint32(out, uint32(len(zr)))
 		for b := fs; b < fe; b += digestBlock {
 			chain = chainDigest(chain, b/digestBlock, new[b:min(b+digestBlock, fe)])
 			out = append(out, chain[:digestLen]...)
 		}
-		out = append(out, z...)
+		out = append(out, zd...)
+		out = append(out, zr...)
 	}
 	return out, nil
 }
 
-// frameDecoder decodes node-format frames with buffers of fixed size.
-type frameDecoder struct {
-	h       *nodeHeader
-	hop     int
-	zr      *zstd.Decoder
-	payload []byte
-	ents    []ctrl
-	oldPos  int64
-	data    []byte // diff bytes then extra bytes, inside payload
-	nDiff   int64
-}
-
-func newFrameDecoder(h *nodeHeader, hop int) (*frameDecoder, error) {
-	zr, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxMemory(uint64(maxPayload(h.frameSize))), zstd.WithDecoderMaxWindow(uint64(windowSize(h.frameSize))))
+func lzmaCompress(p []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := lzma.Writer2Config{DictCap: lzmaDictCap, Properties: &lzma.Properties{LC: 3, LP: 0, PB: 0}}.NewWriter2(&buf)
 	if err != nil {
-		return nil, fmt.Errorf("delta: zstd reader: %w", err)
+		return nil, fmt.Errorf("delta: lzma writer: %w", err)
 	}
-	return &frameDecoder{h: h, hop: hop, zr: zr, payload: make([]byte, 0, maxPayload(h.frameSize)),
-		ents: make([]ctrl, 0, maxCtrl(h.frameSize))}, nil
+	if _, err := w.Write(p); err != nil {
+		return nil, fmt.Errorf("delta: lzma: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("delta: lzma: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
-func (d *frameDecoder) close() { d.zr.Close() }
+// frameDecoder decodes node-format frames into buffers of fixed size.
+type frameDecoder struct {
+	h      *nodeHeader
+	hop    int
+	br     *bufio.Reader
+	ents   []ctrl
+	oldPos int64
+	data   []byte // the frame's diff bytes, then its extra bytes
+	nDiff  int64
+}
 
-// maxCompressedFrame bounds the compressed size of a frame.
-func maxCompressedFrame(frameSize int64) int64 { return maxPayload(frameSize) + maxPayload(frameSize)/8 + 1024 }
+func newFrameDecoder(h *nodeHeader, hop int) *frameDecoder {
+	return &frameDecoder{h: h, hop: hop, br: bufio.NewReaderSize(nil, 4096),
+		data: make([]byte, h.frameSize), ents: make([]ctrl, 0, maxCtrl(h.frameSize))}
+}
 
-// decode decodes the compressed payload z of frame f, found at patch
-// offset off, and checks every value against the frame and the source.
-func (d *frameDecoder) decode(z []byte, f, off int64) error {
-	bad := func(format string, args ...any) error {
+// maxCompressedFrame bounds each compressed section of a frame.
+func maxCompressedFrame(frameSize int64) int64 {
+	return maxPayload(frameSize) + maxPayload(frameSize)/4 + 4096
+}
+
+// frameLoc locates a frame's compressed sections in the patch.
+type frameLoc struct {
+	off    int64 // patch offset of the frame header
+	data   int64 // patch offset of the diff section; the rest follows
+	zd, zr int64 // compressed lengths of the two sections
+}
+
+// decode decodes frame f from its compressed diff section zd and control
+// and extra section zr, and checks every value against the frame and the
+// source. It never reads more decompressed bytes than the frame can hold.
+func (d *frameDecoder) decode(zd, zr []byte, f int64, loc frameLoc) error {
+	bad := func(off int64, format string, args ...any) error {
 		return &CorruptError{Hop: d.hop, Offset: off, Reason: fmt.Sprintf("frame %d: ", f) + fmt.Sprintf(format, args...)}
 	}
-	p, err := d.zr.DecodeAll(z, d.payload[:0])
+	restOff := loc.data + loc.zd
+	lr, err := lzma.Reader2Config{DictCap: lzmaDictCap}.NewReader2(bytes.NewReader(zr))
 	if err != nil {
-		return bad("%v", err)
+		return bad(restOff, "%v", err)
 	}
-	if int64(len(p)) > maxPayload(d.h.frameSize) {
-		return bad("payload too large")
-	}
-	d.payload = p
+	d.br.Reset(lr)
 	flen := d.h.frameLen(f)
-	rd := bytes.NewReader(p)
 	u := func() int64 {
-		v, err := binary.ReadUvarint(rd)
+		v, err := binary.ReadUvarint(d.br)
 		if err != nil || v > 1<<48 {
 			return -1
 		}
@@ -327,28 +343,27 @@ func (d *frameDecoder) decode(z []byte, f, off int64) error {
 	}
 	oldPos, n := u(), u()
 	if oldPos < 0 || oldPos > d.h.oldSize {
-		return bad("start position out of range")
+		return bad(restOff, "start position out of range")
 	}
 	if n < 0 || n > maxCtrl(d.h.frameSize) {
-		return bad("control count out of range")
+		return bad(restOff, "control count out of range")
 	}
 	d.ents = d.ents[:0]
 	pos, out, nDiff := oldPos, int64(0), int64(0)
 	for i := int64(0); i < n; i++ {
 		add, cp := u(), u()
-		seek, err := binary.ReadVarint(rd)
+		seek, err := binary.ReadVarint(d.br)
 		switch {
 		case add < 0 || cp < 0 || err != nil:
-			return bad("control entry %d unreadable", i)
+			return bad(restOff, "control entry %d unreadable", i)
 		case add+cp == 0:
-			return bad("control entry %d is empty", i)
+			return bad(restOff, "control entry %d is empty", i)
 		case add > flen-out || cp > flen-out-add:
-			return bad("control entry %d writes past the frame", i)
+			return bad(restOff, "control entry %d writes past the frame", i)
 		case add > d.h.oldSize-pos:
-			return bad("control entry %d reads past the source", i)
-		}
-		if seek < -pos-add || seek > d.h.oldSize-pos-add {
-			return bad("control entry %d seeks out of the source", i)
+			return bad(restOff, "control entry %d reads past the source", i)
+		case seek < -pos-add || seek > d.h.oldSize-pos-add:
+			return bad(restOff, "control entry %d seeks out of the source", i)
 		}
 		d.ents = append(d.ents, ctrl{add, cp, seek})
 		pos += add + seek
@@ -356,20 +371,35 @@ func (d *frameDecoder) decode(z []byte, f, off int64) error {
 		nDiff += add
 	}
 	if out != flen {
-		return bad("control entries cover %d bytes, frame has %d", out, flen)
+		return bad(restOff, "control entries cover %d bytes, frame has %d", out, flen)
 	}
-	rest := p[len(p)-rd.Len():]
-	if int64(len(rest)) != flen {
-		return bad("data is %d bytes, want %d", len(rest), flen)
+	if _, err := io.ReadFull(d.br, d.data[nDiff:flen]); err != nil {
+		return bad(restOff, "extra bytes: %v", err)
 	}
-	d.oldPos, d.data, d.nDiff = oldPos, rest, nDiff
+	if _, err := d.br.ReadByte(); err != io.EOF {
+		return bad(restOff, "data after the extra bytes")
+	}
+	switch {
+	case nDiff == 0 && len(zd) != 0:
+		return bad(loc.data, "diff section without diff bytes")
+	case nDiff > 0:
+		z := bzip2.NewReader(bytes.NewReader(zd))
+		if _, err := io.ReadFull(z, d.data[:nDiff]); err != nil {
+			return bad(loc.data, "diff bytes: %v", err)
+		}
+		if k, err := z.Read(d.data[:0:0]); k != 0 || (err != nil && err != io.EOF) {
+			return bad(loc.data, "diff section: %v", err)
+		}
+	}
+	d.oldPos, d.nDiff = oldPos, nDiff
 	return nil
 }
 
 // produce writes the decoded frame's output (in the hop's domain) to dst,
 // reading old bytes from src (in the same domain).
 func (d *frameDecoder) produce(dst []byte, src view) error {
-	diff, extra := d.data[:d.nDiff], d.data[d.nDiff:]
+	flen := int64(len(dst))
+	diff, extra := d.data[:d.nDiff], d.data[d.nDiff:flen]
 	pos, o := d.oldPos, int64(0)
 	for _, e := range d.ents {
 		if e.add > 0 {
@@ -390,20 +420,24 @@ func (d *frameDecoder) produce(dst []byte, src view) error {
 	return nil
 }
 
-// readFrameHeader reads a frame's compressed length and digests from r.
-func readFrameHeader(r io.Reader, h *nodeHeader, f int64, digests []byte, off int64, hop int) (zlen int64, err error) {
-	var lb [4]byte
+// readFrameHeader reads the header of frame f at patch offset off: the
+// two compressed lengths, and the chained digests into digests.
+func readFrameHeader(r io.Reader, h *nodeHeader, f int64, digests []byte, off int64, hop int) (frameLoc, error) {
+	var lb [8]byte
 	if _, err := io.ReadFull(r, lb[:]); err != nil {
-		return 0, frameReadErr(err, off, hop, f)
+		return frameLoc{}, frameReadErr(err, off, hop, f)
 	}
-	zlen = int64(binary.LittleEndian.Uint32(lb[:]))
-	if zlen > maxCompressedFrame(h.frameSize) {
-		return 0, &CorruptError{Hop: hop, Offset: off, Reason: fmt.Sprintf("frame %d: compressed length %d out of range", f, zlen)}
+	loc := frameLoc{off: off, zd: int64(binary.LittleEndian.Uint32(lb[:])), zr: int64(binary.LittleEndian.Uint32(lb[4:]))}
+	if loc.zd > maxCompressedFrame(h.frameSize) || loc.zr > maxCompressedFrame(h.frameSize) {
+		return frameLoc{}, &CorruptError{Hop: hop, Offset: off, Reason: fmt.Sprintf("frame %d: compressed length out of range", f)}
 	}
-	if _, err := io.ReadFull(r, digests); err != nil {
-		return 0, frameReadErr(err, off, hop, f)
+	loc.data = off + 8 + h.digestCount(f)*digestLen
+	if digests != nil {
+		if _, err := io.ReadFull(r, digests); err != nil {
+			return frameLoc{}, frameReadErr(err, off, hop, f)
+		}
 	}
-	return zlen, nil
+	return loc, nil
 }
 
 func frameReadErr(err error, off int64, hop int, f int64) error {
@@ -418,42 +452,41 @@ func (h *nodeHeader) digestCount(f int64) int64 {
 	return (h.frameLen(f) + h.digestBlock() - 1) / h.digestBlock()
 }
 
+type cachedFrame struct {
+	f   int64
+	buf []byte
+}
+
+// viewCacheBytes is the memory each inner hop spends on produced frames.
+var viewCacheBytes int64 = 4 << 20
+
 // nodeView serves the output of an inner chain hop on demand: it indexes
 // the frames of the patch (read through an io.ReaderAt), and decodes and
 // produces a frame when a later hop reads from it, keeping the last two.
 type nodeView struct {
-	h      *nodeHeader
-	patch  io.ReaderAt
-	starts []int64 // patch offset of each frame's compressed payload
-	src    view
-	dec    *frameDecoder
-	z      []byte
-	cache  [2]struct {
-		f   int64
-		buf []byte
-	}
+	h     *nodeHeader
+	patch io.ReaderAt
+	locs  []frameLoc
+	src   view
+	dec   *frameDecoder
+	z     []byte
+	cache []cachedFrame
 	next int
 }
 
 // newNodeView indexes the frames of a node patch held in ra.
 func newNodeView(h *nodeHeader, ra io.ReaderAt, src view, hop int) (*nodeView, error) {
-	dec, err := newFrameDecoder(h, hop)
-	if err != nil {
-		return nil, err
-	}
-	v := &nodeView{h: h, patch: ra, src: src, dec: dec}
+	v := &nodeView{h: h, patch: ra, src: src, dec: newFrameDecoder(h, hop)}
 	off := int64(nodeHeaderSize)
 	for f := int64(0); f < h.frames(); f++ {
-		sr := io.NewSectionReader(ra, off, 4)
-		zlen, err := readFrameHeader(sr, h, f, nil, off, hop)
+		loc, err := readFrameHeader(io.NewSectionReader(ra, off, 8), h, f, nil, off, hop)
 		if err != nil {
-			dec.close()
 			return nil, err
 		}
-		start := off + 4 + h.digestCount(f)*digestLen
-		v.starts = append(v.starts, start)
-		off = start + zlen
+		v.locs = append(v.locs, loc)
+		off = loc.data + loc.zd + loc.zr
 	}
+	v.cache = make([]cachedFrame, max(2, viewCacheBytes/h.frameSize))
 	for i := range v.cache {
 		v.cache[i].f = -1
 	}
@@ -471,20 +504,15 @@ func (v *nodeView) frame(f int64) ([]byte, error) {
 	c := &v.cache[v.next]
 	v.next = (v.next + 1) % len(v.cache)
 	c.f = -1
-	zlen := int64(0)
-	if f+1 < int64(len(v.starts)) {
-		zlen = v.starts[f+1] - 4 - v.h.digestCount(f+1)*digestLen - v.starts[f]
-	} else {
-		zlen = maxCompressedFrame(v.h.frameSize)
+	loc := v.locs[f]
+	n := loc.zd + loc.zr
+	if int64(cap(v.z)) < n {
+		v.z = make([]byte, n)
 	}
-	if cap(v.z) < int(zlen) {
-		v.z = make([]byte, zlen)
+	if _, err := v.patch.ReadAt(v.z[:n], loc.data); err != nil {
+		return nil, frameReadErr(err, loc.off, v.dec.hop, f)
 	}
-	n, err := v.patch.ReadAt(v.z[:zlen], v.starts[f])
-	if err != nil && !(errors.Is(err, io.EOF) && f+1 == int64(len(v.starts))) {
-		return nil, frameReadErr(err, v.starts[f], v.dec.hop, f)
-	}
-	if err := v.dec.decode(v.z[:n], f, v.starts[f]); err != nil {
+	if err := v.dec.decode(v.z[:loc.zd], v.z[loc.zd:n], f, loc); err != nil {
 		return nil, err
 	}
 	if c.buf == nil {
@@ -515,4 +543,3 @@ func (v *nodeView) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, nil
 }
-

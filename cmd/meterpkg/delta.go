@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"meterupd/delta"
+)
+
+func init() {
+	register(&command{name: "diff", usage: "OLD NEW DELTA [--format node|bsdiff40|bsdiff43]: make a binary delta", run: runDiff})
+	register(&command{name: "patch", usage: "OLD DELTA NEW: apply a delta (format detected from its header)", run: runPatch})
+	register(&command{name: "chain", usage: "OLD NEW DELTA1 DELTA2...: apply a chain of deltas in one pass", run: runChain})
+}
+
+// splitFormat takes --format VALUE (or --format=VALUE, -format) out of
+// args, wherever it is.
+func splitFormat(args []string) (delta.Format, []string, error) {
+	f := delta.FormatNode
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "format" {
+			if strings.HasPrefix(a, "-") && a != "-" {
+				return 0, nil, usageError{fmt.Sprintf("unknown flag %s", a)}
+			}
+			rest = append(rest, a)
+			continue
+		}
+		if !hasVal {
+			if i+1 == len(args) {
+				return 0, nil, usageError{"--format needs a value"}
+			}
+			i++
+			val = args[i]
+		}
+		var err error
+		if f, err = delta.ParseFormat(val); err != nil {
+			return 0, nil, usageError{err.Error()}
+		}
+	}
+	return f, rest, nil
+}
+
+func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, args, err := splitFormat(args)
+	if err != nil {
+		return err
+	}
+	if len(args) != 3 {
+		return usageError{"usage: meterpkg diff OLD NEW DELTA [--format node|bsdiff40|bsdiff43]"}
+	}
+	old, err := os.ReadFile(args[0])
+	if err != nil {
+		return err
+	}
+	nw, err := os.ReadFile(args[1])
+	if err != nil {
+		return err
+	}
+	p, err := delta.Diff(old, nw, f)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(args[2], func(w io.Writer) error { _, err := w.Write(p); return err }); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d bytes (%s, %.3f%% of new)\n", args[2], len(p), f, 100*float64(len(p))/float64(max(1, len(nw))))
+	return nil
+}
+
+func runPatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) != 3 {
+		return usageError{"usage: meterpkg patch OLD DELTA NEW"}
+	}
+	return applyFiles(ctx, args[0], args[2], args[1:2])
+}
+
+func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) < 3 {
+		return usageError{"usage: meterpkg chain OLD NEW DELTA1 DELTA2..."}
+	}
+	return applyFiles(ctx, args[0], args[1], args[2:])
+}
+
+// fileBlocks writes Apply's blocks to a file in order.
+type fileBlocks struct{ w *bufio.Writer }
+
+func (f fileBlocks) WriteBlock(_ int64, p []byte) error {
+	_, err := f.w.Write(p)
+	return err
+}
+
+// applyFiles streams the chain from the old file to the new one: the old
+// image is read at random, the patches through their files, and the new
+// image written in order, as on a node.
+func applyFiles(ctx context.Context, oldPath, newPath string, deltas []string) error {
+	old, err := os.Open(oldPath)
+	if err != nil {
+		return err
+	}
+	defer old.Close()
+	fi, err := old.Stat()
+	if err != nil {
+		return err
+	}
+	var patches []io.Reader
+	for _, d := range deltas {
+		f, err := os.Open(d)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		patches = append(patches, f)
+	}
+	return writeAtomic(newPath, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 64<<10)
+		if _, err := delta.Apply(ctx, old, fi.Size(), patches, fileBlocks{bw}, delta.Options{}); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
+}
+
+// writeAtomic writes path through a temporary file, synced and renamed.
+func writeAtomic(path string, write func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
