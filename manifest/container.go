@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"errors"
@@ -369,4 +370,29 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	c.n += int64(n)
 	return n, err
+}
+
+// ReadManifest reads a verified manifest from r, which holds either a
+// package (only its manifest entry is read) or a bare COSE_Sign1 manifest
+// (as `meterupd request PACKAGE_OR_MANIFEST` accepts). The sequence number
+// is not checked: the caller only reads, it installs nothing.
+func ReadManifest(r io.Reader, keys *Keyring) (*Manifest, error) {
+	br := bufio.NewReader(r)
+	first, err := br.Peek(1)
+	if err != nil {
+		return nil, fmt.Errorf("%w: empty input", ErrTruncated)
+	}
+	if first[0] == 0xd2 { // CBOR tag 18: COSE_Sign1
+		env, err := io.ReadAll(io.LimitReader(br, MaxManifestSize+1))
+		if err != nil {
+			return nil, fmt.Errorf("manifest: read: %w", err)
+		}
+		m, _, err := Verify(env, keys)
+		return m, err
+	}
+	p, err := OpenPackage(br, keys, Options{}) // floor 0: any sequence but 0
+	if err != nil {
+		return nil, err
+	}
+	return p.Manifest(), nil
 }

@@ -219,3 +219,79 @@ func TestPayloadReaderNeverEOFBeforeDigest(t *testing.T) {
 		t.Errorf("read %d bytes, want %d", total, len(bad))
 	}
 }
+
+// manifestOnly serves the first n bytes of data, then fails: a package
+// whose payloads have not arrived yet.
+type manifestOnly struct {
+	data []byte
+	n    int
+	off  int
+}
+
+func (r *manifestOnly) Read(b []byte) (int, error) {
+	if r.off >= r.n {
+		return 0, errors.New("payloads not here yet")
+	}
+	n := copy(b, r.data[r.off:r.n])
+	r.off += n
+	return n, nil
+}
+
+func TestOpenPackageReadsOnlyTheManifestEntry(t *testing.T) {
+	ed := loadKey(t, "test-ed25519")
+	m, payloads := threeItems()
+	env := signed(t, m, ed)
+	pkg := pack(t, env, payloads)
+	// The manifest entry: one header block and the envelope padded to 512.
+	n := 512 + int(roundBlock(int64(len(env))))
+	p, err := OpenPackage(&manifestOnly{data: pkg, n: n}, ring(t, ed), Options{})
+	if err != nil {
+		t.Fatalf("OpenPackage with only the manifest entry available = %v", err)
+	}
+	if p.Manifest().Sequence != m.Sequence {
+		t.Errorf("Manifest().Sequence = %d, want %d", p.Manifest().Sequence, m.Sequence)
+	}
+	if _, _, err := p.Next(); err == nil {
+		t.Errorf("Next without payload bytes succeeded")
+	}
+}
+
+func TestReadManifest(t *testing.T) {
+	ed := loadKey(t, "test-ed25519")
+	m, payloads := threeItems()
+	env := signed(t, m, ed)
+	for name, in := range map[string][]byte{"package": pack(t, env, payloads), "bare COSE": env} {
+		got, err := ReadManifest(bytes.NewReader(in), ring(t, ed))
+		if err != nil || got.Sequence != m.Sequence {
+			t.Errorf("ReadManifest(%s) = %v, %v", name, got, err)
+		}
+		if _, err := ReadManifest(bytes.NewReader(in), ring(t, loadKey(t, "test-p256"))); !errors.Is(err, ErrUnknownKey) {
+			t.Errorf("ReadManifest(%s, other key) = %v, want ErrUnknownKey", name, err)
+		}
+	}
+	if _, err := ReadManifest(bytes.NewReader(nil), ring(t, ed)); !errors.Is(err, ErrTruncated) {
+		t.Errorf("ReadManifest(empty) = %v, want ErrTruncated", err)
+	}
+}
+
+// TestSignatureBeforeFields: a manifest that is bad in every field but
+// signed by an unknown key is refused for the key, never for a field: no
+// field is looked at before the signature.
+func TestSignatureBeforeFields(t *testing.T) {
+	ed := loadKey(t, "test-ed25519")
+	m, payloads := threeItems()
+	m.Sequence = 0 // would be a replay
+	m.Items[0].DeviceTypes = []string{"other"}
+	g := generic(t, m)
+	g[uint64(42)] = "unknown critical"
+	g[uint64(0)] = 99 // schema
+	env, err := Sign(reencode(t, g), loadKey(t, "test-ed25519-next"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	buf.Write(rawTar(t, entry{name: ManifestName, size: -1, data: env}, entry{name: "x", size: -1, data: payloads[0]}))
+	if _, err := OpenPackage(&buf, ring(t, ed), Options{Floor: 5}); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("OpenPackage = %v, want ErrUnknownKey", err)
+	}
+}

@@ -28,6 +28,8 @@ const (
 
 // Facts is what the node knows about itself when it validates.
 type Facts struct {
+	VendorID   uint32                        `json:"vendor_id,omitempty"`
+	ClassID    uint32                        `json:"class_id,omitempty"`
 	DeviceType string                        `json:"device_type"`
 	Hardware   uint32                        `json:"hardware_revision"`
 	Variant    string                        `json:"variant,omitempty"`
@@ -37,6 +39,12 @@ type Facts struct {
 	Present    []string                      `json:"present,omitempty"`   // modules present besides installed components
 	Functions  []string                      `json:"functions,omitempty"` // enabled functionalities
 	Digests    map[manifest.Component][]byte `json:"digests,omitempty"`   // SHA-256 of each component's current image
+}
+
+// Node returns the facts item selection needs (manifest.Select).
+func (f Facts) Node() manifest.NodeInfo {
+	return manifest.NodeInfo{VendorID: f.VendorID, ClassID: f.ClassID, DeviceType: f.DeviceType,
+		Hardware: f.Hardware, Variant: f.Variant, Installed: f.Installed}
 }
 
 // Level is a compliance level.

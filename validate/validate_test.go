@@ -162,3 +162,29 @@ func TestPlanStops(t *testing.T) {
 		t.Errorf("Plan = %+v, %v; want ErrStop, nothing to install, one result", rep, err)
 	}
 }
+
+// TestSelectThenValidate is the agent's sequence on one set of facts:
+// select the route, then validate it.
+func TestSelectThenValidate(t *testing.T) {
+	v1, v2, v3 := sum("v1"), sum("v2"), sum("v3")
+	checks := []manifest.Check{{Kind: SourceDigest}, {Kind: Power}}
+	m := &manifest.Manifest{Schema: manifest.SchemaVersion, Sequence: 2, Items: []manifest.Item{
+		{ID: "a", Component: manifest.ComponentSystem, Kind: manifest.KindDelta, From: "1.0", To: "2.0", Size: 10,
+			SourceDigest: v1, TargetDigest: v2, Checks: checks, DeviceTypes: []string{"em300"}},
+		{ID: "b", Component: manifest.ComponentSystem, Kind: manifest.KindDelta, From: "2.0", To: "3.0", Size: 10,
+			SourceDigest: v2, TargetDigest: v3, Checks: checks, DeviceTypes: []string{"em300"}},
+	}}
+	f := goodFacts()
+	plan, err := m.Select(f.Node())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Plan(plan, f)
+	if err != nil || len(rep.Install) != 2 {
+		t.Fatalf("Plan = %d to install, %v; want 2, nil", len(rep.Install), err)
+	}
+	f.Power = hw.Battery
+	if _, err := Plan(plan, f); !errors.Is(err, ErrStop) {
+		t.Errorf("Plan on battery = %v, want ErrStop", err)
+	}
+}
