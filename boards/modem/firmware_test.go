@@ -239,3 +239,36 @@ func TestFirmwareRejectedActivation(t *testing.T) {
 		t.Errorf("module restarted after a rejected activation")
 	}
 }
+
+func TestRadioOpensPerCall(t *testing.T) {
+	path, sim := modemtest.Start(t)
+	r := modem.Radio{Path: path, Config: modem.Config{Logger: testLogger(t)}}
+	if err := r.Linked(ctx(t)); err != nil {
+		t.Errorf("Linked = %v", err)
+	}
+	st, err := r.Status(ctx(t))
+	if err != nil || st.Identity.Model != modemtest.DefaultModel {
+		t.Errorf("Status = %+v, %v", st, err)
+	}
+	img := image("R10", 3000)
+	if err := r.Update(ctx(t), bytes.NewReader(img), int64(len(img))); err != nil {
+		t.Fatalf("Update = %v", err)
+	}
+	if v, err := r.Version(ctx(t)); err != nil || v != "R10" {
+		t.Errorf("Version = %q, %v; want R10", v, err)
+	}
+	// Each call opened the port afresh and ran Init.
+	n := 0
+	for _, c := range sim.Commands() {
+		if c == "AT+CMEE=1" {
+			n++
+		}
+	}
+	if n != 5 { // four opens, and once more after the module's restart
+		t.Errorf("AT+CMEE=1 sent %d times, want 5", n)
+	}
+	bad := modem.Radio{Path: path + "-missing"}
+	if err := bad.Linked(ctx(t)); err == nil {
+		t.Errorf("Linked on a missing port = nil, want an error")
+	}
+}
