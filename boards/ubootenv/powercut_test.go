@@ -204,3 +204,35 @@ func printenv(t *testing.T, tool, cfg string, names ...string) Env {
 	}
 	return env
 }
+
+// TestNORTornEraseCannotReviveOlderCopy: a torn NOR erase may set the
+// obsolete copy's flag byte back to 0xFF while its data survives; U-Boot
+// prefers an 0xFF flag, which would bring back the environment from two
+// saves ago. Save clears that copy's CRC before erasing, so it cannot.
+func TestNORTornEraseCannotReviveOlderCopy(t *testing.T) {
+	base := ubootenvtest.NewNOR(4*0x1000, 0x1000)
+	s := flashStore(t, base)
+	for _, e := range history { // copy 0: history[0], obsolete; copy 1: history[1], active
+		if err := s.Save(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	revive := func(f *ubootenvtest.Flash) { f.Mem[4] = 0xFF } // the flag byte alone erased
+	// Without the invalidation the old copy would win:
+	old := base.Clone()
+	revive(old)
+	if got, _ := flashStore(t, old).Load(); !reflect.DeepEqual(got, history[0]) {
+		t.Fatalf("control: flag erased alone = %v, want the older copy to win (U-Boot's 0xFF rule)", got)
+	}
+	// With it: power goes after the invalidation, during the erase.
+	f := base.Clone()
+	f.CutOp, f.Mode = 2, ubootenvtest.CutBefore
+	if err := flashStore(t, f).Save(newEnv); err == nil {
+		t.Fatal("Save succeeded through a power cut")
+	}
+	r := f.Clone()
+	revive(r)
+	if got, err := flashStore(t, r).Load(); err != nil || !reflect.DeepEqual(got, history[1]) {
+		t.Errorf("after a torn erase = %v, %v, want the current environment %v", got, err, history[1])
+	}
+}
