@@ -79,20 +79,6 @@ func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
 	if req.ID == "" {
 		req.ID = "local-" + it.SHA256[:12]
 	}
-	stored := make([]string, len(it.Payloads))
-	for i, p := range it.Payloads {
-		var sum string
-		stored[i], sum, err = a.storePayload(p, req.ID, i)
-		if err != nil {
-			return err
-		}
-		if it.Kind == FullImage && sum != strings.ToLower(it.SHA256) {
-			os.Remove(stored[i])
-			return fmt.Errorf("%w: the image's SHA-256 is %s, expected %s", ErrDigest, sum, strings.ToLower(it.SHA256))
-		}
-	}
-	it.Payloads = stored
-	it.SHA256 = strings.ToLower(it.SHA256)
 	if it.Kind == Delta && it.SourceSHA256 != "" {
 		// A delta applies to one exact source: the running set.
 		src, err := a.b.Slot(booted)
@@ -112,6 +98,20 @@ func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
 		}
 		it.SourceSize = size
 	}
+	stored := make([]string, len(it.Payloads))
+	for i, p := range it.Payloads {
+		var sum string
+		stored[i], sum, err = a.storePayload(p, req.ID, i)
+		if err != nil {
+			return err
+		}
+		if it.Kind == FullImage && sum != strings.ToLower(it.SHA256) {
+			os.Remove(stored[i])
+			return fmt.Errorf("%w: the image's SHA-256 is %s, expected %s", ErrDigest, sum, strings.ToLower(it.SHA256))
+		}
+	}
+	it.Payloads = stored
+	it.SHA256 = strings.ToLower(it.SHA256)
 	if it.Kind == Delta && it.SourceSize == 0 {
 		it.SourceSize = a.rec.slot(booted).Size
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"meterupd/agent"
 	"meterupd/boards/sim"
+	"meterupd/delta"
 )
 
 // mu runs the command line in-process against the sim node in dir.
@@ -210,4 +212,39 @@ func TestMissingStateDirectory(t *testing.T) {
 	if _, serr := os.Stat(dir); serr == nil {
 		t.Errorf("status created %s", dir)
 	}
+}
+
+func TestInstallDeltaChainCLI(t *testing.T) {
+	dir := newNode(t)
+	v1 := sim.Image(262144, "1.0.0")
+	v2 := sim.Image(262144, "2.0.0")
+	v3 := sim.Image(262144, "3.0.0")
+	d := t.TempDir()
+	var files []string
+	for i, pair := range [][2][]byte{{v1, v2}, {v2, v3}} {
+		p, err := delta.Diff(pair[0], pair[1], delta.FormatNode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(d, fmt.Sprintf("hop%d.delta", i))
+		if err := os.WriteFile(f, p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	sum := sha256.Sum256(v3)
+	args := append([]string{"install", "--delta", "--version", "3.0.0", "--sha256", hex.EncodeToString(sum[:])}, files...)
+	mustMU(t, dir, args...)
+	mustMU(t, dir, "run", "--once")
+	st := status(t, dir)
+	if st.Last == nil || st.Last.Code != agent.Committed || st.Slots[1].Version != "3.0.0" || st.Slots[1].SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("after a delta chain install: %+v", st)
+	}
+	// A chain made from another source is refused before anything is written.
+	before := snapshot(t, dir)
+	bad := append([]string{"install", "--delta", "--version", "4.0.0", "--sha256", hex.EncodeToString(sum[:]), "--source-sha256", strings.Repeat("ab", 32), "--id", "other-source"}, files...)
+	if _, err := mu(t, dir, bad...); err == nil || !strings.Contains(err.Error(), "made from a set") {
+		t.Fatalf("delta for another source: %v, want a refusal", err)
+	}
+	sameSnapshot(t, "delta for another source", before, snapshot(t, dir))
 }

@@ -17,7 +17,7 @@ import (
 
 func init() {
 	register(&command{name: "status", usage: "[--json] slots, boot control, update in progress, last result", run: cmdStatus})
-	register(&command{name: "install", usage: "FILE --sha256 HEX --version V [--no-activate]  install a bare image (development path)", run: cmdInstall})
+	register(&command{name: "install", usage: "FILE --sha256 HEX --version V [--no-activate] [--delta] install a bare image or delta chain (development path)", run: cmdInstall})
 	register(&command{name: "activate", usage: "reboot into an installed set (after install --no-activate)", run: cmdActivate})
 	register(&command{name: "rollback", usage: "[--reason TEXT] go back to the previous set", run: cmdRollback})
 	register(&command{name: "commit", usage: "confirm the set on trial now (after its health checks pass)", run: cmdCommit})
@@ -118,12 +118,14 @@ func cmdInstall(ctx context.Context, env *cmdEnv, args []string) error {
 	ver := fs.String("version", "", "version of the image")
 	id := fs.String("id", "", "job id to report (default: derived from the digest)")
 	noAct := fs.Bool("no-activate", false, "install only; activate later with `meterupd activate`")
+	isDelta := fs.Bool("delta", false, "the files are a delta chain from the running set, in apply order")
+	srcSHA := fs.String("source-sha256", "", "with --delta: SHA-256 the running set must have")
 	rest, err := parseArgs(fs, env, args)
 	if err != nil {
 		return err
 	}
-	if len(rest) != 1 {
-		return usageError{"install takes one image file: meterupd install FILE --sha256 HEX --version V"}
+	if len(rest) != 1 && !(*isDelta && len(rest) > 0) {
+		return usageError{"install takes one image file: meterupd install FILE --sha256 HEX --version V (or --delta DELTA…)"}
 	}
 	if *sha == "" || *ver == "" {
 		return usageError{"install needs --sha256 HEX and --version V"}
@@ -136,11 +138,11 @@ func cmdInstall(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := n.agent.Start(ctx); err != nil {
 		return rebooted(env, n, err)
 	}
-	err = n.agent.Install(ctx, agent.InstallRequest{
-		ID:       *id,
-		Item:     agent.InstallItem{Kind: agent.FullImage, Version: *ver, SHA256: *sha, Payloads: rest},
-		Activate: !*noAct,
-	})
+	item := agent.InstallItem{Kind: agent.FullImage, Version: *ver, SHA256: *sha, Payloads: rest}
+	if *isDelta {
+		item.Kind, item.SourceSHA256 = agent.Delta, *srcSHA
+	}
+	err = n.agent.Install(ctx, agent.InstallRequest{ID: *id, Item: item, Activate: !*noAct})
 	if err != nil && !errors.Is(err, hw.ErrRebooted) {
 		return fmt.Errorf("install refused: %w", err)
 	}
