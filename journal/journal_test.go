@@ -258,3 +258,6 @@ type lyingFlash struct {
 func (f lyingFlash) Size() int64      { return f.size }
 func (f lyingFlash) EraseSize() int64 { return f.es }
 func (f lyingFlash) WriteSize() int64 { return f.ws }
+
+// same compares two states (cmp.Equal is too slow for the cut loops).
+func same(a, b state) bool { return a.N == b.N && a.Slot == b.Slot && bytes.Equal(a.Pad, b.Pad) }

@@ -66,7 +66,7 @@ func reboot(t *testing.T, f *flashtest.Flash, committed, inflight state) (*Journ
 		t.Fatalf("Open after cut (committed %d, in flight %d): %v", committed.N, inflight.N, err)
 	}
 	got := load(t, j)
-	if cmp.Equal(got, committed) || cmp.Equal(got, inflight) {
+	if same(got, committed) || same(got, inflight) {
 		return j, got
 	}
 	t.Fatalf("Load after cut = %d %q, want committed %d %q or in flight %d %q\n(-committed +got):\n%s",

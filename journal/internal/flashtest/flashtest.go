@@ -16,7 +16,8 @@
 //     unsynced write can be on a block device), or out of order (a random
 //     subset of the write units, or erase blocks, is done). After a cut every call fails
 //     with ErrPowerCut until PowerOn.
-//   - I/O errors at operation k, once or from k on (persistent).
+//   - I/O errors at operation k, once or from k on (persistent), at random
+//     with a given rate, or on every read.
 //   - bad blocks: program error, erase error, silent program no-op, silent
 //     erase no-op.
 //   - FlipBit for corruption at rest.
@@ -93,6 +94,7 @@ type Flash struct {
 	failAt     int // 0: none
 	failPersis bool
 	failReads  bool
+	failRate   float64
 	bad        map[int64]BadMode
 
 	// Totals since New, for figures: Programs and Erases count successful
@@ -168,6 +170,10 @@ func (f *Flash) PowerOn() { f.cut, f.ops, f.cutAt = false, 0, 0 }
 // with persistent, every mutating operation from k on fails. k = 0 clears.
 func (f *Flash) FailAt(k int, persistent bool) { f.failAt, f.failPersis = k, persistent }
 
+// FailRandom makes each mutating operation fail with ErrIO (changing
+// nothing) with probability p, drawn from the seeded generator; 0 clears.
+func (f *Flash) FailRandom(p float64) { f.failRate = p }
+
 // FailReads makes every ReadAt fail with ErrIO while on.
 func (f *Flash) FailReads(on bool) { f.failReads = on }
 
@@ -210,6 +216,9 @@ func (f *Flash) begin() (cut bool, err error) {
 	}
 	f.ops++
 	if f.failAt > 0 && (f.ops == f.failAt || (f.failPersis && f.ops > f.failAt)) {
+		return false, ErrIO
+	}
+	if f.failRate > 0 && f.rng.Float64() < f.failRate {
 		return false, ErrIO
 	}
 	return f.cutAt > 0 && f.ops == f.cutAt, nil
@@ -286,6 +295,12 @@ func (f *Flash) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (f *Flash) program(p []byte, off int64) {
+	if len(f.bad) == 0 {
+		for i, c := range p {
+			f.mem[off+int64(i)] &= c
+		}
+		return
+	}
 	for i := range p {
 		b := (off + int64(i)) / f.eraseSize
 		if f.bad[b] == BadSilentProgram {
@@ -347,6 +362,12 @@ func (f *Flash) Erase(off, n int64) error {
 }
 
 func (f *Flash) erase(off, n int64) {
+	if len(f.bad) == 0 {
+		for i := off; i < off+n; i++ {
+			f.mem[i] = 0xFF
+		}
+		return
+	}
 	for i := off; i < off+n; i++ {
 		if f.bad[i/f.eraseSize] == BadSilentErase {
 			continue
