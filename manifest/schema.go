@@ -175,10 +175,15 @@ type HardwareRange struct {
 }
 
 // Prereq is a version a component must have reached (installed, or
-// reached earlier in the same install plan) before the item may apply.
+// reached earlier in the same install plan) before the item may apply. It
+// names either a component and minimum version, or another item of the
+// manifest by id (meaning: that item's component at its To version).
+// Select resolves item references, so the steps of a Plan carry
+// Component and Version filled in.
 type Prereq struct {
-	Component Component `cbor:"0,keyasint" json:"component"`
-	Version   string    `cbor:"1,keyasint" json:"version"` // minimum version
+	Component Component `cbor:"0,keyasint,omitempty" json:"component"`
+	Version   string    `cbor:"1,keyasint,omitempty" json:"version,omitempty"` // minimum version
+	Item      string    `cbor:"2,keyasint,omitempty" json:"item,omitempty"`
 }
 
 // Check is one validation criterion the node evaluates before installing
@@ -300,8 +305,18 @@ func (m *Manifest) Validate() error {
 			return invalid(f("prereqs"), "too many")
 		}
 		for j, p := range it.Prereqs {
+			f := fmt.Sprintf("items[%d].prereqs[%d]", i, j)
+			if p.Item != "" {
+				if p.Item == it.ID {
+					return invalid(f, "item %q needs itself", p.Item)
+				}
+				if _, ok := m.Item(p.Item); !ok || p.Version != "" {
+					return invalid(f, "item %q: not in the manifest, or with a version", p.Item)
+				}
+				continue
+			}
 			if err := checkVersion(p.Version); err != nil || p.Component > ComponentFile {
-				return invalid(fmt.Sprintf("items[%d].prereqs[%d]", i, j), "bad prerequisite")
+				return invalid(f, "bad prerequisite")
 			}
 		}
 		if err := CheckPayloadName(it.Payload); err != nil {

@@ -124,6 +124,9 @@ func (m *Manifest) Select(node NodeInfo) (Plan, error) {
 		if err != nil {
 			return Plan{}, fmt.Errorf("%w: %s %q → %q", err, c, installed, target)
 		}
+		for i := range chain {
+			chain[i].Item.Prereqs = m.resolvePrereqs(chain[i].Item.Prereqs)
+		}
 		chains[c] = chain
 	}
 	order, err := m.orderComponents(comps, chains, node)
@@ -277,4 +280,21 @@ func (m *Manifest) orderComponents(comps []Component, chains map[Component][]Ste
 		}
 	}
 	return order, nil
+}
+
+// resolvePrereqs returns ps with item references replaced by the
+// referenced item's component and To version (a new slice: the manifest
+// is not changed).
+func (m *Manifest) resolvePrereqs(ps []Prereq) []Prereq {
+	if len(ps) == 0 {
+		return ps
+	}
+	out := make([]Prereq, len(ps))
+	for i, p := range ps {
+		if ref, ok := m.Item(p.Item); ok && p.Item != "" {
+			p.Component, p.Version = ref.Component, ref.To
+		}
+		out[i] = p
+	}
+	return out
 }

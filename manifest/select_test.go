@@ -179,3 +179,45 @@ func TestNewRequest(t *testing.T) {
 		t.Errorf("NewRequest (-want +got):\n%s", diff)
 	}
 }
+
+func TestSelectItemPrerequisite(t *testing.T) {
+	m := chainOnly()
+	m.Items = append(m.Items, Item{
+		ID: "modem-5", Component: ComponentModem, Kind: KindFull, To: "5.0", Payload: "modem-5.0.fw",
+		Size: 10, Digest: make([]byte, 32), TargetDigest: make([]byte, 32), TargetSize: 10,
+	})
+	m.Items[1].Prereqs = []Prereq{{Item: "modem-5"}}
+	b, err := Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err = Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	n := node("1.0")
+	n.Installed[ComponentModem] = "4.0"
+	plan, err := m.Select(n)
+	if err != nil {
+		t.Fatalf("Select = %v", err)
+	}
+	if diff := cmp.Diff([]string{"modem-5", "sys-1-2", "sys-2-3"}, ids(plan)); diff != "" {
+		t.Errorf("steps (-want +got):\n%s", diff)
+	}
+	want := []Prereq{{Component: ComponentModem, Version: "5.0", Item: "modem-5"}}
+	if diff := cmp.Diff(want, plan.Steps[2].Item.Prereqs); diff != "" {
+		t.Errorf("resolved prereqs (-want +got):\n%s", diff)
+	}
+	if m.Items[1].Prereqs[0].Version != "" {
+		t.Errorf("Select changed the manifest")
+	}
+	// The referenced item does not apply to this node: missing prerequisite.
+	m.Items[2].DeviceTypes = []string{"wm100"}
+	if _, err := m.Select(n); !errors.Is(err, ErrPrerequisite) {
+		t.Errorf("Select without the prerequisite item = %v, want ErrPrerequisite", err)
+	}
+	// A reference to no item is refused at decode.
+	m.Items[1].Prereqs = []Prereq{{Item: "nope"}}
+	if _, err := Encode(m); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Encode(dangling item prerequisite) = %v, want ErrInvalid", err)
+	}
+}
