@@ -40,6 +40,9 @@
 // or a 3-wire UART the ioctls fail with ENOTTY, which Open logs and
 // ignores, and Lines reports ErrNoControlLines.
 //
+// Open returns a Modem that keeps the port; Radio opens it per call, for
+// board files.
+//
 // # Firmware transfer
 //
 // ATUpdater implements FirmwareUpdater for a module that takes its firmware
