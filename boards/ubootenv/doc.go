@@ -49,6 +49,7 @@
 // ParseConfig reads the fw_env.config format (device, offset, size,
 // optional sector size and count; see Location). Files and block devices
 // are accessed in place and always use the Counter style, as libubootenv
-// does; flash partitions (NewFlash, or /dev/mtd* through WithFlashOpener)
+// does (eMMC boot partitions are unlocked through sysfs force_ro for the
+// write); flash partitions (NewFlash, or /dev/mtd* through WithFlashOpener)
 // choose the style by write unit: 1 byte is NOR.
 package ubootenv

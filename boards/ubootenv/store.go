@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -50,6 +52,7 @@ type Store struct {
 }
 
 type options struct {
+	root      string
 	lock      string
 	style     *FlagStyle
 	log       *slog.Logger
@@ -63,6 +66,10 @@ type Option func(*options)
 // style follows the storage, as U-Boot's build does: ActiveObsolete on NOR
 // flash (write unit 1 byte), Counter on NAND, block devices and files.
 func WithFlagStyle(s FlagStyle) Option { return func(o *options) { o.style = &s } }
+
+// WithRoot prefixes the /sys paths Open consults (tests point it at a
+// temporary tree). Empty means "/".
+func WithRoot(root string) Option { return func(o *options) { o.root = root } }
 
 // DefaultLockPath is the lock file of libubootenv's fw_printenv and
 // fw_setenv.
@@ -137,7 +144,7 @@ func Open(cfg Config, opts ...Option) (*Store, error) {
 			span := l.SectorSize * max(l.Sectors, 1)
 			fcs = append(fcs, FlashCopy{Flash: f, Offset: l.Offset, Span: span})
 		default:
-			files = append(files, &fileArea{path: l.Device, off: l.Offset, size: size})
+			files = append(files, &fileArea{path: l.Device, off: l.Offset, size: size, forceRO: forceROPath(o.root, l.Device)})
 		}
 	}
 	if len(fcs) > 0 && len(files) > 0 {
@@ -450,6 +457,45 @@ func (a *flashArea) setFlag(b byte) error {
 type fileArea struct {
 	path      string
 	off, size int64
+	forceRO   string // sysfs force_ro of an eMMC boot partition; "" none
+}
+
+// forceROPath returns the sysfs switch that keeps an eMMC boot partition
+// (mmcblkNbootM) read-only, if the device is one and the switch exists.
+func forceROPath(root, dev string) string {
+	base := filepath.Base(dev)
+	if !emmcBoot.MatchString(base) {
+		return ""
+	}
+	if root == "" {
+		root = "/"
+	}
+	p := filepath.Join(root, "sys", "class", "block", base, "force_ro")
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
+var emmcBoot = regexp.MustCompile(`^mmcblk[0-9]+boot[0-9]+$`)
+
+// writable lifts an eMMC boot partition's write protection, as libubootenv
+// does, and returns how to restore it.
+func (a *fileArea) writable() (restore func(), err error) {
+	if a.forceRO == "" {
+		return func() {}, nil
+	}
+	old, err := os.ReadFile(a.forceRO)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", a.forceRO, err)
+	}
+	if strings.TrimSpace(string(old)) == "0" {
+		return func() {}, nil
+	}
+	if err := os.WriteFile(a.forceRO, []byte("0"), 0); err != nil {
+		return nil, fmt.Errorf("unlock %s: %w", a.forceRO, err)
+	}
+	return func() { os.WriteFile(a.forceRO, []byte("1"), 0) }, nil
 }
 
 func (a *fileArea) at(f *os.File) (int64, error) {
@@ -495,6 +541,11 @@ func (a *fileArea) setFlag(b byte) error {
 }
 
 func (a *fileArea) writeAt(p []byte, rel int64) error {
+	restore, err := a.writable()
+	if err != nil {
+		return err
+	}
+	defer restore()
 	f, err := os.OpenFile(a.path, os.O_RDWR, 0)
 	if err != nil {
 		return err

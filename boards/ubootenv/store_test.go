@@ -1,6 +1,7 @@
 package ubootenv
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -169,5 +170,55 @@ func TestFileMissing(t *testing.T) {
 	}
 	if _, err := s.Load(); !errors.Is(err, ErrNoValidCopy) || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load(missing file) = %v, want ErrNoValidCopy wrapping ErrNotExist", err)
+	}
+}
+
+// TestEMMCBootPartitionForceRO: an eMMC boot partition is made writable
+// through sysfs force_ro for the save and protected again afterwards; if
+// it cannot be unlocked, nothing is written.
+func TestEMMCBootPartitionForceRO(t *testing.T) {
+	root := t.TempDir()
+	sys := filepath.Join(root, "sys", "class", "block", "mmcblk0boot1")
+	dev := filepath.Join(root, "dev", "mmcblk0boot1")
+	for _, d := range []string{sys, filepath.Dir(dev)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forceRO := filepath.Join(sys, "force_ro")
+	if err := os.WriteFile(forceRO, []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dev, make([]byte, 0x2000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Copies: []Location{{Device: dev, Offset: -0x2000, Size: 0x1000}, {Device: dev, Offset: -0x1000, Size: 0x1000}}}
+	s, err := Open(cfg, WithRoot(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(Env{"a": "1"}); err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+	if b, _ := os.ReadFile(forceRO); string(b) != "1" {
+		t.Errorf("force_ro after Save = %q, want 1", b)
+	}
+	if got, err := s.Load(); err != nil || got["a"] != "1" {
+		t.Errorf("Load = %v, %v", got, err)
+	}
+	// force_ro that cannot be written: the save fails before touching
+	// the device.
+	before, _ := os.ReadFile(dev)
+	if err := os.Remove(forceRO); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(forceRO, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(Env{"a": "2"}); err == nil {
+		t.Errorf("Save with a stuck force_ro succeeded")
+	}
+	if after, _ := os.ReadFile(dev); !bytes.Equal(before, after) {
+		t.Errorf("Save wrote the device although force_ro could not be cleared")
 	}
 }
