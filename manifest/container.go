@@ -166,6 +166,8 @@ func OpenPackage(r io.Reader, keys *Keyring, opt Options) (*Package, error) {
 		return nil, ErrUnsigned
 	case hdr.Name != ManifestName || hdr.Typeflag != tar.TypeReg:
 		return nil, fmt.Errorf("%w: first entry is %q (type %q), want %s", ErrContainer, hdr.Name, hdr.Typeflag, ManifestName)
+	case hdr.Size < 0:
+		return nil, fmt.Errorf("%w: manifest entry size %d", ErrContainer, hdr.Size)
 	case hdr.Size > MaxManifestSize:
 		return nil, fmt.Errorf("%w: manifest entry is %d bytes, max %d", ErrTooLarge, hdr.Size, MaxManifestSize)
 	}
