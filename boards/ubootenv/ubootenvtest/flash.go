@@ -1,6 +1,3 @@
-// Package ubootenvtest provides an in-memory flash with the rules of real
-// NOR and NAND parts and power cuts before, after or inside any operation,
-// for testing environment writes under power loss.
 package ubootenvtest
 
 import (
