@@ -52,7 +52,7 @@ func TestCheckPayloadName(t *testing.T) {
 	for i := range long {
 		long[i] = 'a'
 	}
-	for _, name := range []string{"../etc/passwd", "/abs", "a/b", "..", ".", ".hidden", "", string(long), "a\x00b", "a b", "a\\b"} {
+	for _, name := range []string{"../etc/passwd", "/abs", "a/b", "..", ".", ".hidden", "", string(long), "a\x00b", "a b", "a\\b", ManifestName, UnsignedManifestName} {
 		if err := CheckPayloadName(name); !errors.Is(err, ErrPayloadName) {
 			t.Errorf("CheckPayloadName(%q) = %v, want ErrPayloadName", name, err)
 		}

@@ -391,6 +391,9 @@ func CheckPayloadName(name string) error {
 	if len(name) > MaxPayloadName {
 		return fmt.Errorf("%w: %d bytes, max %d", ErrPayloadName, len(name), MaxPayloadName)
 	}
+	if name == ManifestName || name == UnsignedManifestName {
+		return fmt.Errorf("%w: %q is reserved", ErrPayloadName, name)
+	}
 	if name[0] == '.' {
 		return fmt.Errorf("%w: %q starts with a dot", ErrPayloadName, name)
 	}
