@@ -435,7 +435,7 @@ func newNodeStream(h *nodeHeader, r io.Reader, src view, hop int) (*nodeStream, 
 }
 
 func (s *nodeStream) size() int64 { return s.h.newSize }
-func (s *nodeStream) close() {}
+func (s *nodeStream) close()      {}
 
 // readFrame reads frame s.f's header and compressed sections.
 func (s *nodeStream) readFrame() (frameLoc, error) {

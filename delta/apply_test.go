@@ -12,9 +12,9 @@ import (
 type flash struct {
 	bs      int64
 	data    []byte
-	writes  int   // blocks written in all runs
-	cutAt   int   // lose power while writing this write number (0: never)
-	torn    bool  // a cut leaves half a block of garbage
+	writes  int  // blocks written in all runs
+	cutAt   int  // lose power while writing this write number (0: never)
+	torn    bool // a cut leaves half a block of garbage
 	written []int64
 }
 
@@ -188,7 +188,8 @@ func TestResumeAfterCut(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			blocks := int((int64(len(tc.want)) + tc.bs - 1) / tc.bs)
-			for cut := 1; cut <= blocks; cut++ {
+			// Every block up to 40 blocks, then a spread of cut points.
+			for cut := 1; cut <= blocks; cut += max(1, blocks/40) {
 				w := &flash{bs: tc.bs, cutAt: cut}
 				var last []byte
 				opt := Options{BlockSize: tc.bs, Checkpoint: func(cp []byte) error {

@@ -305,7 +305,7 @@ type frameDecoder struct {
 
 func newFrameDecoder(h *nodeHeader, hop int) *frameDecoder {
 	return &frameDecoder{h: h, hop: hop, br: bufio.NewReaderSize(nil, 4096),
-		data: make([]byte, h.frameSize), ents: make([]ctrl, 0, maxCtrl(h.frameSize))}
+		data: make([]byte, h.frameSize), ents: make([]ctrl, 0, 64)}
 }
 
 // maxCompressedFrame bounds each compressed section of a frame.
@@ -333,6 +333,7 @@ func (d *frameDecoder) decode(zd, zr []byte, f int64, loc frameLoc) error {
 		return bad(restOff, "%v", err)
 	}
 	d.br.Reset(lr)
+	defer d.br.Reset(nil) // let the LZMA dictionary go
 	flen := d.h.frameLen(f)
 	u := func() int64 {
 		v, err := binary.ReadUvarint(d.br)
@@ -458,7 +459,7 @@ type cachedFrame struct {
 }
 
 // viewCacheBytes is the memory each inner hop spends on produced frames.
-var viewCacheBytes int64 = 4 << 20
+var viewCacheBytes int64 = 2 << 20
 
 // nodeView serves the output of an inner chain hop on demand: it indexes
 // the frames of the patch (read through an io.ReaderAt), and decodes and
@@ -471,7 +472,7 @@ type nodeView struct {
 	dec   *frameDecoder
 	z     []byte
 	cache []cachedFrame
-	next int
+	next  int
 }
 
 // newNodeView indexes the frames of a node patch held in ra.

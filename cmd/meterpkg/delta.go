@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"meterupd/delta"
@@ -89,6 +90,9 @@ func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return applyFiles(ctx, args[0], args[1], args[2:])
 }
 
+// applyMemoryLimit is the soft heap limit of patch and chain.
+const applyMemoryLimit = 12 << 20
+
 // fileBlocks writes Apply's blocks to a file in order.
 type fileBlocks struct{ w *bufio.Writer }
 
@@ -100,7 +104,14 @@ func (f fileBlocks) WriteBlock(_ int64, p []byte) error {
 // applyFiles streams the chain from the old file to the new one: the old
 // image is read at random, the patches through their files, and the new
 // image written in order, as on a node.
+//
+// Like the agent on a node, it runs with a soft memory limit (unless
+// GOMEMLIMIT says otherwise), so that the garbage of frame decoding is
+// collected before the heap grows: peak RSS then stays near the live set.
 func applyFiles(ctx context.Context, oldPath, newPath string, deltas []string) error {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(applyMemoryLimit)
+	}
 	old, err := os.Open(oldPath)
 	if err != nil {
 		return err
