@@ -62,6 +62,9 @@
 //	  OK, then the module restarts and sends RDY
 //	  +CME ERROR: 801 / 803  image checksum wrong / image incomplete
 //
+// After the prompt the module reads exactly <len> bytes; when none come for
+// a second it abandons the chunk (+CME ERROR: 100) and returns to command
+// mode, so a host that gave up does not leave it stuck in the data phase.
 // CRCs are IEEE CRC-32 in 8 lowercase hex digits. The session id is the
 // whole image's CRC, so a transfer that broke off (power cut, lost link)
 // resumes at the module's offset only for the same image; an empty id

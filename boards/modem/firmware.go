@@ -215,6 +215,7 @@ func (u *ATUpdater) Update(ctx context.Context, r io.Reader, size int64) error {
 
 	// Register for RDY before activating: it may come right after OK.
 	rdy := u.m.waitFor("RDY")
+	defer u.m.unwait("RDY", rdy)
 	cmd = fmt.Sprintf("AT+FWACT=\"%08x\"", h.Sum32())
 	if _, err := u.m.exec(ctx, cmd, "+FWACT:", nil, u.cfg.VerifyTimeout); err != nil {
 		return fmt.Errorf("modem: activate firmware: %w", err)

@@ -272,3 +272,29 @@ func TestRadioOpensPerCall(t *testing.T) {
 		t.Errorf("Linked on a missing port = nil, want an error")
 	}
 }
+
+func TestFirmwareLatePromptRecovers(t *testing.T) {
+	// The module is slow to open the data phase of one chunk: the driver
+	// gives up waiting for the prompt, and the module then sits in a data
+	// phase nobody feeds. The driver must not lose its resync commands in
+	// there, and the transfer must complete.
+	m, sim := open(t, modem.Config{Timeout: 400 * time.Millisecond})
+	img := image("R11", 4<<10)
+	sim.Once("AT+FWDATA=1024,*").Delay(700 * time.Millisecond)
+	u := modem.NewATUpdater(m, modem.UpdaterConfig{})
+	if err := u.Update(ctx(t), bytes.NewReader(img), int64(len(img))); err != nil {
+		t.Fatalf("Update = %v", err)
+	}
+	n := 0
+	for _, c := range fwData(sim) {
+		if strings.HasPrefix(c, "AT+FWDATA=1024,") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("chunk at 1024 sent %d times, want 2", n)
+	}
+	if got := sim.Revision(); got != "R11" {
+		t.Errorf("module revision = %q, want R11", got)
+	}
+}

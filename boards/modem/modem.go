@@ -75,6 +75,7 @@ type request struct {
 	prefix string // "+CSQ:": lines the answer consists of; "" for free text
 	lines  []string
 	prompt chan struct{} // non-nil: the command expects "> "
+	data   bool          // the command has a data phase
 	done   chan struct{}
 	err    error
 }
@@ -93,7 +94,9 @@ type Modem struct {
 	readErr  error
 	needSync bool
 	late     *request // the command abandoned last, until resync
-	stray    int      // final results that arrived with no command in flight
+	dataLate bool     // late was a data command: the module may be in its data phase
+	lastRx   time.Time
+	stray    int // final results that arrived with no command in flight
 	waiters  map[string][]chan string
 	dropped  int // URCs dropped on a full queue
 	noise    int
@@ -158,6 +161,7 @@ func (m *Modem) readLoop() {
 			sp.Feed(buf[:n], m.route)
 			m.mu.Lock()
 			m.noise = sp.Dropped
+			m.lastRx = time.Now()
 			m.mu.Unlock()
 		}
 		if err != nil {
@@ -303,6 +307,22 @@ func (m *Modem) waitFor(name string) chan string {
 	return c
 }
 
+// unwait withdraws a waitFor that is no longer wanted.
+func (m *Modem) unwait(name string, c chan string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ws := m.waiters[name]
+	for i, w := range ws {
+		if w == c {
+			m.waiters[name] = append(ws[:i:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(m.waiters[name]) == 0 {
+		delete(m.waiters, name)
+	}
+}
+
 // Command sends one AT command and returns the lines of its answer, without
 // the echo, the final result and any URC. cmd is one line such as
 // "AT+CSQ"; the driver adds the CR. A module's ERROR or +CME ERROR comes
@@ -375,7 +395,7 @@ func (m *Modem) execLocked(ctx context.Context, cmd, prefix string, data []byte,
 	var prompt chan struct{}
 	if data != nil {
 		prompt = make(chan struct{})
-		r.prompt = prompt
+		r.prompt, r.data = prompt, true
 	}
 	m.mu.Lock()
 	if m.readErr != nil {
@@ -429,6 +449,9 @@ func (m *Modem) abandon(r *request) {
 	if r.cmd != "AT" {
 		m.late = r
 	}
+	if r.data {
+		m.dataLate = true
+	}
 	m.needSync = true
 	m.mu.Unlock()
 }
@@ -440,6 +463,16 @@ func (m *Modem) abandon(r *request) {
 func (m *Modem) resync(ctx context.Context) error {
 	var last error
 	for try := 0; try < 4; try++ {
+		m.mu.Lock()
+		dataLate := m.dataLate
+		m.mu.Unlock()
+		if dataLate {
+			// The module may sit in the data phase of the abandoned
+			// command and would take our AT for data: let it time out.
+			if err := m.quiet(ctx, DataIdle+m.cfg.Settle); err != nil {
+				return err
+			}
+		}
 		m.mu.Lock()
 		before := m.stray
 		m.mu.Unlock()
@@ -461,7 +494,7 @@ func (m *Modem) resync(ctx context.Context) error {
 		m.mu.Lock()
 		clean := m.stray == before
 		if clean {
-			m.needSync, m.late = false, nil
+			m.needSync, m.late, m.dataLate = false, nil, false
 		}
 		m.mu.Unlock()
 		if clean {
@@ -473,6 +506,29 @@ func (m *Modem) resync(ctx context.Context) error {
 		last = fmt.Errorf("%w: late answers keep arriving", ErrTimeout)
 	}
 	return fmt.Errorf("modem: resynchronise: %w", last)
+}
+
+// DataIdle is how long a module waits for the next byte of a data phase
+// before it gives the chunk up (see the firmware transfer).
+const DataIdle = time.Second
+
+// quiet waits until nothing has arrived from the module for d.
+func (m *Modem) quiet(ctx context.Context, d time.Duration) error {
+	for {
+		m.mu.Lock()
+		left := d - time.Since(m.lastRx)
+		m.mu.Unlock()
+		if left <= 0 {
+			return nil
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		}
+	}
 }
 
 // Init brings the module into the state the driver expects: it answers AT

@@ -65,7 +65,7 @@ type Modem struct {
 	capacity     int64
 	sess         *session
 	restartDelay time.Duration
-	dataTimeout  time.Duration
+	dataIdle     time.Duration
 	restarts     int
 
 	done chan struct{}
@@ -106,7 +106,7 @@ func Start(t testing.TB) (path string, m *Modem) {
 			"CEREG": {stat: 1, area: "1A2B", cell: "01C3D4E5", act: 7},
 		},
 		maxChunk: DefaultMaxChunk, capacity: DefaultCapacity,
-		restartDelay: 50 * time.Millisecond, dataTimeout: 2 * time.Second,
+		restartDelay: 50 * time.Millisecond, dataIdle: time.Second,
 		done: make(chan struct{}),
 	}
 	m.wg.Add(1)
@@ -606,11 +606,11 @@ func (m *Modem) fwData(arg string, step *Step) answer {
 	if off+int64(n) > s.size {
 		return answer{final: m.errorLineLocked(50)}
 	}
-	timeout := m.dataTimeout
+	idle := m.dataIdle
 	m.mu.Unlock()
 	m.write([]byte("\r\n> "))
 	p := make([]byte, n)
-	err := m.in.readFull(p, time.Now().Add(timeout))
+	err := m.in.readFull(p, idle)
 	m.mu.Lock()
 	if err != nil {
 		// The host stopped sending: give up on this chunk.
@@ -707,10 +707,11 @@ func (b *byteReader) readByte(deadline time.Time) (byte, error) {
 	return c, nil
 }
 
-func (b *byteReader) readFull(p []byte, deadline time.Time) error {
+// readFull fills p; it fails when no byte comes for idle.
+func (b *byteReader) readFull(p []byte, idle time.Duration) error {
 	for i := 0; i < len(p); {
 		if b.r == b.w {
-			if err := b.fill(deadline); err != nil {
+			if err := b.fill(time.Now().Add(idle)); err != nil {
 				return err
 			}
 		}
