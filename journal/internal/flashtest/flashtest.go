@@ -98,9 +98,9 @@ type Flash struct {
 	bad        map[int64]BadMode
 
 	// Totals since New, for figures: Programs and Erases count successful
-	// calls (an erase of n blocks counts n), ProgramBytes the bytes
-	// programmed.
-	Programs, Erases, ProgramBytes int64
+	// calls (an erase of n blocks counts n), ProgramBytes and ReadBytes
+	// the bytes programmed and read.
+	Programs, Erases, ProgramBytes, ReadBytes int64
 	// Violations counts calls that broke a flash rule (misaligned, or
 	// programming over unerased bytes). A real part may accept such a call
 	// and corrupt data silently; tests assert it stays 0.
@@ -202,6 +202,7 @@ func (f *Flash) ReadAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("flashtest: read at %d: out of range", off)
 	}
 	n := copy(p, f.mem[off:])
+	f.ReadBytes += int64(n)
 	if n < len(p) {
 		return n, io.EOF
 	}
