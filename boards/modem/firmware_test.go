@@ -77,6 +77,7 @@ func testFirmwareUpdate(t *testing.T, echo bool) {
 }
 
 func TestFirmwareUpdateResumes(t *testing.T) {
+	t.Parallel()
 	m, sim := open(t, modem.Config{})
 	img := image("R2", 20<<10)
 	c, cancel := context.WithCancel(ctx(t))
@@ -164,6 +165,7 @@ func TestFirmwareCorruptChunkIsResent(t *testing.T) {
 }
 
 func TestFirmwareLostAnswerSettledByQuery(t *testing.T) {
+	t.Parallel()
 	m, sim := open(t, modem.Config{Timeout: 500 * time.Millisecond})
 	img := image("R5", 5<<10)
 	sim.Once("AT+FWDATA=3072,*").Lost()
@@ -274,6 +276,7 @@ func TestRadioOpensPerCall(t *testing.T) {
 }
 
 func TestFirmwareLatePromptRecovers(t *testing.T) {
+	t.Parallel()
 	// The module is slow to open the data phase of one chunk: the driver
 	// gives up waiting for the prompt, and the module then sits in a data
 	// phase nobody feeds. The driver must not lose its resync commands in

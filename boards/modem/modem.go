@@ -76,6 +76,7 @@ type request struct {
 	lines  []string
 	prompt chan struct{} // non-nil: the command expects "> "
 	data   bool          // the command has a data phase
+	sent   bool          // its data went out in full
 	done   chan struct{}
 	err    error
 }
@@ -417,6 +418,7 @@ func (m *Modem) execLocked(ctx context.Context, cmd, prefix string, data []byte,
 				m.abandon(r)
 				return nil, fmt.Errorf("modem: write %s data: %w", cmd, err)
 			}
+			r.sent = true
 		case <-r.done:
 			if r.err == nil {
 				return nil, fmt.Errorf("%w: %s: OK without a data prompt", ErrCommandFailed, cmd)
@@ -449,7 +451,7 @@ func (m *Modem) abandon(r *request) {
 	if r.cmd != "AT" {
 		m.late = r
 	}
-	if r.data {
+	if r.data && !r.sent {
 		m.dataLate = true
 	}
 	m.needSync = true

@@ -239,6 +239,7 @@ func TestLineNoise(t *testing.T) {
 }
 
 func TestSlowAnswerWithinTimeout(t *testing.T) {
+	t.Parallel()
 	m, sim := open(t, modem.Config{Timeout: 3 * time.Second})
 	sim.Once("AT+CGMR").Delay(300 * time.Millisecond)
 	v, err := m.FirmwareVersion(ctx(t))
@@ -255,6 +256,7 @@ func TestSlowAnswerWithinTimeout(t *testing.T) {
 }
 
 func TestTimeoutThenResync(t *testing.T) {
+	t.Parallel()
 	u := newURCs()
 	m, sim := open(t, modem.Config{Timeout: 500 * time.Millisecond, OnURC: u.handle})
 	// The module answers AT+CSQ late, after the driver gave up. Its late
@@ -276,6 +278,7 @@ func TestTimeoutThenResync(t *testing.T) {
 }
 
 func TestLostCommandThenResync(t *testing.T) {
+	t.Parallel()
 	m, sim := open(t, modem.Config{Timeout: 500 * time.Millisecond})
 	sim.Once("AT+CGMR").Silent()
 	if _, err := m.FirmwareVersion(ctx(t)); !errors.Is(err, modem.ErrTimeout) {
@@ -329,6 +332,7 @@ func TestErrors(t *testing.T) {
 }
 
 func TestContextCanceled(t *testing.T) {
+	t.Parallel()
 	m, sim := open(t, modem.Config{Timeout: 5 * time.Second})
 	sim.Once("AT+CSQ").Delay(400 * time.Millisecond)
 	c, cancel := context.WithCancel(context.Background())
