@@ -4,3 +4,4 @@
 # and dpkg-deb unpacks it. cpio checks our initramfs writer.
 DEB_PKGS += qemu-system-arm debian-archive-keyring dpkg
 DEB_PKGS += cpio
+DEB_PKGS += util-linux
