@@ -313,9 +313,8 @@ func isErased(b []byte) bool {
 type areaScan struct {
 	records  []Record
 	end      int64 // offset after the last valid record, relative to the area
-	first    headerKind
-	ourMagic bool // a header with our magic was seen
-	torn     bool // the log ended in something other than erased flash
+	ourMagic bool  // a header with our magic was seen
+	torn     bool  // the log ended in something other than erased flash
 	newer    bool
 	tooLarge *Record
 }
@@ -326,7 +325,7 @@ func (j *Journal) scanArea(a int) (areaScan, error) {
 	base := j.g.areaOff(a)
 	hb := make([]byte, HeaderSize)
 	off := int64(0)
-	for i := 0; ; i++ {
+	for {
 		if off+HeaderSize > j.g.areaSize {
 			if off < j.g.areaSize {
 				// A tail shorter than a header: it must be erased.
@@ -342,9 +341,6 @@ func (j *Journal) scanArea(a int) (areaScan, error) {
 			return s, err
 		}
 		h, kind := parseHeader(hb)
-		if i == 0 {
-			s.first = kind
-		}
 		if kind != hdrErased && kind != hdrForeign {
 			s.ourMagic = true
 		}
@@ -361,8 +357,21 @@ func (j *Journal) scanArea(a int) (areaScan, error) {
 			break
 		}
 		if int(h.dataLen) > j.maxRecord {
-			s.tooLarge = &Record{Seq: h.seq, Area: a, Offset: base + off}
-			break
+			// Valid, but larger than this journal reads: check its CRC
+			// without holding it, so Open can tell whether it is the newest.
+			ok, err := j.crcRange(base+off+HeaderSize, int64(h.recLen)-HeaderSize, h.dataCRC)
+			if err != nil {
+				return s, err
+			}
+			if !ok {
+				s.torn = true
+				break
+			}
+			if s.tooLarge == nil || h.seq > s.tooLarge.Seq {
+				s.tooLarge = &Record{Seq: h.seq, Area: a, Offset: base + off}
+			}
+			off += int64(h.recLen)
+			continue
 		}
 		body := make([]byte, int64(h.recLen)-HeaderSize)
 		if err := j.read(body, base+off+HeaderSize); err != nil {
@@ -397,6 +406,22 @@ func (j *Journal) read(p []byte, off int64) error {
 		err = io.ErrUnexpectedEOF
 	}
 	return fmt.Errorf("journal: read %d bytes at %d: %w", len(p), off, err)
+}
+
+// crcRange reports whether the CRC-32C of n bytes at off is want.
+func (j *Journal) crcRange(off, n int64, want uint32) (bool, error) {
+	buf := make([]byte, min(n, 4096))
+	var sum uint32
+	for n > 0 {
+		c := min(n, int64(len(buf)))
+		if err := j.read(buf[:c], off); err != nil {
+			return false, err
+		}
+		sum = crc32.Update(sum, castagnoli, buf[:c])
+		off += c
+		n -= c
+	}
+	return sum == want, nil
 }
 
 // erasedRange reports whether n bytes at off are all 0xFF.
@@ -443,15 +468,15 @@ func Open(f hw.Flash, opt Options) (*Journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	var newest *Record
+	var newest, tooLarge *Record
 	anyMagic := false
 	for a := range scans {
 		s := &scans[a]
 		if s.newer {
 			return nil, fmt.Errorf("%w: area %d (this code reads version %d)", ErrNewerVersion, a, Version)
 		}
-		if s.tooLarge != nil {
-			return nil, fmt.Errorf("%w: record %d at offset %d exceeds %d bytes", ErrTooLarge, s.tooLarge.Seq, s.tooLarge.Offset, j.maxRecord)
+		if s.tooLarge != nil && (tooLarge == nil || s.tooLarge.Seq > tooLarge.Seq) {
+			tooLarge = s.tooLarge
 		}
 		anyMagic = anyMagic || s.ourMagic
 		if s.torn {
@@ -463,6 +488,11 @@ func Open(f hw.Flash, opt Options) (*Journal, error) {
 				newest = r
 			}
 		}
+	}
+	if tooLarge != nil && (newest == nil || tooLarge.Seq > newest.Seq) {
+		// The newest record is one this journal cannot read: refuse rather
+		// than fall back to an older state.
+		return nil, fmt.Errorf("%w: newest record %d at offset %d exceeds MaxRecord %d", ErrTooLarge, tooLarge.Seq, tooLarge.Offset, j.maxRecord)
 	}
 	if newest == nil {
 		if anyMagic {

@@ -259,3 +259,34 @@ func (f lyingFlash) WriteSize() int64 { return f.ws }
 
 // same compares two states (cmp.Equal is too slow for the cut loops).
 func same(a, b state) bool { return a.N == b.N && a.Slot == b.Slot && bytes.Equal(a.Pad, b.Pad) }
+
+// TestRecordLargerThanMaxRecordOnFlash: a valid record larger than this
+// journal's MaxRecord is refused (ErrTooLarge, nothing written) when it is
+// the newest, and skipped when a newer record exists.
+func TestRecordLargerThanMaxRecordOnFlash(t *testing.T) {
+	f := flashtest.New(8*4096, 4096, 1, 1)
+	j, err := Format(f, st(1, 10), Options{MaxRecord: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Commit(st(2, 1500)); err != nil {
+		t.Fatal(err)
+	}
+	img := f.Bytes()
+	if _, err := Open(f, Options{MaxRecord: 512}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Open(MaxRecord 512) with a 1.5 KiB newest record = %v, want ErrTooLarge", err)
+	}
+	if !bytes.Equal(img, f.Bytes()) {
+		t.Fatal("Open changed the flash")
+	}
+	if err := j.Commit(st(3, 10)); err != nil {
+		t.Fatal(err)
+	}
+	j2, err := Open(f, Options{MaxRecord: 512})
+	if err != nil {
+		t.Fatalf("Open(MaxRecord 512) with a newer small record = %v", err)
+	}
+	if got := load(t, j2); got.N != 3 {
+		t.Errorf("Load = %d, want 3", got.N)
+	}
+}
