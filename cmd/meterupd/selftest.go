@@ -18,6 +18,8 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"meterupd/boards"
+	"meterupd/boards/blockdev"
+	"meterupd/boards/hw"
 	"meterupd/boards/mtd"
 	"meterupd/boards/mtd/mtdsmoketest"
 	"meterupd/boards/mtd/mtdtest"
@@ -32,7 +34,7 @@ const (
 func init() {
 	register(&command{
 		name:  "selftest",
-		usage: "[--mtd-dev mtdN]... [--init] check this binary on this CPU (an MTD device given is erased: scratch only)",
+		usage: "[--mtd-dev mtdN]... [--blockdev NAME]... [--init] check this binary on this CPU (devices given are erased: scratch only)",
 		run:   cmdSelftest,
 	})
 }
@@ -50,6 +52,8 @@ func cmdSelftest(ctx context.Context, env *cmdEnv, args []string) error {
 	fs.SetOutput(env.stderr)
 	var devs stringList
 	fs.Var(&devs, "mtd-dev", "run the destructive MTD smoke test on this device (mtdN, as in /proc/mtd); repeatable")
+	var parts stringList
+	fs.Var(&parts, "blockdev", "run the destructive flash check on this block device partition (GPT name); repeatable")
 	asInit := fs.Bool("init", false, "run as the init of a test VM: mount /proc, /sys, /dev, load the modules in /lib/modules/load, power off at the end")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
@@ -58,13 +62,13 @@ func cmdSelftest(ctx context.Context, env *cmdEnv, args []string) error {
 		return usageError{"selftest takes no arguments"}
 	}
 	if *asInit {
-		return guestInit(ctx, env, func() error { return selftest(env.stdout, devs) })
+		return guestInit(ctx, env, func() error { return selftest(env.stdout, devs, parts) })
 	}
-	return selftest(env.stdout, devs)
+	return selftest(env.stdout, devs, parts)
 }
 
 // selftest runs the checks and prints one line per check and the result line.
-func selftest(w io.Writer, devs []string) error {
+func selftest(w io.Writer, devs, parts []string) error {
 	fmt.Fprintf(w, "selftest: %s/%s %s\n", runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Fprintf(w, "selftest: boards: %s\n", strings.Join(boards.Names(), ", "))
 	checks := []struct {
@@ -81,6 +85,12 @@ func selftest(w io.Writer, devs []string) error {
 			name string
 			fn   func() error
 		}{"mtd " + d, func() error { return checkMTD(w, "/", d) }})
+	}
+	for _, p := range parts {
+		checks = append(checks, struct {
+			name string
+			fn   func() error
+		}{"blockdev " + p, func() error { return checkBlockdev(w, "/", p) }})
 	}
 	var failed []string
 	for _, c := range checks {
@@ -195,4 +205,56 @@ func checkMTD(w io.Writer, root, dev string) error {
 			return a
 		},
 	})))
+}
+
+// BlockdevPattern is what checkBlockdev leaves in the first write unit of
+// the second erase unit of the partition, for the host to verify.
+const BlockdevPattern = "meterupd blockdev selftest"
+
+// checkBlockdev checks the block-device driver on a partition found by GPT
+// name: erase, program, read back, the flash rules. It leaves
+// BlockdevPattern at the start of the second erase unit.
+func checkBlockdev(w io.Writer, root, name string) error {
+	f, err := blockdev.Open(root, name, blockdev.WithEraseSize(64<<10))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fmt.Fprintf(w, "selftest: blockdev %s: size %d erase %d write %d\n", name, f.Size(), f.EraseSize(), f.WriteSize())
+	es, ws := f.EraseSize(), f.WriteSize()
+	if f.Size() < 2*es {
+		return fmt.Errorf("partition %s: %d bytes, want at least 2 erase units", name, f.Size())
+	}
+	if err := f.Erase(0, 2*es); err != nil {
+		return err
+	}
+	page := make([]byte, ws)
+	copy(page, BlockdevPattern)
+	for i := len(BlockdevPattern); i < len(page); i++ {
+		page[i] = 0xFF
+	}
+	if _, err := f.WriteAt(page, es); err != nil {
+		return err
+	}
+	got := make([]byte, ws)
+	if _, err := f.ReadAt(got, es); err != nil {
+		return err
+	}
+	if !bytes.Equal(got, page) {
+		return fmt.Errorf("read back %q, want %q", got[:len(BlockdevPattern)], BlockdevPattern)
+	}
+	if _, err := f.ReadAt(got, 0); err != nil {
+		return err
+	}
+	if !bytes.Equal(got, bytes.Repeat([]byte{0xFF}, int(ws))) {
+		return fmt.Errorf("erased unit reads %x…, want 0xff", got[:8])
+	}
+	ones := bytes.Repeat([]byte{0xFF}, int(ws))
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0x01}, int(ws)), es); !errors.Is(err, hw.ErrNotErased) {
+		return fmt.Errorf("setting bits: got %v, want hw.ErrNotErased", err)
+	}
+	if _, err := f.WriteAt(ones, 1); !errors.Is(err, hw.ErrAlignment) {
+		return fmt.Errorf("misaligned write: got %v, want hw.ErrAlignment", err)
+	}
+	return nil
 }

@@ -37,7 +37,7 @@ func TestSelftestRejectsArguments(t *testing.T) {
 
 func TestSelftestMTDNeedsDeviceName(t *testing.T) {
 	var out bytes.Buffer
-	if err := selftest(&out, []string{"nand0"}); err == nil || !strings.Contains(out.String(), selftestFail) {
+	if err := selftest(&out, []string{"nand0"}, nil); err == nil || !strings.Contains(out.String(), selftestFail) {
 		t.Errorf("selftest(nand0) = %v, want a failure line; output:\n%s", err, out.String())
 	}
 }

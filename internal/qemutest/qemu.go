@@ -61,6 +61,9 @@ type Boot struct {
 	Initrd  string // cpio archive
 	Cmdline string // appended after console=ttyAMA0 panic=-1
 	MemMiB  int    // default 256
+	// Disks are raw disk images, attached as virtio-blk devices (vda, vdb…
+	// in the guest once virtio_mmio and virtio_blk are loaded).
+	Disks []string
 	// Console receives the serial console as it comes (e.g. t.Output()).
 	Console io.Writer
 }
@@ -79,6 +82,10 @@ func (b Boot) Run(ctx context.Context) (string, error) {
 		"-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
 		"-kernel", b.Kernel, "-initrd", b.Initrd,
 		"-append", "console=ttyAMA0 panic=-1 " + b.Cmdline,
+	}
+	for i, d := range b.Disks {
+		id := fmt.Sprintf("disk%d", i)
+		args = append(args, "-drive", "file="+d+",format=raw,if=none,cache=writethrough,id="+id, "-device", "virtio-blk-device,drive="+id)
 	}
 	cmd := exec.CommandContext(ctx, b.QEMU, args...)
 	var out syncBuffer
