@@ -66,7 +66,9 @@
 //     never reused, so no two different records share one.
 //   - Open never writes. An erased partition is ErrEmpty, data without our
 //     magic is ErrForeign, our magic without a valid record is ErrCorrupt,
-//     a newer format is ErrNewerVersion: each is reported and the partition
+//     a newer format is ErrNewerVersion, a newest record larger than
+//     Options.MaxRecord is ErrTooLarge (an older, larger record is skipped):
+//     each is reported and the partition
 //     is left byte-identical. Only Format, used when provisioning a node,
 //     writes a first record; an interrupted Format is detected by Open
 //     (ErrEmpty, ErrCorrupt or ErrForeign) and is simply run again.
