@@ -1,5 +1,5 @@
 // Package mtdsmoketest is the on-target check of the MTD driver: it runs on a
-// real /dev/mtdN (`meterupd selftest --mtd NAME` on a board, or under QEMU
+// real /dev/mtdN (`meterupd selftest --mtd-dev mtdN` on a board, or under QEMU
 // with the kernel's nandsim) and on mtdtest's fake chip in unit tests.
 //
 // Wiring: the partition it is given is destroyed (erased, written, and one
