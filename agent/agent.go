@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"meterupd/boards/hw"
 	"meterupd/journal"
+	"meterupd/manifest"
 	"meterupd/slots"
 )
 
@@ -48,6 +50,13 @@ type Options struct {
 	// than this is abandoned (or rolled back). Default 32.
 	MaxStarts int
 	Logger    *slog.Logger
+	// Keys are the trusted keys the node was provisioned with (a signed
+	// key update in the journal replaces them).
+	Keys *manifest.Keyring
+	// Identity describes the node for item selection and requests.
+	Identity Identity
+	// Now is the clock (manifest expiry); nil means no expiry check.
+	Now func() time.Time
 }
 
 // Agent drives the update state machine on one board. It is not safe for

@@ -6,6 +6,7 @@ import (
 
 	"meterupd/boards/hw"
 	"meterupd/slots"
+	"meterupd/validate"
 )
 
 // Activate reboots into an installed set (an update installed without
@@ -108,7 +109,11 @@ type Status struct {
 	Boot    hw.BootState  `json:"boot_control"`
 	Update  *UpdateStatus `json:"update,omitempty"`
 	Last    *Result       `json:"last_result,omitempty"`
-	Journal JournalStatus `json:"journal"`
+	// Checks are the validation outcomes of the update in progress, or
+	// of the last one.
+	Checks  []validate.Result `json:"checks,omitempty"`
+	Floor   uint64            `json:"sequence_floor"`
+	Journal JournalStatus     `json:"journal"`
 }
 
 // SlotStatus is one slot's line in the status table.
@@ -148,7 +153,13 @@ func (a *Agent) Status() (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	st := Status{Board: a.b.Name(), Booted: booted, Primary: r.Primary, Last: r.Last}
+	st := Status{Board: a.b.Name(), Booted: booted, Primary: r.Primary, Last: r.Last, Floor: r.Floor}
+	if r.Last != nil {
+		st.Checks = r.Last.Checks
+	}
+	if r.Update != nil && r.Update.Checks != nil {
+		st.Checks = r.Update.Checks
+	}
 	if bs, err := a.b.Boot().Load(); err == nil {
 		st.Boot = bs
 	}

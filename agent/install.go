@@ -35,7 +35,46 @@ func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
 	if u := a.rec.Update; u != nil {
 		return fmt.Errorf("%w (%s, phase %s): wait for it to finish, or roll it back", ErrBusy, u.ID, u.Phase)
 	}
-	it := req.Item
+	it := &req.Item
+	if it.Kind == FullImage && len(it.Payloads) == 1 {
+		st, err := os.Stat(it.Payloads[0])
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
+		if it.Size == 0 {
+			it.Size = st.Size()
+		}
+		if st.Size() != it.Size {
+			return fmt.Errorf("%w: the image has %d bytes, the request says %d", ErrBadRequest, st.Size(), it.Size)
+		}
+	}
+	if err := a.prepare(it); err != nil {
+		return err
+	}
+	if req.ID == "" {
+		req.ID = "local-" + it.SHA256[:12]
+	}
+	stored := make([]string, len(it.Payloads))
+	for i, p := range it.Payloads {
+		var sum string
+		var err error
+		stored[i], sum, err = a.storePayload(p, req.ID, i)
+		if err != nil {
+			return err
+		}
+		if it.Kind == FullImage && sum != it.SHA256 {
+			os.Remove(stored[i])
+			return fmt.Errorf("%w: the image's SHA-256 is %s, expected %s", ErrDigest, sum, it.SHA256)
+		}
+	}
+	it.Payloads = stored
+	return a.accept(ctx, req, nil)
+}
+
+// prepare checks an install item against the node before anything is
+// stored or written: its fields, that it fits the idle slot, and that a
+// delta applies to the running set. It fills in what it derives.
+func (a *Agent) prepare(it *InstallItem) error {
 	if it.Kind != FullImage && it.Kind != Delta {
 		return fmt.Errorf("%w: unknown item kind %q", ErrBadRequest, it.Kind)
 	}
@@ -43,6 +82,7 @@ func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
 	if err != nil || len(want) != sha256.Size {
 		return fmt.Errorf("%w: the expected SHA-256 must be 64 hex digits", ErrBadRequest)
 	}
+	it.SHA256 = strings.ToLower(it.SHA256)
 	if it.Version == "" || len(it.Version) > 64 {
 		return fmt.Errorf("%w: a version of 1 to 64 characters is required", ErrBadRequest)
 	}
@@ -58,66 +98,49 @@ func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
 	if err != nil {
 		return fmt.Errorf("agent: slot %s: %w", target, err)
 	}
-	if it.Kind == FullImage {
-		st, err := os.Stat(it.Payloads[0])
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrBadRequest, err)
-		}
-		if it.Size == 0 {
-			it.Size = st.Size()
-		}
-		if st.Size() != it.Size {
-			return fmt.Errorf("%w: the image has %d bytes, the request says %d", ErrBadRequest, st.Size(), it.Size)
-		}
-	}
 	if it.Kind == Delta && it.Size == 0 {
 		it.Size = f.Size() // the patch declares the size; the slot bounds it
 	}
 	if it.Size <= 0 || it.Size > f.Size() {
 		return fmt.Errorf("%w: %d bytes, slot %s holds %d", ErrTooLarge, it.Size, target, f.Size())
 	}
-	if req.ID == "" {
-		req.ID = "local-" + it.SHA256[:12]
+	if it.Kind != Delta {
+		return nil
 	}
-	if it.Kind == Delta && it.SourceSHA256 != "" {
+	if it.SourceSize == 0 {
+		it.SourceSize = a.rec.slot(booted).Size
+	}
+	if it.SourceSHA256 != "" {
 		// A delta applies to one exact source: the running set.
 		src, err := a.b.Slot(booted)
 		if err != nil {
 			return err
 		}
-		size := it.SourceSize
-		if size == 0 {
-			size = a.rec.slot(booted).Size
-		}
-		sum, err := slots.Hash(src, size)
+		sum, err := slots.Hash(src, it.SourceSize)
 		if err != nil {
 			return err
 		}
 		if got := hex.EncodeToString(sum[:]); got != strings.ToLower(it.SourceSHA256) {
 			return fmt.Errorf("%w: the delta was made from a set with SHA-256 %s, the running set %s has %s", ErrDigest, it.SourceSHA256, booted, got)
 		}
-		it.SourceSize = size
 	}
-	stored := make([]string, len(it.Payloads))
-	for i, p := range it.Payloads {
-		var sum string
-		stored[i], sum, err = a.storePayload(p, req.ID, i)
-		if err != nil {
-			return err
-		}
-		if it.Kind == FullImage && sum != strings.ToLower(it.SHA256) {
-			os.Remove(stored[i])
-			return fmt.Errorf("%w: the image's SHA-256 is %s, expected %s", ErrDigest, sum, strings.ToLower(it.SHA256))
-		}
-	}
-	it.Payloads = stored
-	it.SHA256 = strings.ToLower(it.SHA256)
-	if it.Kind == Delta && it.SourceSize == 0 {
-		it.SourceSize = a.rec.slot(booted).Size
-	}
+	return nil
+}
 
+// accept records the update in the journal (phase downloaded) and drives
+// it. mutate, if set, adds what the carrier knows (package sequence…).
+func (a *Agent) accept(ctx context.Context, req InstallRequest, mutate func(*Update)) error {
+	booted, err := a.booted()
+	if err != nil {
+		return err
+	}
+	it := req.Item
+	target := slots.IdleSlot(booted, a.rec.stateOf)
 	r := a.rec.clone()
 	r.Update = &Update{ID: req.ID, Phase: Downloaded, Target: target, From: booted, Item: it, Activate: req.Activate}
+	if mutate != nil {
+		mutate(r.Update)
+	}
 	a.log.Info("update accepted", slog.String("update", req.ID), slog.String("version", it.Version), slog.String("target", string(target)))
 	if err := a.commit(r); err != nil {
 		return err

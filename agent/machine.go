@@ -82,6 +82,12 @@ func (a *Agent) step(ctx context.Context) (done bool, err error) {
 			return false, a.abandon(r, err.Error())
 		}
 		u.Phase = Activating
+		// The package is consumed once its set is activated: from now a
+		// replay of it is refused, and its key updates are in force.
+		r.Floor = max(r.Floor, u.Seq)
+		if u.Keys != nil {
+			r.Keys = u.Keys
+		}
 		log.Info("activating")
 		return false, a.commit(r)
 
@@ -140,6 +146,7 @@ func (a *Agent) step(ctx context.Context) (done bool, err error) {
 			if u.From == hw.SlotF {
 				r.Last.Code, r.Last.Version = FellBack, r.slot(hw.SlotF).Version
 			}
+			r.Last.Checks = u.Checks
 			r.Update = nil
 			return false, a.commit(r)
 		case booted == hw.SlotF:
@@ -160,6 +167,7 @@ func (a *Agent) step(ctx context.Context) (done bool, err error) {
 		log.Warn("fell back", slog.String("to", string(booted)), slog.String("reason", u.Reason))
 		r.Primary = booted
 		r.Last = &Result{ID: u.ID, Code: FellBack, Version: r.slot(booted).Version, Slot: booted, Reason: u.Reason}
+		r.Last.Checks = u.Checks
 		r.Update = nil
 		return false, a.commit(r)
 	}
@@ -181,6 +189,7 @@ func (a *Agent) commitTrial(r *Record) error {
 	}
 	r.Primary = u.Target
 	r.Last = &Result{ID: u.ID, Code: Committed, Version: u.Item.Version, Slot: u.Target}
+	r.Last.Checks = u.Checks
 	r.Update = nil
 	a.log.Info("committed", slog.String("slot", string(u.Target)), slog.String("version", u.Item.Version))
 	return a.commit(r)
@@ -225,6 +234,7 @@ func (a *Agent) abandon(r *Record, reason string) error {
 		si.Reason = reason
 	}
 	r.Last = &Result{ID: u.ID, Code: Abandoned, Version: u.Item.Version, Slot: u.From, Reason: reason}
+	r.Last.Checks = u.Checks
 	r.Update = nil
 	a.log.Warn("update abandoned", slog.String("reason", reason))
 	return a.commit(r)

@@ -194,6 +194,8 @@ type pcRun struct {
 	cut      bool        // the power was cut
 	poweron  bool        // start with a power-on (the node lost power)
 	maxBoots int
+	jCommits int64 // journal commits and erases, over every agent start
+	jErases  int64
 }
 
 var errCut = errors.New("power cut")
@@ -230,6 +232,11 @@ func (r *pcRun) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		defer func() {
+			st := a.Journal().Stats()
+			r.jCommits += st.Commits
+			r.jErases += st.Erases
+		}()
 		err = a.Start(ctx)
 		if err == nil {
 			rec := a.Record()
@@ -356,6 +363,7 @@ func TestPowerCut(t *testing.T) {
 				t.Fatalf("uninterrupted run ended %s, want %s", want.Code, sc.want)
 			}
 			N := clean.ops
+			fmt.Printf("powercut-cost: scenario=%s flash-ops=%d journal-commits=%d journal-erases=%d\n", sc.name, N, clean.jCommits, clean.jErases)
 			modes := sc.modes
 			if modes == nil {
 				modes = []string{"before", "after", "torn", "double"}

@@ -3,6 +3,7 @@ package agent
 import (
 	"meterupd/boards/hw"
 	"meterupd/slots"
+	"meterupd/validate"
 )
 
 // RecordVersion is the version of Record this code writes. A journal whose
@@ -22,6 +23,12 @@ type Record struct {
 	Update *Update `cbor:"update,omitempty"`
 	// Last is the result of the last update or rollback.
 	Last *Result `cbor:"last,omitempty"`
+	// Floor is the highest package sequence number consumed: a package
+	// must carry a greater one (anti-rollback, independent of the clock).
+	Floor uint64 `cbor:"floor,omitempty"`
+	// Keys is the trusted keyring (PEM) once a signed key update has
+	// changed it; empty means the keyring the node was provisioned with.
+	Keys []byte `cbor:"keys,omitempty"`
 }
 
 // SlotInfo is what the journal knows of one slot.
@@ -71,6 +78,13 @@ type Update struct {
 	Starts   int    `cbor:"starts"`
 	Reason   string `cbor:"why,omitempty"` // why rolling/falling back
 	Activate bool   `cbor:"act,omitempty"` // reboot into the trial when installed
+	// Seq is the sequence number of the signed package this update came
+	// from (0: a bare image); it becomes the floor when the set is
+	// activated. Keys is the keyring the package's key updates give.
+	Seq  uint64 `cbor:"seq,omitempty"`
+	Keys []byte `cbor:"keys,omitempty"`
+	// Checks are the pre-install validation outcomes per item.
+	Checks []validate.Result `cbor:"checks,omitempty"`
 }
 
 // ItemKind says how an item's payload becomes the slot image.
@@ -108,11 +122,12 @@ const (
 
 // Result is the last update's outcome.
 type Result struct {
-	ID      string     `cbor:"id,omitempty"`
-	Code    ResultCode `cbor:"code"`
-	Version string     `cbor:"ver,omitempty"`
-	Slot    hw.Slot    `cbor:"slot,omitempty"` // the slot running after it
-	Reason  string     `cbor:"why,omitempty"`
+	ID      string            `cbor:"id,omitempty"`
+	Checks  []validate.Result `cbor:"checks,omitempty"`
+	Code    ResultCode        `cbor:"code"`
+	Version string            `cbor:"ver,omitempty"`
+	Slot    hw.Slot           `cbor:"slot,omitempty"` // the slot running after it
+	Reason  string            `cbor:"why,omitempty"`
 }
 
 func (r *Record) clone() *Record {
@@ -126,6 +141,7 @@ func (r *Record) clone() *Record {
 		u := *r.Update
 		u.Item.Payloads = append([]string(nil), r.Update.Item.Payloads...)
 		u.Chk = append([]byte(nil), r.Update.Chk...)
+		u.Checks = append([]validate.Result(nil), r.Update.Checks...)
 		c.Update = &u
 	}
 	if r.Last != nil {

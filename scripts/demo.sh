@@ -13,31 +13,79 @@ image() { # image NAME VERSION [--unhealthy|--unbootable]: prints the digest
   mu sim image "$work/$1" --version "$2" --size $((4 << 20)) "${@:3}"
 }
 
-say "A new meter leaves the factory: version 1.0.0 in the fail-safe set F and in A."
-step sim init "$node" --version 1.0.0 --image-size $((4 << 20))
+mp() { "$bin/meterpkg" "$@"; }
+cd "$work"
+
+say "The utility makes its signing key; the meter maker builds the key's public half into every meter."
+printf '\n  $ meterpkg keygen --alg ed25519 release\n'
+mp keygen --alg ed25519 release | sed 's/^/    /'
+
+say "A new meter leaves the factory: version 1.0 in the fail-safe set F and in A."
+step sim init "$node" --version 1.0 --image-size $((4 << 20)) --keys release.pub.pem
 step status
 
-say "Story 1 — an update that succeeds."
-echo "  The head-end sends version 2.0.0. The agent writes it into the idle slot B,"
-echo "  while A keeps metering, checks its SHA-256 in flash, arms a trial boot of B and reboots."
-sha=$(image v2.img 2.0.0)
-step install "$work/v2.img" --sha256 "$sha" --version 2.0.0
+say "Story 1 — a signed update that succeeds: a delta chain 1.0 → 2.0 → 3.0."
+echo "  The head-end builds a package from three releases: two binary deltas, a signed manifest."
+for v in 1.0 2.0 3.0; do image system-$v.img $v >/dev/null; done
+cat >spec.json <<'SPEC'
+{
+  "sequence": 1,
+  "vendor_id": 19781, "class_id": 3,
+  "defaults": {
+    "component": "system", "format": "node",
+    "device_types": ["em300", "em310"], "hardware": {"min": 1, "max": 4},
+    "checks": [{"kind": "device-type"}, {"kind": "power"}, {"kind": "free-space"},
+               {"kind": "source-version"}, {"kind": "source-digest"}],
+    "thresholds": {"skip": 0, "stop": 1}
+  },
+  "items": [
+    {"id": "sys-1-2", "from": "1.0", "to": "2.0", "old": "system-1.0.img", "new": "system-2.0.img"},
+    {"id": "sys-2-3", "from": "2.0", "to": "3.0", "old": "system-2.0.img", "new": "system-3.0.img"}
+  ]
+}
+SPEC
+printf '\n  $ meterpkg build spec.json -o update.pkg --key release.key.pem\n'
+mp build spec.json -o update.pkg --key release.key.pem | sed 's/^/    /'
+printf '\n  $ meterpkg inspect update.pkg\n'
+mp inspect update.pkg | sed 's/^/    /'
+echo "  $(stat -c %s update.pkg) bytes to send over the radio for two 4 MiB releases."
+echo "  The meter checks the signature first, then its own facts against the manifest's checks,"
+echo "  streams the deltas into its store, and applies both in one pass from A into the idle slot B."
+step install update.pkg
 echo "  The agent starts on B, on trial: its health checks pass, so it commits B."
 step run --once
 step status
 
+say "A bad package changes nothing."
+echo "  The same package again (a replay): its sequence number is not above the meter's floor."
+printf '\n  $ meterupd install update.pkg\n'
+mu install update.pkg 2>&1 | sed 's/^/    /' || true
+echo "  A package whose payload was altered on the way (one byte flipped):"
+cp update.pkg tampered.pkg
+sed -i 's/"sequence": 1/"sequence": 2/' spec.json
+mp build spec.json -o tampered.pkg --key release.key.pem >/dev/null
+printf '\xff' | dd of=tampered.pkg bs=1 seek=3000 conv=notrunc status=none
+printf '\n  $ meterupd install tampered.pkg\n'
+mu install tampered.pkg 2>&1 | sed 's/^/    /' || true
+echo "  A package signed with a key the meter does not trust:"
+mp keygen --alg p256 intruder >/dev/null
+mp build spec.json -o foreign.pkg --key intruder.key.pem >/dev/null
+printf '\n  $ meterupd install foreign.pkg\n'
+mu install foreign.pkg 2>&1 | sed 's/^/    /' || true
+
 say "Story 2 — the new set boots but fails its health check: rollback to the previous set."
-echo "  Version 3.0.0 is broken: its metrology process produces no readings."
-sha=$(image v3.img 3.0.0 --unhealthy)
-step install "$work/v3.img" --sha256 "$sha" --version 3.0.0
+echo "  (Stories 2 to 4 use the development path: a bare image and its SHA-256.)"
+echo "  Version 4.0 is broken: its metrology process produces no readings."
+sha=$(image v4.img 4.0 --unhealthy)
+step install v4.img --sha256 "$sha" --version 4.0
 echo "  On trial in A, the health check fails: A is marked bad, the node goes back to B."
 step run --once
 step status
 
 say "Story 3 — the new set does not boot at all: the bootloader gives up, the agent reports it."
-echo "  Version 3.0.1 panics at boot. The bootloader tries A three times, then starts B."
-sha=$(image v301.img 3.0.1 --unbootable)
-step install "$work/v301.img" --sha256 "$sha" --version 3.0.1
+echo "  Version 4.0.1 panics at boot. The bootloader tries A three times, then starts B."
+sha=$(image v401.img 4.0.1 --unbootable)
+step install v401.img --sha256 "$sha" --version 4.0.1
 echo "  The agent starts on B, sees that the trial of A never came up, marks A bad and reports the rollback."
 step run --once
 step status
@@ -45,16 +93,16 @@ step status
 say "Story 4 — the previous set fails too: fall back to the factory set F."
 echo "  Meanwhile a flash cell in B has worn out: B no longer matches its checksum."
 step sim damage B
-echo "  Version 4.0.0 is installed into A, and it is broken as well."
-sha=$(image v4.img 4.0.0 --unhealthy)
-step install "$work/v4.img" --sha256 "$sha" --version 4.0.0
+echo "  Version 5.0 is installed into A, and it is broken as well."
+sha=$(image v5.img 5.0 --unhealthy)
+step install v5.img --sha256 "$sha" --version 5.0
 echo "  A fails its trial. Going back, the bootloader finds B's image corrupt and will not start it:"
 echo "  the previous set has failed too, and the node falls back to the factory set F."
 step run --once
 
 say "Bad input changes nothing: an image whose digest is wrong is refused."
-printf '\n  $ meterupd install v2.img --sha256 000…000 --version 9.9.9\n'
-if mu install "$work/v2.img" --sha256 "$(printf '0%.0s' {1..64})" --version 9.9.9 2>&1 | sed 's/^/    /'; then :; fi
+printf '\n  $ meterupd install v4.img --sha256 000…000 --version 9.9.9\n'
+mu install v4.img --sha256 "$(printf '0%.0s' {1..64})" --version 9.9.9 2>&1 | sed 's/^/    /' || true
 
 say "Where the meter stands: it runs the factory set, meters, and reports what happened."
 step status

@@ -1,19 +1,23 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"meterupd/agent"
 	"meterupd/boards"
 	"meterupd/boards/hw"
 	"meterupd/boards/sim"
 	"meterupd/journal"
+	"meterupd/manifest"
 )
 
 // node is an opened board with its agent, owned by this process.
@@ -60,6 +64,39 @@ func (env *cmdEnv) storeDir() string {
 	return "/var/lib/meterupd/store"
 }
 
+// configPath is a provisioning file: in the sim state directory, or in
+// /etc/meterupd on a meter.
+func (env *cmdEnv) configPath(name string) string {
+	if env.board == "sim" {
+		return filepath.Join(env.state, name)
+	}
+	return filepath.Join("/etc/meterupd", name)
+}
+
+// nodeConfig reads the provisioned trusted keys (keys.pem) and identity
+// (identity.json). A missing file is not an error: a node without keys
+// refuses signed packages, one without identity matches only items that
+// name no device type.
+func (env *cmdEnv) nodeConfig() (*manifest.Keyring, agent.Identity, error) {
+	var id agent.Identity
+	var keys *manifest.Keyring
+	if b, err := os.ReadFile(env.configPath("keys.pem")); err == nil {
+		if keys, err = manifest.ParseKeyringPEM(b); err != nil {
+			return nil, id, fmt.Errorf("trusted keys %s: %w", env.configPath("keys.pem"), err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, id, err
+	}
+	if b, err := os.ReadFile(env.configPath("identity.json")); err == nil {
+		if err := json.Unmarshal(b, &id); err != nil {
+			return nil, id, fmt.Errorf("identity %s: %w", env.configPath("identity.json"), err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, id, err
+	}
+	return keys, id, nil
+}
+
 func (env *cmdEnv) lockPath() string {
 	if env.board == "sim" {
 		return filepath.Join(env.state, "lock")
@@ -96,7 +133,12 @@ func (env *cmdEnv) openNode() (*node, error) {
 		return nil, err
 	}
 	n := &node{board: b, unlock: unlock}
-	a, err := agent.Open(agent.Options{Board: b, StoreDir: env.storeDir(), Logger: env.logger()})
+	keys, id, err := env.nodeConfig()
+	if err != nil {
+		n.close()
+		return nil, err
+	}
+	a, err := agent.Open(agent.Options{Board: b, StoreDir: env.storeDir(), Logger: env.logger(), Keys: keys, Identity: id, Now: time.Now})
 	if err != nil {
 		n.close()
 		return nil, explainJournal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"meterupd/agent"
 	"meterupd/boards/hw"
 	"meterupd/boards/sim"
+	"meterupd/manifest"
 )
 
 func init() {
@@ -45,6 +47,9 @@ func simInit(env *cmdEnv, args []string) error {
 	image := fs.String("image", "", "factory image (default: a generated one)")
 	ver := fs.String("version", "1.0.0", "factory version")
 	size := fs.Int("image-size", 1<<20, "size of the generated factory image")
+	keys := fs.String("keys", "", "PEM file of the public keys the node trusts for signed packages")
+	devType := fs.String("device-type", "em300", "device type of the simulated meter")
+	hwRev := fs.Uint("hardware", 2, "hardware revision of the simulated meter")
 	pos, err := parseArgs(fs, env, args)
 	if err != nil {
 		return err
@@ -79,6 +84,24 @@ func simInit(env *cmdEnv, args []string) error {
 	defer b.Close()
 	if err := agent.Provision(b, agent.Factory{Version: *ver, SHA256: sha256.Sum256(img), Size: int64(len(img))}); err != nil {
 		return err
+	}
+	// Provisioning data: what the node is, and whom it trusts.
+	id := agent.Identity{VendorID: 19781, ClassID: 3, DeviceType: *devType, Hardware: uint32(*hwRev)}
+	idj, _ := json.MarshalIndent(id, "", "  ")
+	if err := os.WriteFile(env.configPath("identity.json"), append(idj, '\n'), 0o644); err != nil {
+		return err
+	}
+	if *keys != "" {
+		pem, err := os.ReadFile(*keys)
+		if err != nil {
+			return err
+		}
+		if _, err := manifest.ParseKeyringPEM(pem); err != nil {
+			return fmt.Errorf("trusted keys %s: %w", *keys, err)
+		}
+		if err := os.WriteFile(env.configPath("keys.pem"), pem, 0o644); err != nil {
+			return err
+		}
 	}
 	s, err := b.PowerOn()
 	if err != nil {

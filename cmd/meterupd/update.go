@@ -7,17 +7,21 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
 	"meterupd/agent"
 	"meterupd/boards/hw"
 	"meterupd/journal"
+	"meterupd/manifest"
+	"meterupd/validate"
 )
 
 func init() {
 	register(&command{name: "status", usage: "[--json] slots, boot control, update in progress, last result", run: cmdStatus})
-	register(&command{name: "install", usage: "FILE --sha256 HEX --version V [--no-activate] [--delta] install a bare image or delta chain (development path)", run: cmdInstall})
+	register(&command{name: "install", usage: "PACKAGE [--no-activate] install a signed package; or FILE --sha256 HEX --version V [--delta] (development path)", run: cmdInstall})
+	register(&command{name: "request", usage: "[PACKAGE|MANIFEST] [--json] the software update request this node would send", run: cmdRequest})
 	register(&command{name: "activate", usage: "reboot into an installed set (after install --no-activate)", run: cmdActivate})
 	register(&command{name: "rollback", usage: "[--reason TEXT] go back to the previous set", run: cmdRollback})
 	register(&command{name: "commit", usage: "confirm the set on trial now (after its health checks pass)", run: cmdCommit})
@@ -109,7 +113,11 @@ func printStatus(w io.Writer, st agent.Status) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "journal: record %d\n", st.Journal.Seq)
+	if len(st.Checks) > 0 {
+		fmt.Fprintln(w, "validation of the last package:")
+		printChecks(w, st.Checks)
+	}
+	fmt.Fprintf(w, "journal: record %d; package sequence floor %d\n", st.Journal.Seq, st.Floor)
 }
 
 func cmdInstall(ctx context.Context, env *cmdEnv, args []string) error {
@@ -127,8 +135,11 @@ func cmdInstall(ctx context.Context, env *cmdEnv, args []string) error {
 	if len(rest) != 1 && !(*isDelta && len(rest) > 0) {
 		return usageError{"install takes one image file: meterupd install FILE --sha256 HEX --version V (or --delta DELTA…)"}
 	}
+	if len(rest) == 1 && !*isDelta && agent.IsPackage(rest[0]) {
+		return installPackage(ctx, env, rest[0], !*noAct)
+	}
 	if *sha == "" || *ver == "" {
-		return usageError{"install needs --sha256 HEX and --version V"}
+		return usageError{"install needs a signed package, or an image with --sha256 HEX and --version V"}
 	}
 	n, err := env.openNode()
 	if err != nil {
@@ -310,4 +321,100 @@ func printResult(w io.Writer, st agent.Status) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// installPackage installs a signed package (the production path).
+func installPackage(ctx context.Context, env *cmdEnv, path string, activate bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := env.openNode()
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	if err := n.agent.Start(ctx); err != nil {
+		return rebooted(env, n, err)
+	}
+	err = n.agent.InstallPackage(ctx, f, activate)
+	var pe *agent.PackageError
+	if errors.As(err, &pe) {
+		printChecks(env.stdout, pe.Checks)
+	}
+	if err != nil && !errors.Is(err, hw.ErrRebooted) {
+		return fmt.Errorf("install refused: %w", err)
+	}
+	rec := n.agent.Record()
+	if rec.Update != nil {
+		printChecks(env.stdout, rec.Update.Checks)
+	}
+	if err == nil {
+		if rec.Update == nil {
+			if rec.Last != nil {
+				fmt.Fprintf(env.stdout, "package accepted: %s\n", rec.Last.Reason)
+			}
+			return nil
+		}
+		fmt.Fprintf(env.stdout, "installed version %s into slot %s; activate it with `meterupd activate`\n", rec.Update.Item.Version, rec.Update.Target)
+		return nil
+	}
+	fmt.Fprintf(env.stdout, "signed package verified, version %s installed and verified; trial armed\n", rec.Update.Item.Version)
+	return rebooted(env, n, err)
+}
+
+func printChecks(w io.Writer, rs []validate.Result) {
+	for _, r := range rs {
+		var parts []string
+		for _, o := range r.Outcomes {
+			mark := "ok"
+			if !o.Passed {
+				mark = "FAILED"
+				if o.Detail != "" {
+					mark += " (" + o.Detail + ")"
+				}
+			}
+			parts = append(parts, o.Check+" "+mark)
+		}
+		fmt.Fprintf(w, "  item %s: level %d (%s): %s\n", r.Item, int(r.Level), r.Level, strings.Join(parts, ", "))
+	}
+}
+
+func cmdRequest(_ context.Context, env *cmdEnv, args []string) error {
+	fs := flag.NewFlagSet("request", flag.ContinueOnError)
+	pos, err := parseArgs(fs, env, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usageError{"request takes at most one package or manifest"}
+	}
+	n, err := env.openNode()
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	var m *manifest.Manifest
+	if len(pos) == 1 {
+		keys, err := n.agent.Keyring()
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(pos[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if m, err = manifest.ReadManifest(f, keys); err != nil {
+			return fmt.Errorf("%s: %w", pos[0], err)
+		}
+	}
+	req, err := n.agent.Request(m)
+	if err != nil {
+		return err
+	}
+	e := json.NewEncoder(env.stdout)
+	e.SetIndent("", "  ")
+	return e.Encode(req)
 }

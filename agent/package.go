@@ -1,0 +1,305 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"meterupd/boards/hw"
+	"meterupd/manifest"
+	"meterupd/slots"
+	"meterupd/validate"
+)
+
+// Identity is what the node says of itself when it selects the items of a
+// package and when it asks a distributor for one (the software update
+// request): the board file or the provisioning data gives it.
+type Identity struct {
+	VendorID   uint32   `json:"vendor_id"`
+	ClassID    uint32   `json:"class_id"`
+	DeviceType string   `json:"device_type"`
+	Hardware   uint32   `json:"hardware_revision"`
+	Variant    string   `json:"variant,omitempty"`
+	Functions  []string `json:"functions,omitempty"` // enabled functionalities
+	Present    []string `json:"present,omitempty"`   // modules present
+}
+
+// ErrNoKeys is returned when a signed package arrives at a node without a
+// trusted keyring.
+var ErrNoKeys = errors.New("agent: no trusted keys: provision the node's keyring")
+
+// Keyring returns the keys the node trusts now: the journal's (after a
+// signed key update) or the provisioned ones.
+func (a *Agent) Keyring() (*manifest.Keyring, error) {
+	if len(a.rec.Keys) > 0 {
+		return manifest.ParseKeyringPEM(a.rec.Keys)
+	}
+	if a.opt.Keys == nil {
+		return nil, ErrNoKeys
+	}
+	return a.opt.Keys, nil
+}
+
+// Facts gathers what validation checks against: identity, power source,
+// room in the idle slot, installed versions and digests.
+func (a *Agent) Facts() (validate.Facts, hw.Slot, error) {
+	id := a.opt.Identity
+	booted, err := a.booted()
+	if err != nil {
+		return validate.Facts{}, "", err
+	}
+	f := validate.Facts{VendorID: id.VendorID, ClassID: id.ClassID, DeviceType: id.DeviceType, Hardware: id.Hardware,
+		Variant: id.Variant, Functions: id.Functions, Present: id.Present,
+		Installed: map[manifest.Component]string{}, Digests: map[manifest.Component][]byte{}}
+	if p, err := a.b.Power().Source(); err == nil {
+		f.Power = p
+	}
+	si := a.rec.slot(booted)
+	f.Installed[manifest.ComponentSystem] = si.Version
+	if d, err := hex.DecodeString(si.SHA256); err == nil {
+		f.Digests[manifest.ComponentSystem] = d
+	}
+	target := slots.IdleSlot(booted, a.rec.stateOf)
+	if fl, err := a.b.Slot(target); err == nil {
+		f.FreeBytes = uint64(fl.Size())
+	}
+	return f, booted, nil
+}
+
+// Request is the software update request this node would send.
+func (a *Agent) Request(m *manifest.Manifest) (manifest.Request, error) {
+	f, _, err := a.Facts()
+	if err != nil {
+		return manifest.Request{}, err
+	}
+	return manifest.NewRequest(f.Node(), a.rec.Floor, m), nil
+}
+
+// PackageError is a signed package refused before anything changed. Checks
+// holds the validation outcomes when validation refused it.
+type PackageError struct {
+	Err    error
+	Checks []validate.Result
+}
+
+func (e *PackageError) Error() string { return "package refused: " + e.Err.Error() }
+func (e *PackageError) Unwrap() error { return e.Err }
+
+// InstallPackage installs a signed package read from r: the signature is
+// checked before any field is used, then the sequence number against the
+// floor; the node's items are selected and validated; the payloads it
+// needs stream into the package store, each hashed as it comes (a listed
+// payload missing, an unlisted one, or a wrong digest refuses the whole
+// package); then the install path runs as for a bare image, and the
+// resulting slot is hashed against the signed target digest before it is
+// armed. A refused package changes nothing: not the slots, not the
+// journal, not the store.
+func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) error {
+	if u := a.rec.Update; u != nil {
+		return fmt.Errorf("%w (%s, phase %s): wait for it to finish, or roll it back", ErrBusy, u.ID, u.Phase)
+	}
+	keys, err := a.Keyring()
+	if err != nil {
+		return err
+	}
+	pkg, err := manifest.OpenPackage(r, keys, manifest.Options{Floor: a.rec.Floor, Now: a.opt.Now})
+	if err != nil {
+		return &PackageError{Err: err}
+	}
+	m := pkg.Manifest()
+	facts, _, err := a.Facts()
+	if err != nil {
+		return err
+	}
+	newKeys, err := keys.Apply(m.Keys)
+	if err != nil {
+		return &PackageError{Err: err}
+	}
+	var keysPEM []byte
+	if len(m.Keys) > 0 {
+		if keysPEM, err = newKeys.MarshalPEM(); err != nil {
+			return err
+		}
+	}
+	var plan manifest.Plan
+	if len(m.Items) > 0 {
+		if plan, err = pkg.Select(facts.Node()); err != nil {
+			return &PackageError{Err: err}
+		}
+	}
+	rep, err := validate.Plan(plan, facts)
+	if err != nil {
+		return &PackageError{Err: err, Checks: rep.Results}
+	}
+	want := map[int]bool{}
+	var steps []manifest.Step
+	for _, s := range rep.Install {
+		if s.Item.Component != manifest.ComponentSystem {
+			// Installers for modem firmware and files come later: the
+			// item is recorded as skipped, the rest goes on.
+			rep.Results = append(rep.Results, validate.Result{Item: s.Item.ID, Level: validate.Skip,
+				Outcomes: []validate.Outcome{{Check: "installer", Detail: "no installer for component " + s.Item.Component.String() + " yet"}}})
+			continue
+		}
+		want[s.Index] = true
+		steps = append(steps, s)
+	}
+	id := fmt.Sprintf("pkg-%d", m.Sequence)
+	stored, err := a.storePackage(pkg, want, id)
+	if err != nil {
+		return &PackageError{Err: err, Checks: rep.Results}
+	}
+	if len(steps) == 0 {
+		for _, p := range stored {
+			os.Remove(p)
+		}
+		// Nothing to install here (key updates only, or nothing for this
+		// node): the package is consumed now.
+		rec := a.rec.clone()
+		rec.Floor = max(rec.Floor, m.Sequence)
+		if keysPEM != nil {
+			rec.Keys = keysPEM
+		}
+		rec.Last = &Result{ID: id, Code: Committed, Version: facts.Installed[manifest.ComponentSystem], Reason: "nothing to install for this node", Checks: rep.Results}
+		if keysPEM != nil {
+			rec.Last.Reason = "trusted keys updated"
+		}
+		return a.commit(rec)
+	}
+	item, err := installItem(steps, stored)
+	if err != nil {
+		for _, p := range stored {
+			os.Remove(p)
+		}
+		return &PackageError{Err: err, Checks: rep.Results}
+	}
+	if err := a.prepare(&item); err != nil {
+		for _, p := range stored {
+			os.Remove(p)
+		}
+		return &PackageError{Err: err, Checks: rep.Results}
+	}
+	a.log.Info("package accepted", slog.Uint64("sequence", m.Sequence), slog.Int("steps", len(steps)), slog.String("target", item.Version))
+	return a.accept(ctx, InstallRequest{ID: id, Item: item, Activate: activate}, func(u *Update) {
+		u.Seq, u.Keys, u.Checks = m.Sequence, keysPEM, rep.Results
+	})
+}
+
+// installItem turns the system-set steps of a plan into one install item:
+// one full image, or a chain of deltas from the running set.
+func installItem(steps []manifest.Step, stored map[int]string) (InstallItem, error) {
+	first, last := steps[0].Item, steps[len(steps)-1].Item
+	it := InstallItem{Version: last.To, SHA256: hex.EncodeToString(last.TargetDigest), Size: int64(last.TargetSize)}
+	if first.Kind == manifest.KindFull {
+		if len(steps) > 1 {
+			return it, fmt.Errorf("%w: a full image followed by deltas cannot be installed in one pass; repack the package", ErrBadRequest)
+		}
+		it.Kind = FullImage
+	} else {
+		it.Kind = Delta
+		it.SourceSHA256 = hex.EncodeToString(first.SourceDigest)
+	}
+	for _, s := range steps {
+		if s.Item.Kind == manifest.KindFull && len(steps) > 1 {
+			return it, fmt.Errorf("%w: a full image inside a delta chain", ErrBadRequest)
+		}
+		it.Payloads = append(it.Payloads, stored[s.Index])
+	}
+	return it, nil
+}
+
+// storePackage streams the package's payloads: the wanted ones into the
+// package store (temp, fsync, rename once the digest is checked), the
+// others drained and checked. Any error removes what it stored.
+func (a *Agent) storePackage(pkg *manifest.Package, want map[int]bool, id string) (stored map[int]string, err error) {
+	stored = map[int]string{}
+	defer func() {
+		if err != nil {
+			for _, p := range stored {
+				os.Remove(p)
+			}
+		}
+	}()
+	if err := os.MkdirAll(a.opt.StoreDir, 0o755); err != nil {
+		return nil, fmt.Errorf("agent: package store: %w", err)
+	}
+	for i := 0; ; i++ {
+		_, pr, err := pkg.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return stored, err
+		}
+		if !want[i] {
+			if _, err := io.Copy(io.Discard, pr); err != nil {
+				return stored, err
+			}
+			continue
+		}
+		name := fmt.Sprintf("%s.%d.payload", sanitize(id), i)
+		p, err := a.storeStream(pr, name)
+		if err != nil {
+			return stored, err
+		}
+		stored[i] = p
+	}
+	return stored, nil
+}
+
+func (a *Agent) storeStream(r io.Reader, name string) (string, error) {
+	dst := filepath.Join(a.opt.StoreDir, name)
+	tmp, err := os.CreateTemp(a.opt.StoreDir, name+".tmp*")
+	if err != nil {
+		return "", fmt.Errorf("agent: package store: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, r); err != nil { // the reader's EOF means: digest checked
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("agent: package store: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("agent: package store: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return "", fmt.Errorf("agent: package store: %w", err)
+	}
+	syncDir(a.opt.StoreDir)
+	return dst, nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// IsPackage reports whether the file at path starts like a signed package
+// (a tar stream whose first entry is the manifest).
+func IsPackage(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var hdr [512]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+		return false
+	}
+	name := hdr[:100]
+	if i := bytes.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	return string(name) == manifest.ManifestName && string(hdr[257:262]) == "ustar"
+}
