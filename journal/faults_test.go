@@ -295,3 +295,48 @@ func TestErasedHeaderIsEndOfLog(t *testing.T) {
 		t.Errorf("Load = %d, want 2", got.N)
 	}
 }
+
+// TestSeqNeverReusedAfterDamagedRecord: when the newest record reads damaged
+// (say, a marginal cell) the journal falls back to the previous one, and the
+// next commit takes a fresh sequence number, so the damaged record can never
+// outrank it if it later reads valid again.
+func TestSeqNeverReusedAfterDamagedRecord(t *testing.T) {
+	f := flashtest.New(8*4096, 4096, 1, 1)
+	j, err := Format(f, sv(1, 0, 5), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= 3; i++ {
+		if err := j.Commit(sv(i, 0, 5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err := j.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := rs[len(rs)-1].Offset + HeaderSize + 1
+	f.FlipBit(bad, 0)
+	j, err = Open(f, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := load(t, j); got.N != 2 || j.Seq() != 2 {
+		t.Fatalf("damaged newest: Load = %d seq %d, want 2 seq 2", got.N, j.Seq())
+	}
+	next := sv(9, 1, 5)
+	if err := j.Commit(next); err != nil {
+		t.Fatal(err)
+	}
+	if j.Seq() <= 3 {
+		t.Errorf("commit after a damaged record 3 took seq %d, want > 3", j.Seq())
+	}
+	f.FlipBit(bad, 0) // the cell reads right again
+	j, err = Open(f, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := load(t, j); !same(got, next) {
+		t.Errorf("Load = %d %q, want the newer commit %d %q", got.N, got.Slot, next.N, next.Slot)
+	}
+}

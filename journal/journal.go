@@ -316,6 +316,7 @@ type areaScan struct {
 	ourMagic bool  // a header with our magic was seen
 	torn     bool  // the log ended in something other than erased flash
 	newer    bool
+	maxSeq   uint64 // highest sequence number in a header that passed its CRC
 	tooLarge *Record
 }
 
@@ -352,6 +353,9 @@ func (j *Journal) scanArea(a int) (areaScan, error) {
 			s.torn = kind != hdrErased
 			break
 		}
+		// A header that passed its CRC carries a sequence number that was
+		// used, even if the rest of its record is bad: never reuse it.
+		s.maxSeq = max(s.maxSeq, h.seq)
 		if int64(h.recLen) != j.g.pad(HeaderSize+int64(h.dataLen)) || off+int64(h.recLen) > j.g.areaSize {
 			s.torn = true
 			break
@@ -514,12 +518,8 @@ func Open(f hw.Flash, opt Options) (*Journal, error) {
 	j.end = s.end
 	// Append only right after the newest record, on a clean tail.
 	j.dirty = s.torn || last.Seq != newest.Seq
-	for a := range scans {
-		for _, r := range scans[a].records {
-			if r.Seq >= j.nextSeq {
-				j.nextSeq = r.Seq + 1
-			}
-		}
+	for _, s := range scans {
+		j.nextSeq = max(j.nextSeq, s.maxSeq+1)
 	}
 	if j.stats.TornRecords > 0 {
 		j.log.Info("journal: torn records found", slog.Int("areas", j.stats.TornRecords), slog.Uint64("seq", j.seq))
@@ -553,9 +553,7 @@ func Format(f hw.Flash, v any, opt Options) (*Journal, error) {
 		return nil, err
 	}
 	for _, s := range scans {
-		for _, r := range s.records {
-			j.nextSeq = max(j.nextSeq, r.Seq+1)
-		}
+		j.nextSeq = max(j.nextSeq, s.maxSeq+1)
 	}
 	var errs []error
 	for a := 0; a < j.g.areas; a++ {
