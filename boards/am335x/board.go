@@ -35,9 +35,12 @@ type Board struct {
 	log     *slog.Logger
 	mtdOpts []mtd.Option // tests: a fake device opener
 
-	mu    sync.Mutex
-	open  map[string]*mtd.Flash
-	boot  hw.BootControl
+	mu   sync.Mutex // guards open
+	open map[string]*mtd.Flash
+
+	bootMu sync.Mutex // guards boot; taken before mu
+	boot   hw.BootControl
+
 	power sysfsPower
 }
 
@@ -124,17 +127,14 @@ func (b *Board) Slot(s hw.Slot) (hw.Flash, error) {
 // on first use; if the environment cannot be opened, every method reports
 // why.
 func (b *Board) Boot() hw.BootControl {
-	b.mu.Lock()
+	b.bootMu.Lock()
+	defer b.bootMu.Unlock()
 	if b.boot != nil {
-		defer b.mu.Unlock()
 		return b.boot
 	}
-	b.mu.Unlock()
 	bc, err := b.openBoot()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if err != nil {
-		return brokenBoot{err}
+		return brokenBoot{err} // not cached: the next call tries again
 	}
 	b.boot = bc
 	return bc
