@@ -232,3 +232,54 @@ func TestCutDuringAreaSwitchEveryOp(t *testing.T) {
 		})
 	}
 }
+
+// TestFormatInterruptedAtEveryOp cuts power at every operation of a Format
+// over an old journal: Open then reports a typed error or finds a record
+// (the new one, or an old one the erase had not reached yet), never panics,
+// and running Format again provisions the node.
+func TestFormatInterruptedAtEveryOp(t *testing.T) {
+	const size, es, ws = 16 * 4096, 4096, 4
+	old := flashtest.New(size, es, ws, 1)
+	j, err := Format(old, sv(0, 0, 50), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := workload(j, sv(0, 0, 50), 150, 1, 50); err != nil {
+		t.Fatal(err)
+	}
+	fresh := sv(0, 9, 50)
+	for _, mode := range cutModes {
+		for k := 1; ; k++ {
+			f := flashtest.New(size, es, ws, uint64(k))
+			f.Load(old.Bytes())
+			f.CutAt(k, mode)
+			if _, err := Format(f, fresh, Options{}); err == nil {
+				break // every op of Format has been cut
+			}
+			f.PowerOn()
+			j, err := Open(f, Options{})
+			switch {
+			case errors.Is(err, ErrEmpty), errors.Is(err, ErrCorrupt), errors.Is(err, ErrForeign):
+			case err != nil:
+				t.Fatalf("%v cut at op %d of Format: Open = %v", mode, k, err)
+			default:
+				if got := load(t, j); !same(got, fresh) && got.Slot[1:] != "1" && got.N != 0 {
+					t.Fatalf("%v cut at op %d of Format: Load = %d %q: neither new nor old", mode, k, got.N, got.Slot)
+				}
+			}
+			if _, err := Format(f, fresh, Options{}); err != nil {
+				t.Fatalf("Format again: %v", err)
+			}
+			j, err = Open(f, Options{})
+			if err != nil {
+				t.Fatalf("Open after Format again: %v", err)
+			}
+			if got := load(t, j); !same(got, fresh) {
+				t.Fatalf("%v cut at op %d: after Format again Load = %d %q, want the fresh record", mode, k, got.N, got.Slot)
+			}
+			if f.Violations != 0 {
+				t.Fatalf("%d flash rule violations", f.Violations)
+			}
+		}
+	}
+}
