@@ -31,11 +31,11 @@ vet:
 # The power-cut suite runs on its own so that its `powercut:` lines show.
 test: deps vet
 	$(GO) test -count=1 -timeout 40m -skip '^TestPowerCut$$' ./...
-	$(GO) test -count=1 -timeout 40m -run '^TestPowerCut$$' -v ./agent/ | grep -E '^(powercut:|ok|FAIL|--- FAIL|panic)|_test.go:'
+	$(GO) test -count=1 -timeout 40m -run '^TestPowerCut$$' -v ./agent/ | grep -E '^(powercut|ok|FAIL|--- FAIL|panic)|_test.go:'
 
 # powercut runs only the power-cut suite.
 powercut:
-	$(GO) test -count=1 -timeout 40m -run '^TestPowerCut$$' -v ./agent/ | grep -E '^(powercut:|ok|FAIL|--- FAIL|panic)|_test.go:'
+	$(GO) test -count=1 -timeout 40m -run '^TestPowerCut$$' -v ./agent/ | grep -E '^(powercut|ok|FAIL|--- FAIL|panic)|_test.go:'
 
 demo: build
 	@bash scripts/demo.sh $(BIN)
