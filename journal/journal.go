@@ -607,26 +607,29 @@ func (j *Journal) Commit(v any) error {
 // never erasing the area that holds the newest record.
 func (j *Journal) commit(data []byte) error {
 	n := j.g.pad(HeaderSize + int64(len(data)))
+	// Failures on the way are returned if nothing works, else logged once
+	// the record is safe (log or return, never both).
+	var errs []error
 	if !j.dirty && j.end+n <= j.g.areaSize {
 		err := j.tryWrite(j.cur, j.end, data)
 		if err == nil {
 			return nil
 		}
 		j.dirty = true
-		j.log.Warn("journal: append failed, switching area", slog.Int("area", j.cur), slog.Any("err", err))
+		errs = append(errs, fmt.Errorf("append in area %d: %w", j.cur, err))
 	}
-	var errs []error
 	for i := 1; i < j.g.areas; i++ {
 		a := (j.cur + i) % j.g.areas
-		if err := j.eraseArea(a); err != nil {
-			errs = append(errs, err)
-			j.log.Warn("journal: area unusable", slog.Int("area", a), slog.Any("err", err))
+		err := j.eraseArea(a)
+		if err == nil {
+			err = j.tryWrite(a, 0, data)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("area %d: %w", a, err))
 			continue
 		}
-		if err := j.tryWrite(a, 0, data); err != nil {
-			errs = append(errs, err)
-			j.log.Warn("journal: area unusable", slog.Int("area", a), slog.Any("err", err))
-			continue
+		if len(errs) > 0 {
+			j.log.Warn("journal: record relocated", slog.Int("area", a), slog.Uint64("seq", j.seq), slog.Any("err", errors.Join(errs...)))
 		}
 		return nil
 	}
