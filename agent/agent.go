@@ -33,6 +33,12 @@ var (
 type HealthCheck struct {
 	Name  string
 	Check func(ctx context.Context, slot hw.Slot, want SlotInfo) error
+	// Environmental marks a check that can fail for reasons outside the
+	// set (the radio link: coverage, the network). It rejects a trial —
+	// a new set must prove it links — but on the previous, known-good set
+	// it is only reported: no meter goes to its factory set because it
+	// stands in a basement.
+	Environmental bool
 }
 
 // Options configure an Agent.

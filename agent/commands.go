@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"meterupd/boards/hw"
+	"meterupd/boards/modem"
 	"meterupd/slots"
 	"meterupd/validate"
 )
@@ -90,7 +92,7 @@ func (a *Agent) Commit(ctx context.Context) error {
 		return fmt.Errorf("%w: the trial set %s is not running (the node runs %s)", ErrNoTrial, u.Target, booted)
 	}
 	r := a.rec.clone()
-	if err := a.health(ctx, u.Target, a.trialInfo(r)); err != nil {
+	if err := a.health(ctx, u.Target, a.trialInfo(r), true); err != nil {
 		return fmt.Errorf("agent: not committed: health check failed: %w", err)
 	}
 	if err := a.commitTrial(r); err != nil {
@@ -113,6 +115,7 @@ type Status struct {
 	// of the last one.
 	Checks  []validate.Result `json:"checks,omitempty"`
 	Floor   uint64            `json:"sequence_floor"`
+	Radio   *RadioStatus      `json:"radio,omitempty"`
 	Journal JournalStatus     `json:"journal"`
 }
 
@@ -146,8 +149,37 @@ type JournalStatus struct {
 	Commits int64  `json:"commits"`
 }
 
-// Status reports the node's state. It changes nothing.
-func (a *Agent) Status() (Status, error) {
+// RadioStatus is the modem as status reports it.
+type RadioStatus struct {
+	Modem *modem.Status `json:"modem,omitempty"`
+	Error string        `json:"error,omitempty"` // why it did not answer
+}
+
+// radioStatus asks the board's modem, if it has one.
+func (a *Agent) radioStatus(ctx context.Context) *RadioStatus {
+	mb, ok := a.b.(ModemBoard)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, radioTimeout)
+	defer cancel()
+	m, err := mb.Modem(ctx)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return nil
+	}
+	if err != nil {
+		return &RadioStatus{Error: err.Error()}
+	}
+	defer m.Close()
+	st, err := m.Status(ctx)
+	if err != nil {
+		return &RadioStatus{Error: err.Error()}
+	}
+	return &RadioStatus{Modem: &st}
+}
+
+// Status reports the node's state, the radio included. It changes nothing.
+func (a *Agent) Status(ctx context.Context) (Status, error) {
 	r := a.rec
 	booted, err := a.booted()
 	if err != nil {
@@ -180,6 +212,7 @@ func (a *Agent) Status() (Status, error) {
 		}
 		st.Update = us
 	}
+	st.Radio = a.radioStatus(ctx)
 	js := a.j.Stats()
 	st.Journal = JournalStatus{Seq: a.j.Seq(), Erases: js.Erases, Commits: js.Commits}
 	return st, nil

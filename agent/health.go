@@ -5,8 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"meterupd/boards/hw"
+	"meterupd/boards/modem"
 	"meterupd/slots"
 )
 
@@ -44,6 +47,21 @@ func DefaultHealth(b hw.Board, _ *Record) []HealthCheck {
 			return nil
 		}},
 	}
+	if mb, ok := b.(ModemBoard); ok {
+		hc = append(hc, HealthCheck{Name: "radio", Environmental: true, Check: func(ctx context.Context, _ hw.Slot, _ SlotInfo) error {
+			ctx, cancel := context.WithTimeout(ctx, radioTimeout)
+			defer cancel()
+			m, err := mb.Modem(ctx)
+			if errors.Is(err, errors.ErrUnsupported) {
+				return nil // this node has no radio
+			}
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			return m.Linked(ctx)
+		}})
+	}
 	if m, ok := b.(hw.Metrology); ok {
 		hc = append(hc, HealthCheck{Name: "metrology", Check: func(context.Context, hw.Slot, SlotInfo) error {
 			return m.Readings()
@@ -51,6 +69,17 @@ func DefaultHealth(b hw.Board, _ *Record) []HealthCheck {
 	}
 	return hc
 }
+
+// ModemBoard is a board with a radio modem (an optional capability). A
+// board that may or may not have one returns an error wrapping
+// errors.ErrUnsupported when it has none.
+type ModemBoard interface {
+	Modem(ctx context.Context) (*modem.Modem, error)
+}
+
+// radioTimeout bounds how long a health check or status waits for the
+// modem: a radio that does not answer in this time is not linked.
+const radioTimeout = 5 * time.Second
 
 // HealthError names the check that failed.
 type HealthError struct {
@@ -61,11 +90,17 @@ type HealthError struct {
 func (e *HealthError) Error() string { return e.Check + ": " + e.Err.Error() }
 func (e *HealthError) Unwrap() error { return e.Err }
 
-// health runs every check on the running set s.
-func (a *Agent) health(ctx context.Context, s hw.Slot, want SlotInfo) error {
+// health runs every check on the running set s. With trial false (the
+// previous, known-good set) environmental failures are only logged.
+func (a *Agent) health(ctx context.Context, s hw.Slot, want SlotInfo, trial bool) error {
 	var errs []error
 	for _, c := range a.opt.Health {
-		if err := c.Check(ctx, s, want); err != nil {
+		err := c.Check(ctx, s, want)
+		switch {
+		case err == nil:
+		case c.Environmental && !trial:
+			a.log.Warn("health check failed; not the set's fault", slog.String("check", c.Name), slog.String("slot", string(s)), slog.Any("err", err))
+		default:
 			errs = append(errs, &HealthError{Check: c.Name, Err: err})
 		}
 	}

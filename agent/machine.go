@@ -125,7 +125,7 @@ func (a *Agent) step(ctx context.Context) (done bool, err error) {
 		if u.Starts > a.opt.Attempts+1 {
 			return false, a.reject(r, fmt.Sprintf("the new set booted %d times without passing its health checks", u.Starts))
 		}
-		if err := a.health(ctx, u.Target, a.trialInfo(r)); err != nil {
+		if err := a.health(ctx, u.Target, a.trialInfo(r), true); err != nil {
 			return false, a.reject(r, "health check failed on the new set: "+err.Error())
 		}
 		return false, a.commitTrial(r)
@@ -137,7 +137,7 @@ func (a *Agent) step(ctx context.Context) (done bool, err error) {
 		switch {
 		case booted == u.From:
 			if u.From != hw.SlotF {
-				if err := a.health(ctx, u.From, *r.slot(u.From)); err != nil {
+				if err := a.health(ctx, u.From, *r.slot(u.From), false); err != nil {
 					return false, a.fallBack(r, fmt.Sprintf("%s; then the previous set in %s failed its health check: %v", u.Reason, u.From, err))
 				}
 			}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"meterupd/agent"
+	"meterupd/boards/modem/modemtest"
 	"meterupd/boards/sim"
 	"meterupd/delta"
 )
@@ -247,4 +248,31 @@ func TestInstallDeltaChainCLI(t *testing.T) {
 		t.Fatalf("delta for another source: %v, want a refusal", err)
 	}
 	sameSnapshot(t, "delta for another source", before, snapshot(t, dir))
+}
+
+// TestRadioInStatusAndHealth: a node with a modem (the simulator on a real
+// pseudo-terminal) shows it in status, and a trial whose radio does not
+// register is rolled back.
+func TestRadioInStatusAndHealth(t *testing.T) {
+	port, m := modemtest.Start(t)
+	dir := newNode(t)
+	mustMU(t, dir, "sim", "modem", port)
+	out := mustMU(t, dir, "status")
+	if !strings.Contains(out, "radio: ") || !strings.Contains(out, "registered") {
+		t.Fatalf("status without the radio:\n%s", out)
+	}
+	st := status(t, dir)
+	if st.Radio == nil || st.Radio.Modem == nil || st.Radio.Modem.Firmware != m.Revision() {
+		t.Fatalf("status radio = %+v, want firmware %q", st.Radio, m.Revision())
+	}
+	// The new set boots, but the radio does not register: not healthy.
+	m.SetRegistration("CREG", 0, "", "", 0)
+	m.SetRegistration("CEREG", 0, "", "", 7)
+	img, sha := writeImage(t, "2.0.0", 100000)
+	mustMU(t, dir, "install", img, "--sha256", sha, "--version", "2.0.0")
+	mustMU(t, dir, "run", "--once")
+	st = status(t, dir)
+	if st.Last == nil || st.Last.Code != agent.RolledBack || !strings.Contains(st.Last.Reason, "radio") {
+		t.Fatalf("trial without radio: %+v", st.Last)
+	}
 }

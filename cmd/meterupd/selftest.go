@@ -54,6 +54,7 @@ func cmdSelftest(ctx context.Context, env *cmdEnv, args []string) error {
 	fs.Var(&devs, "mtd-dev", "run the destructive MTD smoke test on this device (mtdN, as in /proc/mtd); repeatable")
 	var parts stringList
 	fs.Var(&parts, "blockdev", "run the destructive flash check on this block device partition (GPT name); repeatable")
+	rssAfter := fs.Duration("idle-rss", 0, "also report the resident memory of `meterupd run` on a fresh sim board after it idled this long (Linux; a measurement, not a check)")
 	asInit := fs.Bool("init", false, "run as the init of a test VM: mount /proc, /sys, /dev, load the modules in /lib/modules/load, power off at the end")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
@@ -61,10 +62,21 @@ func cmdSelftest(ctx context.Context, env *cmdEnv, args []string) error {
 	if fs.NArg() != 0 {
 		return usageError{"selftest takes no arguments"}
 	}
-	if *asInit {
-		return guestInit(ctx, env, func() error { return selftest(env.stdout, devs, parts) })
+	run := func() error {
+		if *rssAfter > 0 {
+			rss, err := idleRSS(ctx, *rssAfter)
+			if err != nil {
+				fmt.Fprintf(env.stdout, "selftest: idle rss: unavailable: %v\n", err)
+			} else {
+				fmt.Fprintf(env.stdout, "selftest: idle rss of meterupd run (sim, %v): %s\n", *rssAfter, rss)
+			}
+		}
+		return selftest(env.stdout, devs, parts)
 	}
-	return selftest(env.stdout, devs, parts)
+	if *asInit {
+		return guestInit(ctx, env, run)
+	}
+	return run()
 }
 
 // selftest runs the checks and prints one line per check and the result line.

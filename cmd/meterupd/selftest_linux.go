@@ -2,10 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -75,4 +79,60 @@ func loadModule(path, params string) error {
 		return fmt.Errorf("load %s: %w", path, err)
 	}
 	return nil
+}
+
+// idleRSS measures the resident memory of `meterupd run` on a fresh sim
+// board after it has idled for settle: it runs this executable as
+// `sim init DIR`, then `--state DIR run`, reads VmRSS from /proc, and stops
+// it. A measurement for the report, not a check: it reads the sim board and
+// the agent, which the self-test does not otherwise depend on.
+func idleRSS(ctx context.Context, settle time.Duration) (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(os.TempDir(), 0o1777); err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "sim")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	state := filepath.Join(dir, "node")
+	if out, err := exec.CommandContext(ctx, exe, "sim", "init", state).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("sim init: %w: %s", err, bytes.TrimSpace(out))
+	}
+	cmd := exec.CommandContext(ctx, exe, "--state", state, "run")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return "", fmt.Errorf("run exited early: %v: %s", err, bytes.TrimSpace(out.Bytes()))
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		<-done
+		return "", ctx.Err()
+	case <-time.After(settle):
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	cmd.Process.Kill()
+	<-done
+	if err != nil {
+		return "", err
+	}
+	var fields []string
+	for _, line := range strings.Split(string(status), "\n") {
+		for _, k := range []string{"VmRSS:", "RssAnon:", "RssFile:"} {
+			if strings.HasPrefix(line, k) {
+				fields = append(fields, strings.Join(strings.Fields(line), " "))
+			}
+		}
+	}
+	return strings.Join(fields, ", "), nil
 }

@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "sim", usage: "init DIR | image OUT | power-cycle | power mains|battery | damage SLOT — the simulated meter", run: cmdSim})
+	register(&command{name: "sim", usage: "init DIR | image OUT | power-cycle | power mains|battery | damage SLOT | modem PORT|none — the simulated meter", run: cmdSim})
 }
 
 func cmdSim(ctx context.Context, env *cmdEnv, args []string) error {
@@ -36,6 +36,8 @@ func cmdSim(ctx context.Context, env *cmdEnv, args []string) error {
 		return simPower(env, args[1:])
 	case "damage":
 		return simDamage(env, args[1:])
+	case "modem":
+		return simModem(env, args[1:])
 	}
 	return usageError{fmt.Sprintf("unknown sim subcommand %q", args[0])}
 }
@@ -220,4 +222,24 @@ func simDamage(env *cmdEnv, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "flipped one bit of slot %s at offset %d\n", args[0], off)
 	return f.Sync()
+}
+
+// simModem gives the simulated node a radio modem on a serial port (a real
+// one, or a modem simulator's pseudo-terminal); "none" takes it away.
+func simModem(env *cmdEnv, args []string) error {
+	if len(args) != 1 {
+		return usageError{"sim modem PORT|none"}
+	}
+	b, unlock, err := env.openBoard()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sb := b.(*sim.Board)
+	defer sb.Close()
+	port := args[0]
+	if port == "none" {
+		port = ""
+	}
+	return sb.SetModemPort(port)
 }

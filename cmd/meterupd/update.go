@@ -56,7 +56,7 @@ func parseArgs(fs *flag.FlagSet, env *cmdEnv, args []string) ([]string, error) {
 	}
 }
 
-func cmdStatus(_ context.Context, env *cmdEnv, args []string) error {
+func cmdStatus(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, env, args); err != nil {
@@ -67,7 +67,7 @@ func cmdStatus(_ context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	defer n.close()
-	st, err := n.agent.Status()
+	st, err := n.agent.Status(ctx)
 	if err != nil {
 		return err
 	}
@@ -112,6 +112,22 @@ func printStatus(w io.Writer, st agent.Status) {
 			fmt.Fprintf(w, " — %s", l.Reason)
 		}
 		fmt.Fprintln(w)
+	}
+	if r := st.Radio; r != nil {
+		if r.Modem == nil {
+			fmt.Fprintf(w, "radio: not answering — %s\n", r.Error)
+		} else {
+			m := r.Modem
+			reg := "not registered"
+			if m.Registration.Registered() {
+				reg = "registered"
+			}
+			sig := "signal unknown"
+			if m.SignalDBm != nil {
+				sig = fmt.Sprintf("signal %d dBm", *m.SignalDBm)
+			}
+			fmt.Fprintf(w, "radio: %s %s, firmware %s, %s, %s\n", m.Identity.Manufacturer, m.Identity.Model, m.Firmware, reg, sig)
+		}
 	}
 	if len(st.Checks) > 0 {
 		fmt.Fprintln(w, "validation of the last package:")
@@ -296,7 +312,7 @@ func cmdRun(ctx context.Context, env *cmdEnv, args []string) error {
 			n.close()
 			return err
 		}
-		st, err := n.agent.Status()
+		st, err := n.agent.Status(ctx)
 		if err == nil {
 			printResult(env.stdout, st)
 		}
