@@ -418,6 +418,7 @@ type nodeStream struct {
 	hop     int
 	src     view
 	dec     *frameDecoder
+	df      decodedFrame
 	f       int64 // next frame to read
 	buf     []byte
 	bpos    int64
@@ -482,7 +483,7 @@ func (s *nodeStream) next() ([]byte, bool, [32]byte, error) {
 		if err != nil {
 			return nil, false, [32]byte{}, err
 		}
-		if err := s.dec.decode(s.z[:loc.zd], s.z[loc.zd:], s.f, loc); err != nil {
+		if err := s.dec.decode(&s.df, s.z[:loc.zd], s.z[loc.zd:], s.f, loc); err != nil {
 			return nil, false, [32]byte{}, err
 		}
 		if s.buf == nil {
@@ -490,7 +491,7 @@ func (s *nodeStream) next() ([]byte, bool, [32]byte, error) {
 		}
 		s.fstart = s.f * s.h.frameSize
 		s.buf = s.buf[:s.h.frameLen(s.f)]
-		if err := s.dec.produce(s.buf, s.src); err != nil {
+		if err := s.df.readRange(s.buf, 0, s.src); err != nil {
 			return nil, false, [32]byte{}, err
 		}
 		if s.h.arm() {

@@ -39,9 +39,13 @@ func offtin(b []byte) int64 {
 	return v
 }
 
+// bzip2Compress compresses p with the smallest block size that holds it
+// in one block (level 9 for more than 800 kB): a reader then allocates
+// only that much.
 func bzip2Compress(p []byte) ([]byte, error) {
 	var buf bytes.Buffer
-	w, err := dbzip2.NewWriter(&buf, &dbzip2.WriterConfig{Level: 9})
+	level := min(9, max(1, (len(p)+99_999)/100_000))
+	w, err := dbzip2.NewWriter(&buf, &dbzip2.WriterConfig{Level: level})
 	if err != nil {
 		return nil, fmt.Errorf("delta: bzip2 writer: %w", err)
 	}

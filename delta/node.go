@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sort"
 
 	"github.com/ulikunitz/xz/lzma"
 )
@@ -19,11 +20,11 @@ const (
 	nodeVersion    = 1
 	nodeHeaderSize = 100
 	flagARM        = 1 << 0
-	// codecBzip2LZMA: per frame, the diff bytes as one bzip2 stream, and
-	// the control entries plus extra bytes as one LZMA2 stream with a
-	// 1 MiB dictionary (see the measurements in doc.go).
+	// codecBzip2LZMA: per frame, the diff bytes, zero-run encoded, as one
+	// bzip2 stream, and the control entries plus extra bytes as one LZMA2
+	// stream with a 256 KiB dictionary (see the measurements in doc.go).
 	codecBzip2LZMA = 2
-	lzmaDictCap    = 1 << 20
+	lzmaDictCap    = 256 << 10
 	digestLen      = 16 // stored bytes of each chained block digest
 
 	// Limits the decoder enforces, whatever a header says.
@@ -33,7 +34,7 @@ const (
 
 	// DefaultFrameSize is the output covered by one independently
 	// compressed frame of a node-format patch.
-	DefaultFrameSize = 512 << 10
+	DefaultFrameSize = 1 << 20
 	// DefaultDigestBlock is the output covered by one chained digest.
 	DefaultDigestBlock = 64 << 10
 )
@@ -61,7 +62,7 @@ func (h *nodeHeader) frameLen(i int64) int64 {
 
 // maxCtrl is the most control entries a frame may have: it bounds the
 // decoder's entry table whatever the patch says.
-func maxCtrl(frameSize int64) int64 { return frameSize/32 + 1 }
+func maxCtrl(frameSize int64) int64 { return frameSize/64 + 1 }
 
 // maxPayload bounds a frame's decoded payload: the output bytes, the
 // control entries (3 varints of at most 10 bytes) and two varints.
@@ -257,7 +258,7 @@ func writeNode(old, new, oldT, newT []byte, cs []ctrl, arm bool, frameSize, dige
 		}
 		var zd []byte
 		if len(diff) > 0 {
-			if zd, err = bzip2Compress(diff); err != nil {
+			if zd, err = bzip2Compress(zeroRuns(diff)); err != nil {
 				return nil, err
 			}
 		}
@@ -277,6 +278,56 @@ func writeNode(old, new, oldT, newT []byte, cs []ctrl, arm bool, frameSize, dige
 	return out, nil
 }
 
+// zeroRuns encodes diff bytes, mostly zero, as a sequence of (uvarint
+// count of zeros, uvarint count of literals, the literals). It shrinks
+// the stream about 12 times before bzip2, which makes decoding that much
+// faster, for about 3 % more compressed bytes.
+func zeroRuns(d []byte) []byte {
+	var out []byte
+	for i := 0; i < len(d); {
+		j := i
+		for j < len(d) && d[j] == 0 {
+			j++
+		}
+		k := j
+		for k < len(d) && d[k] != 0 {
+			k++
+		}
+		out = binary.AppendUvarint(out, uint64(j-i))
+		out = binary.AppendUvarint(out, uint64(k-j))
+		out = append(out, d[j:k]...)
+		i = k
+	}
+	return out
+}
+
+// readZeroRuns decodes zeroRuns from r into exactly len(dst) bytes and
+// checks that r ends there.
+func readZeroRuns(r *bufio.Reader, dst []byte) error {
+	for len(dst) > 0 {
+		z, err := binary.ReadUvarint(r)
+		if err != nil {
+			return err
+		}
+		l, err := binary.ReadUvarint(r)
+		if err != nil {
+			return err
+		}
+		if z > uint64(len(dst)) || l > uint64(len(dst))-z || z+l == 0 {
+			return errors.New("zero run out of range")
+		}
+		clear(dst[:z])
+		if _, err := io.ReadFull(r, dst[z:z+l]); err != nil {
+			return err
+		}
+		dst = dst[z+l:]
+	}
+	if _, err := r.ReadByte(); err != io.EOF {
+		return errors.New("data after the diff bytes")
+	}
+	return nil
+}
+
 func lzmaCompress(p []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	w, err := lzma.Writer2Config{DictCap: lzmaDictCap, Properties: &lzma.Properties{LC: 3, LP: 0, PB: 0}}.NewWriter2(&buf)
@@ -292,20 +343,28 @@ func lzmaCompress(p []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// frameDecoder decodes node-format frames into buffers of fixed size.
+// entry is a decoded control entry with its offsets: out in the frame's
+// output, old in the source, diff and extra in the frame's data.
+type entry struct{ out, add, cp, old, diff, extra int64 }
+
+// decodedFrame is one frame, decompressed and checked.
+type decodedFrame struct {
+	f    int64
+	flen int64
+	ents []entry
+	data []byte // the frame's diff bytes, then its extra bytes
+}
+
+// frameDecoder decodes node-format frames; its buffers have fixed sizes.
 type frameDecoder struct {
-	h      *nodeHeader
-	hop    int
-	br     *bufio.Reader
-	ents   []ctrl
-	oldPos int64
-	data   []byte // the frame's diff bytes, then its extra bytes
-	nDiff  int64
+	h   *nodeHeader
+	hop int
+	br  *bufio.Reader // LZMA2 section
+	dbr *bufio.Reader // bzip2 section
 }
 
 func newFrameDecoder(h *nodeHeader, hop int) *frameDecoder {
-	return &frameDecoder{h: h, hop: hop, br: bufio.NewReaderSize(nil, 4096),
-		data: make([]byte, h.frameSize), ents: make([]ctrl, 0, 64)}
+	return &frameDecoder{h: h, hop: hop, br: bufio.NewReaderSize(nil, 4096), dbr: bufio.NewReaderSize(nil, 4096)}
 }
 
 // maxCompressedFrame bounds each compressed section of a frame.
@@ -320,10 +379,12 @@ type frameLoc struct {
 	zd, zr int64 // compressed lengths of the two sections
 }
 
-// decode decodes frame f from its compressed diff section zd and control
-// and extra section zr, and checks every value against the frame and the
-// source. It never reads more decompressed bytes than the frame can hold.
-func (d *frameDecoder) decode(zd, zr []byte, f int64, loc frameLoc) error {
+// decode decodes frame f into df from its compressed diff section zd and
+// control and extra section zr, and checks every value against the frame
+// and the source. It never reads more decompressed bytes than the frame
+// can hold.
+func (d *frameDecoder) decode(df *decodedFrame, zd, zr []byte, f int64, loc frameLoc) error {
+	df.f = -1
 	bad := func(off int64, format string, args ...any) error {
 		return &CorruptError{Hop: d.hop, Offset: off, Reason: fmt.Sprintf("frame %d: ", f) + fmt.Sprintf(format, args...)}
 	}
@@ -349,7 +410,7 @@ func (d *frameDecoder) decode(zd, zr []byte, f int64, loc frameLoc) error {
 	if n < 0 || n > maxCtrl(d.h.frameSize) {
 		return bad(restOff, "control count out of range")
 	}
-	d.ents = d.ents[:0]
+	df.ents = df.ents[:0]
 	pos, out, nDiff := oldPos, int64(0), int64(0)
 	for i := int64(0); i < n; i++ {
 		add, cp := u(), u()
@@ -366,7 +427,7 @@ func (d *frameDecoder) decode(zd, zr []byte, f int64, loc frameLoc) error {
 		case seek < -pos-add || seek > d.h.oldSize-pos-add:
 			return bad(restOff, "control entry %d seeks out of the source", i)
 		}
-		d.ents = append(d.ents, ctrl{add, cp, seek})
+		df.ents = append(df.ents, entry{out: out, add: add, cp: cp, old: pos, diff: nDiff})
 		pos += add + seek
 		out += add + cp
 		nDiff += add
@@ -374,7 +435,15 @@ func (d *frameDecoder) decode(zd, zr []byte, f int64, loc frameLoc) error {
 	if out != flen {
 		return bad(restOff, "control entries cover %d bytes, frame has %d", out, flen)
 	}
-	if _, err := io.ReadFull(d.br, d.data[nDiff:flen]); err != nil {
+	if df.data == nil {
+		df.data = make([]byte, d.h.frameSize)
+	}
+	extra := nDiff
+	for i := range df.ents {
+		df.ents[i].extra = extra
+		extra += df.ents[i].cp
+	}
+	if _, err := io.ReadFull(d.br, df.data[nDiff:flen]); err != nil {
 		return bad(restOff, "extra bytes: %v", err)
 	}
 	if _, err := d.br.ReadByte(); err != io.EOF {
@@ -384,41 +453,46 @@ func (d *frameDecoder) decode(zd, zr []byte, f int64, loc frameLoc) error {
 	case nDiff == 0 && len(zd) != 0:
 		return bad(loc.data, "diff section without diff bytes")
 	case nDiff > 0:
-		z := bzip2.NewReader(bytes.NewReader(zd))
-		if _, err := io.ReadFull(z, d.data[:nDiff]); err != nil {
+		d.dbr.Reset(bzip2.NewReader(bytes.NewReader(zd)))
+		err := readZeroRuns(d.dbr, df.data[:nDiff])
+		d.dbr.Reset(nil)
+		if err != nil {
 			return bad(loc.data, "diff bytes: %v", err)
 		}
-		if k, err := z.Read(d.data[:0:0]); k != 0 || (err != nil && err != io.EOF) {
-			return bad(loc.data, "diff section: %v", err)
-		}
 	}
-	d.oldPos, d.nDiff = oldPos, nDiff
+	df.f, df.flen = f, flen
 	return nil
 }
 
-// produce writes the decoded frame's output (in the hop's domain) to dst,
-// reading old bytes from src (in the same domain).
-func (d *frameDecoder) produce(dst []byte, src view) error {
-	flen := int64(len(dst))
-	diff, extra := d.data[:d.nDiff], d.data[d.nDiff:flen]
-	pos, o := d.oldPos, int64(0)
-	for _, e := range d.ents {
-		if e.add > 0 {
-			q := dst[o : o+e.add]
-			if _, err := src.ReadAt(q, pos); err != nil {
+// readRange writes the frame's output bytes [off, off+len(dst)) (in the
+// hop's domain) to dst, reading old bytes from src (in the same domain).
+func (df *decodedFrame) readRange(dst []byte, off int64, src view) error {
+	i := sort.Search(len(df.ents), func(i int) bool { return df.ents[i].out+df.ents[i].add+df.ents[i].cp > off })
+	for len(dst) > 0 && i < len(df.ents) {
+		e := &df.ents[i]
+		if k := off - e.out; k < e.add {
+			n := min(e.add-k, int64(len(dst)))
+			q := dst[:n]
+			if err := readFull(src, q, e.old+k); err != nil {
 				return err
 			}
-			for i, b := range diff[:e.add] {
-				q[i] += b
+			for j, b := range df.data[e.diff+k : e.diff+k+n] {
+				q[j] += b
 			}
-			diff = diff[e.add:]
-			o += e.add
+			dst, off = dst[n:], off+n
+			continue
 		}
-		o += int64(copy(dst[o:o+e.copy], extra[:e.copy]))
-		extra = extra[e.copy:]
-		pos += e.add + e.seek
+		k := off - e.out - e.add
+		n := int64(copy(dst, df.data[e.extra+k:e.extra+e.cp]))
+		dst, off = dst[n:], off+n
+		i++
 	}
 	return nil
+}
+
+func readFull(v view, p []byte, off int64) error {
+	_, err := v.ReadAt(p, off)
+	return err
 }
 
 // readFrameHeader reads the header of frame f at patch offset off: the
@@ -453,17 +527,13 @@ func (h *nodeHeader) digestCount(f int64) int64 {
 	return (h.frameLen(f) + h.digestBlock() - 1) / h.digestBlock()
 }
 
-type cachedFrame struct {
-	f   int64
-	buf []byte
-}
-
-// viewCacheBytes is the memory each inner hop spends on produced frames.
+// viewCacheBytes is the memory each inner hop spends on decoded frames.
 var viewCacheBytes int64 = 2 << 20
 
 // nodeView serves the output of an inner chain hop on demand: it indexes
-// the frames of the patch (read through an io.ReaderAt), and decodes and
-// produces a frame when a later hop reads from it, keeping the last two.
+// the frames of the patch (read through an io.ReaderAt), decodes a frame
+// when a later hop reads from it, keeping the last few, and produces only
+// the bytes asked for.
 type nodeView struct {
 	h     *nodeHeader
 	patch io.ReaderAt
@@ -471,7 +541,7 @@ type nodeView struct {
 	src   view
 	dec   *frameDecoder
 	z     []byte
-	cache []cachedFrame
+	cache []decodedFrame
 	next  int
 }
 
@@ -487,7 +557,7 @@ func newNodeView(h *nodeHeader, ra io.ReaderAt, src view, hop int) (*nodeView, e
 		v.locs = append(v.locs, loc)
 		off = loc.data + loc.zd + loc.zr
 	}
-	v.cache = make([]cachedFrame, max(2, viewCacheBytes/h.frameSize))
+	v.cache = make([]decodedFrame, max(2, viewCacheBytes/h.frameSize))
 	for i := range v.cache {
 		v.cache[i].f = -1
 	}
@@ -496,15 +566,14 @@ func newNodeView(h *nodeHeader, ra io.ReaderAt, src view, hop int) (*nodeView, e
 
 func (v *nodeView) Size() int64 { return v.h.newSize }
 
-func (v *nodeView) frame(f int64) ([]byte, error) {
+func (v *nodeView) frame(f int64) (*decodedFrame, error) {
 	for i := range v.cache {
 		if v.cache[i].f == f {
-			return v.cache[i].buf, nil
+			return &v.cache[i], nil
 		}
 	}
-	c := &v.cache[v.next]
+	df := &v.cache[v.next]
 	v.next = (v.next + 1) % len(v.cache)
-	c.f = -1
 	loc := v.locs[f]
 	n := loc.zd + loc.zr
 	if int64(cap(v.z)) < n {
@@ -513,18 +582,10 @@ func (v *nodeView) frame(f int64) ([]byte, error) {
 	if _, err := v.patch.ReadAt(v.z[:n], loc.data); err != nil {
 		return nil, frameReadErr(err, loc.off, v.dec.hop, f)
 	}
-	if err := v.dec.decode(v.z[:loc.zd], v.z[loc.zd:n], f, loc); err != nil {
+	if err := v.dec.decode(df, v.z[:loc.zd], v.z[loc.zd:n], f, loc); err != nil {
 		return nil, err
 	}
-	if c.buf == nil {
-		c.buf = make([]byte, v.h.frameSize)
-	}
-	buf := c.buf[:v.h.frameLen(f)]
-	if err := v.dec.produce(buf, v.src); err != nil {
-		return nil, err
-	}
-	c.f = f
-	return buf, nil
+	return df, nil
 }
 
 func (v *nodeView) ReadAt(p []byte, off int64) (int, error) {
@@ -534,13 +595,17 @@ func (v *nodeView) ReadAt(p []byte, off int64) (int, error) {
 	n := 0
 	for n < len(p) {
 		f := off / v.h.frameSize
-		buf, err := v.frame(f)
+		df, err := v.frame(f)
 		if err != nil {
 			return n, err
 		}
-		k := copy(p[n:], buf[off-f*v.h.frameSize:])
-		n += k
-		off += int64(k)
+		fo := off - f*v.h.frameSize
+		k := min(int64(len(p)-n), df.flen-fo)
+		if err := df.readRange(p[n:n+int(k)], fo, v.src); err != nil {
+			return n, err
+		}
+		n += int(k)
+		off += k
 	}
 	return n, nil
 }
