@@ -128,7 +128,7 @@ func idleRSS(ctx context.Context, settle time.Duration) (string, error) {
 	}
 	var fields []string
 	for _, line := range strings.Split(string(status), "\n") {
-		for _, k := range []string{"VmRSS:", "RssAnon:", "RssFile:"} {
+		for _, k := range []string{"VmRSS:", "RssAnon:", "RssFile:", "RssShmem:"} {
 			if strings.HasPrefix(line, k) {
 				fields = append(fields, strings.Join(strings.Fields(line), " "))
 			}
