@@ -22,8 +22,57 @@ func init() {
 	boards.MustRegister(boards.Entry{
 		Name:       Name,
 		Compatible: Compatible,
-		Open:       func(cfg boards.Config) (hw.Board, error) { return Open(cfg) },
+		Probe:      Probe,
+		Open: func(cfg boards.Config) (hw.Board, error) {
+			b, err := Open(cfg)
+			if err != nil {
+				return nil, err
+			}
+			return b, nil
+		},
 	})
+}
+
+// ErrLayout: /proc/mtd has this board's partitions, but not as Layout says.
+var ErrLayout = errors.New("am335x: mtd partitions differ from the board file")
+
+// Probe reports whether root/proc/mtd holds this board's partitions: none
+// of them is "not this board"; all of them, with Layout's sizes, is this
+// board; some, or other sizes, is this board misconfigured (ErrLayout).
+func Probe(cfg boards.Config) (bool, error) {
+	root := cfg.Root
+	if root == "" {
+		root = "/"
+	}
+	parts, err := mtd.ReadPartitions(filepath.Join(root, "proc", "mtd"))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var found, missing []string
+	for _, l := range Layout {
+		if l.Logical == 0 {
+			continue
+		}
+		p, ok := mtd.Find(parts, l.Name)
+		switch {
+		case !ok:
+			missing = append(missing, l.Name)
+		case p.Size != l.Size || p.EraseSize != EraseSize:
+			return false, fmt.Errorf("%w: %s is %#x bytes in %#x blocks, want %#x in %#x", ErrLayout, l.Name, p.Size, p.EraseSize, l.Size, EraseSize)
+		default:
+			found = append(found, l.Name)
+		}
+	}
+	if len(found) == 0 {
+		return false, nil
+	}
+	if len(missing) > 0 {
+		return false, fmt.Errorf("%w: missing %v", ErrLayout, missing)
+	}
+	return true, nil
 }
 
 // ErrUnknownPartition: a partition name the board does not have.

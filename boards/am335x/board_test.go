@@ -260,3 +260,27 @@ func TestDetectedFromDeviceTree(t *testing.T) {
 		t.Errorf("Detect() = %q, %v, want %q", got, err, Name)
 	}
 }
+
+func TestProbe(t *testing.T) {
+	m := newFakeMeter(t)
+	if ok, err := Probe(boards.Config{Root: m.root}); !ok || err != nil {
+		t.Errorf("Probe(our layout) = %v, %v, want true, nil", ok, err)
+	}
+	write := func(parts []mtd.Partition) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(m.root, "proc", "mtd"), []byte(mtd.Format(parts)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write([]mtd.Partition{{Index: 0, Size: 0x100000, EraseSize: EraseSize, Name: "rootfs"}})
+	if ok, err := Probe(boards.Config{Root: m.root}); ok || err != nil {
+		t.Errorf("Probe(other layout) = %v, %v, want false, nil", ok, err)
+	}
+	write([]mtd.Partition{{Index: 0, Size: 0x100000, EraseSize: EraseSize, Name: hw.PartJournal}})
+	if _, err := Probe(boards.Config{Root: m.root}); !errors.Is(err, ErrLayout) {
+		t.Errorf("Probe(journal only) = %v, want ErrLayout", err)
+	}
+	if ok, err := Probe(boards.Config{Root: t.TempDir()}); ok || err != nil {
+		t.Errorf("Probe(no /proc/mtd) = %v, %v, want false, nil", ok, err)
+	}
+}
