@@ -154,13 +154,11 @@ func simImage(env *cmdEnv, args []string) error {
 }
 
 func simPowerCycle(env *cmdEnv, _ []string) error {
-	b, unlock, err := env.openBoard()
+	sb, done, err := env.openSim()
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	sb := b.(*sim.Board)
-	defer sb.Close()
+	defer done()
 	s, err := sb.PowerOn()
 	if err != nil {
 		return err
@@ -173,13 +171,11 @@ func simPower(env *cmdEnv, args []string) error {
 	if len(args) != 1 || (args[0] != string(hw.Mains) && args[0] != string(hw.Battery)) {
 		return usageError{"sim power mains|battery"}
 	}
-	b, unlock, err := env.openBoard()
+	sb, done, err := env.openSim()
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	sb := b.(*sim.Board)
-	defer sb.Close()
+	defer done()
 	return sb.SetPower(hw.PowerSource(args[0]))
 }
 
@@ -197,14 +193,12 @@ func simDamage(env *cmdEnv, args []string) error {
 		}
 		off = v
 	}
-	b, unlock, err := env.openBoard()
+	sb, done, err := env.openSim()
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	sb := b.(*sim.Board)
+	defer done()
 	dir := sb.Dir()
-	sb.Close()
 	// The sim keeps each partition in DIR/<name>.bin; a worn cell is a bit
 	// that reads wrong, whatever the flash rules of programming say.
 	f, err := os.OpenFile(filepath.Join(dir, args[0]+".bin"), os.O_RDWR, 0)
@@ -230,16 +224,28 @@ func simModem(env *cmdEnv, args []string) error {
 	if len(args) != 1 {
 		return usageError{"sim modem PORT|none"}
 	}
-	b, unlock, err := env.openBoard()
+	sb, done, err := env.openSim()
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	sb := b.(*sim.Board)
-	defer sb.Close()
+	defer done()
 	port := args[0]
 	if port == "none" {
 		port = ""
 	}
 	return sb.SetModemPort(port)
+}
+
+// openSim opens the simulated board under the node's lock; done closes it
+// and releases the lock.
+func (env *cmdEnv) openSim() (*sim.Board, func(), error) {
+	if env.board != "sim" {
+		return nil, nil, usageError{"sim commands need --board sim"}
+	}
+	b, unlock, err := env.openBoard()
+	if err != nil {
+		return nil, nil, err
+	}
+	sb := b.(*sim.Board)
+	return sb, func() { sb.Close(); unlock() }, nil
 }
