@@ -208,3 +208,42 @@ func TestBadPackagesChangeNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyRotation: a package signed by the trusted key adds a new key and
+// retires itself; the journal keeps the new keyring, so the next package
+// must come signed by the new key and the old key is refused.
+func TestKeyRotation(t *testing.T) {
+	old, err := manifest.GenerateKey("ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := manifest.GenerateKey("p256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := pkgNode(t, old.Public())
+	add, err := manifest.NewKeyUpdate(next.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldID, err := manifest.KeyID(old.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rot := writePkg(t, old, &manifest.Manifest{Schema: 1, Sequence: 1,
+		Keys: []manifest.KeyUpdate{add, {Op: manifest.KeyRetire, KID: oldID}}}, nil, nil)
+	if out := mustMU(t, dir, "install", rot); !strings.Contains(out, "trusted keys updated") {
+		t.Fatalf("key rotation package: %s", out)
+	}
+	items, payloads := chainItems(t)
+	byOld := writePkg(t, old, &manifest.Manifest{Schema: 1, Sequence: 2, Items: items}, payloads, nil)
+	if _, err := mu(t, dir, "install", byOld); err == nil || !strings.Contains(err.Error(), "unknown key") {
+		t.Fatalf("package signed by the retired key: %v", err)
+	}
+	byNext := writePkg(t, next, &manifest.Manifest{Schema: 1, Sequence: 2, Items: items}, payloads, nil)
+	mustMU(t, dir, "install", byNext)
+	mustMU(t, dir, "run", "--once")
+	if st := status(t, dir); st.Last == nil || st.Last.Code != agent.Committed || st.Floor != 2 {
+		t.Fatalf("after the package signed by the new key: %+v", st.Last)
+	}
+}
