@@ -14,7 +14,7 @@ GOFLAGS_STATIC := -trimpath -ldflags='-s -w'
 
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: all build test vet deps demo clean powercut
+.PHONY: all build test vet deps demo clean powercut rss
 all: build
 
 build:
@@ -39,6 +39,10 @@ powercut:
 
 demo: build
 	@bash scripts/demo.sh $(BIN)
+
+# rss: resident memory of the daemon at rest on the sim board.
+rss: build
+	@bash scripts/idle-rss.sh $(BIN)
 
 clean:
 	rm -rf $(BIN)
