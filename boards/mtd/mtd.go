@@ -86,6 +86,7 @@ var (
 // options of Open and New.
 type options struct {
 	size     int64
+	procSize int64 // the size /proc/mtd reports (64-bit), 0 if unknown
 	readOnly bool
 	open     func(path string, readOnly bool) (Device, error)
 }
@@ -125,6 +126,7 @@ func Open(root, name string, opts ...Option) (*Flash, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
+	o.procSize = p.Size
 	dev, err := o.open(filepath.Join(root, "dev", "mtd"+strconv.Itoa(p.Index)), o.readOnly)
 	if err != nil {
 		return nil, fmt.Errorf("mtd: open %q: %w", name, err)
@@ -175,6 +177,11 @@ func newFlash(dev Device, name string, o options) (*Flash, error) {
 	info, err := dev.Info()
 	if err != nil {
 		return nil, fmt.Errorf("mtd: %s: get info: %w", name, err)
+	}
+	// MEMGETINFO's size is 32 bits: a partition of 4 GiB or more reports
+	// its size modulo 4 GiB. /proc/mtd has all 64.
+	if o.procSize > math.MaxUint32 && info.Size == o.procSize&math.MaxUint32 {
+		info.Size = o.procSize
 	}
 	if info.EraseSize <= 0 || info.WriteSize <= 0 || info.Size <= 0 ||
 		info.EraseSize%info.WriteSize != 0 || info.Size%info.EraseSize != 0 {

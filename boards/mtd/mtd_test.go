@@ -362,3 +362,35 @@ func TestUncorrectableReadIsAnError(t *testing.T) {
 		t.Errorf("ReadAt after erase = %v, want nil", err)
 	}
 }
+
+// truncated is a device whose MEMGETINFO size wrapped at 4 GiB, as the
+// kernel's 32-bit mtd_info_user.size does for big NAND.
+type truncated struct{ *mtdtest.Chip }
+
+func (d truncated) Info() (mtd.Info, error) {
+	info, err := d.Chip.Info()
+	info.Size = 4 * es // what is left of 4 GiB + 4 blocks after truncation
+	return info, err
+}
+
+func (d truncated) IsBad(off int64) (bool, error) { return false, nil }
+
+func TestOpenTrustsProcMTDForBigPartitions(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "proc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	big := int64(4<<30 + 4*es)
+	parts := []mtd.Partition{{Index: 0, Size: big, EraseSize: es, Name: "rootfs_a"}}
+	if err := os.WriteFile(filepath.Join(root, "proc", "mtd"), []byte(mtd.Format(parts)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dev := truncated{newNAND(t, 4)}
+	f, err := mtd.Open(root, "rootfs_a", mtd.WithSize(2*es), mtd.WithOpener(func(string, bool) (mtd.Device, error) { return dev, nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Info().Size; got != big {
+		t.Errorf("Info().Size = %#x, want %#x from /proc/mtd", got, big)
+	}
+}
