@@ -107,11 +107,23 @@ func Apply(ctx context.Context, src io.ReaderAt, srcSize int64, patches []io.Rea
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	prod, id, err := openChain(src, srcSize, patches, opt)
+	prod, id, srcCheck, err := openChain(src, srcSize, patches, opt)
 	if err != nil {
 		return Result{}, err
 	}
 	defer prod.close()
+	// The source's digest is computed beside the decoding of the first
+	// frames; nothing is written, and no decoding error is reported, before
+	// it is known.
+	srcErr := func() error {
+		if srcCheck == nil {
+			return nil
+		}
+		err := <-srcCheck
+		srcCheck = nil
+		return err
+	}
+	defer srcErr()
 
 	cp := Checkpoint{ID: id, BlockSize: opt.BlockSize}
 	sum := sha256.New()
@@ -157,6 +169,9 @@ func Apply(ctx context.Context, src io.ReaderAt, srcSize int64, patches []io.Rea
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if err := srcErr(); err != nil {
+			return err
+		}
 		if err := dst.WriteBlock(block, wbuf); err != nil {
 			return fmt.Errorf("delta: write block %d: %w", block, err)
 		}
@@ -184,6 +199,9 @@ func Apply(ctx context.Context, src io.ReaderAt, srcSize int64, patches []io.Rea
 			break
 		}
 		if err != nil {
+			if serr := srcErr(); serr != nil {
+				return res, serr
+			}
 			return res, err
 		}
 		if restart && pos == restarts[0].off {
@@ -217,6 +235,9 @@ func Apply(ctx context.Context, src io.ReaderAt, srcSize int64, patches []io.Rea
 		if err := writeBlock(); err != nil {
 			return res, err
 		}
+	}
+	if err := srcErr(); err != nil {
+		return res, err
 	}
 	sum.Sum(res.SHA256[:0])
 	if ns, ok := prod.(*nodeStream); ok && res.SHA256 != ns.h.newSHA {
@@ -272,18 +293,21 @@ func patchAt(r io.Reader, prefix []byte, limit int64) (io.ReaderAt, int64, error
 
 // openChain checks the headers of the chain and returns the producer of
 // the last hop and the chain's identity (a digest of the headers).
-func openChain(src io.ReaderAt, srcSize int64, patches []io.Reader, opt Options) (producer, [16]byte, error) {
+func openChain(src io.ReaderAt, srcSize int64, patches []io.Reader, opt Options) (_ producer, _ [16]byte, srcCheck chan error, _ error) {
 	var id [16]byte
 	idh := sha256.New()
 	var cur view = &readerView{r: src, size: srcSize}
 	curARM := false
 	var prev *nodeHeader
 	var closers []func()
-	fail := func(err error) (producer, [16]byte, error) {
+	fail := func(err error) (producer, [16]byte, chan error, error) {
 		for _, c := range closers {
 			c()
 		}
-		return nil, id, err
+		if srcCheck != nil {
+			<-srcCheck
+		}
+		return nil, id, nil, err
 	}
 	for i, r := range patches {
 		last := i == len(patches)-1
@@ -309,9 +333,11 @@ func openChain(src io.ReaderAt, srcSize int64, patches []io.Reader, opt Options)
 			idh.Write(b[8:])
 			switch {
 			case prev == nil && i == 0:
-				if err := checkSource(cur, h); err != nil {
-					return fail(err)
+				if cur.Size() != h.oldSize {
+					return fail(fmt.Errorf("%w: source is %d bytes, patch expects %d", ErrSourceMismatch, cur.Size(), h.oldSize))
 				}
+				srcCheck = make(chan error, 1)
+				go func(v view, h *nodeHeader) { srcCheck <- checkSource(v, h) }(cur, h)
 			case prev != nil && (prev.newSize != h.oldSize || prev.newSHA != h.oldSHA):
 				return fail(fmt.Errorf("%w: patch %d is not made from the output of patch %d", ErrSourceMismatch, i, i-1))
 			case cur.Size() != h.oldSize:
@@ -324,7 +350,7 @@ func openChain(src io.ReaderAt, srcSize int64, patches []io.Reader, opt Options)
 					return fail(err)
 				}
 				copy(id[:], idh.Sum(nil))
-				return s, id, nil
+				return s, id, srcCheck, nil
 			}
 			ra, _, err := patchAt(r, b, opt.MaxPatchBuffer)
 			if err != nil {
@@ -361,7 +387,7 @@ func openChain(src io.ReaderAt, srcSize int64, patches []io.Reader, opt Options)
 				}
 			}
 			copy(id[:], idh.Sum(nil))
-			return &bsProducer{s: s, buf: make([]byte, bsChunk), closers: closers}, id, nil
+			return &bsProducer{s: s, buf: make([]byte, bsChunk), closers: closers}, id, srcCheck, nil
 		}
 	}
 	panic("unreachable")
