@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"meterupd/boards"
 )
 
 // command is one subcommand. Each lives in its own file and registers
@@ -66,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	env := &cmdEnv{stdout: stdout, stderr: stderr}
 	fs := flag.NewFlagSet("meterupd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&env.board, "board", defaultBoard(), "board file to use (sim, or a hardware board)")
+	fs.StringVar(&env.board, "board", os.Getenv("METERUPD_BOARD"), "board file to use: sim, a hardware board, or auto (from the device tree); default: sim with --state, else auto")
 	fs.StringVar(&env.state, "state", os.Getenv("METERUPD_STATE"), "state directory of the sim board")
 	fs.StringVar(&env.store, "store", "", "package store directory (default: in the sim state directory, or /var/lib/meterupd/store)")
 	fs.BoolVar(&env.verbose, "v", false, "log every step to standard error")
@@ -81,6 +83,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		printUsage(stderr, fs)
 		return usageError{"no command given"}
 	}
+	if env.board == "" && env.state != "" {
+		env.board = "sim"
+	}
 	name := fs.Arg(0)
 	c, ok := commands[name]
 	if !ok {
@@ -89,11 +94,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return c.run(ctx, env, fs.Args()[1:])
 }
 
-func defaultBoard() string {
-	if b := os.Getenv("METERUPD_BOARD"); b != "" {
-		return b
+// resolveBoard settles --board auto (or no --board without --state) from
+// the device tree, once, when a command first needs the board.
+func (env *cmdEnv) resolveBoard() error {
+	if env.board != "" && env.board != "auto" {
+		return nil
 	}
-	return "sim"
+	b, err := boards.Detect(boards.Config{})
+	if err != nil {
+		return fmt.Errorf("cannot tell which board this is (%w); name it with --board, or use --board sim --state DIR", err)
+	}
+	env.board = b
+	return nil
 }
 
 func printUsage(w io.Writer, fs *flag.FlagSet) {

@@ -106,6 +106,9 @@ func (env *cmdEnv) lockPath() string {
 
 // openBoard opens the board and takes the node's lock.
 func (env *cmdEnv) openBoard() (hw.Board, func(), error) {
+	if err := env.resolveBoard(); err != nil {
+		return nil, nil, err
+	}
 	if env.board == "sim" && env.state == "" {
 		return nil, nil, usageError{"the sim board needs --state DIR (or METERUPD_STATE)"}
 	}

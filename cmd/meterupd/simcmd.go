@@ -23,7 +23,13 @@ func init() {
 
 func cmdSim(ctx context.Context, env *cmdEnv, args []string) error {
 	if len(args) == 0 {
-		return usageError{"sim needs a subcommand: init, image, power-cycle, power, damage"}
+		return usageError{"sim needs a subcommand: init, image, power-cycle, power, damage, modem"}
+	}
+	if env.board == "" {
+		env.board = "sim"
+	}
+	if env.board != "sim" {
+		return usageError{"sim commands work on the sim board only"}
 	}
 	switch args[0] {
 	case "init":
