@@ -299,11 +299,7 @@ func openChain(src io.ReaderAt, srcSize int64, patches []io.Reader, opt Options)
 	var cur view = &readerView{r: src, size: srcSize}
 	curARM := false
 	var prev *nodeHeader
-	var closers []func()
 	fail := func(err error) (producer, [16]byte, chan error, error) {
-		for _, c := range closers {
-			c()
-		}
 		if srcCheck != nil {
 			<-srcCheck
 		}
@@ -387,7 +383,7 @@ func openChain(src io.ReaderAt, srcSize int64, patches []io.Reader, opt Options)
 				}
 			}
 			copy(id[:], idh.Sum(nil))
-			return &bsProducer{s: s, buf: make([]byte, bsChunk), closers: closers}, id, srcCheck, nil
+			return &bsProducer{s: s, buf: make([]byte, bsChunk)}, id, srcCheck, nil
 		}
 	}
 	panic("unreachable")
@@ -409,19 +405,14 @@ func checkSource(src view, h *nodeHeader) error {
 
 // bsProducer yields a bsdiff patch's output in fixed chunks.
 type bsProducer struct {
-	s       *bsStream
-	buf     []byte
-	pos     int64
-	closers []func()
+	s   *bsStream
+	buf []byte
+	pos int64
 }
 
 func (b *bsProducer) size() int64 { return b.s.newSize }
 
-func (b *bsProducer) close() {
-	for _, c := range b.closers {
-		c()
-	}
-}
+func (b *bsProducer) close() {}
 
 func (b *bsProducer) next() ([]byte, bool, [32]byte, error) {
 	n, err := io.ReadFull(b.s, b.buf)
