@@ -61,7 +61,8 @@ func (a *Agent) installDelta(ctx context.Context, r *Record, f hw.Flash) error {
 		var ce *delta.CorruptError
 		switch {
 		case errors.As(err, &ce), errors.Is(err, delta.ErrSourceMismatch), errors.Is(err, delta.ErrTargetMismatch),
-			errors.Is(err, delta.ErrTooLarge), errors.Is(err, delta.ErrCheckpoint), a.fatalFlash(err):
+			errors.Is(err, delta.ErrTooLarge), errors.Is(err, delta.ErrCheckpoint), errors.Is(err, delta.ErrChainUnsupported),
+			errors.Is(err, delta.ErrUnknownFormat), a.fatalFlash(err):
 			return a.abandon(a.rec.clone(), fmt.Sprintf("applying the delta to slot %s failed: %v", u.Target, err))
 		}
 		return err
