@@ -377,6 +377,7 @@ func TestPowerCut(t *testing.T) {
 	}
 	for _, sc := range pcScenarios {
 		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel() // with the modes below, keeps both cores busy to the end
 			n := newPCNode(t, sc)
 			// N: the operations of an uninterrupted run.
 			dir := filepath.Join(t.TempDir(), "clean")
@@ -476,7 +477,6 @@ func pcMode(t *testing.T, n *pcNode, sc pcScenario, mode string, N int64) {
 		t.Fatalf("scenario %s mode %s: F changed", sc.name, mode)
 	}
 	line := fmt.Sprintf("powercut: scenario=%s mode=%s cuts=%d recovered=%d completed=%d abandoned=%d", sc.name, mode, N, recovered, completed, abandoned)
-	t.Log(line)
 	fmt.Println(line)
 	if recovered != N {
 		t.Errorf("%s", strings.TrimPrefix(line, "powercut: "))
