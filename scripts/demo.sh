@@ -106,4 +106,5 @@ mu install v4.img --sha256 "$(printf '0%.0s' {1..64})" --version 9.9.9 2>&1 | se
 
 say "Where the meter stands: it runs the factory set, meters, and reports what happened."
 step status
-step journal
+printf '\n  $ meterupd journal   (its last 6 records: every step, power-safe)\n'
+mu journal | tail -6 | sed 's/^/    /'
