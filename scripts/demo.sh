@@ -60,11 +60,15 @@ say "A bad package changes nothing."
 echo "  The same package again (a replay): its sequence number is not above the meter's floor."
 printf '\n  $ meterupd install update.pkg\n'
 mu install update.pkg 2>&1 | sed 's/^/    /' || true
-echo "  A package whose payload was altered on the way (one byte flipped):"
+echo "  A package whose payload was altered on the way (one bit flipped):"
 cp update.pkg tampered.pkg
 sed -i 's/"sequence": 1/"sequence": 2/' spec.json
 mp build spec.json -o tampered.pkg --key release.key.pem >/dev/null
-printf '\xff' | dd of=tampered.pkg bs=1 seek=3000 conv=notrunc status=none
+# Flip one bit inside the first payload (the manifest entry is under
+# 1 KiB, so the first payload's data starts at byte 2048).
+off=2148
+b=$(od -An -tu1 -j $off -N1 tampered.pkg | tr -d ' ')
+printf "$(printf '\\%03o' $((b ^ 0x40)))" | dd of=tampered.pkg bs=1 seek=$off conv=notrunc status=none
 printf '\n  $ meterupd install tampered.pkg\n'
 mu install tampered.pkg 2>&1 | sed 's/^/    /' || true
 echo "  A package signed with a key the meter does not trust:"
