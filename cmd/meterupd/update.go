@@ -149,7 +149,7 @@ func cmdInstall(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	if len(rest) != 1 && !(*isDelta && len(rest) > 0) {
-		return usageError{"install takes one image file: meterupd install FILE --sha256 HEX --version V (or --delta DELTA…)"}
+		return usageError{"install takes a signed package (meterupd install PACKAGE), or an image: meterupd install FILE --sha256 HEX --version V (or --delta DELTA…)"}
 	}
 	if len(rest) == 1 && !*isDelta && agent.IsPackage(rest[0]) {
 		return installPackage(ctx, env, rest[0], !*noAct)
