@@ -166,7 +166,7 @@ func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) 
 		if keysPEM != nil {
 			rec.Keys = keysPEM
 		}
-		rec.Last = &Result{ID: id, Code: Committed, Version: facts.Installed[manifest.ComponentSystem], Reason: "nothing to install for this node", Checks: rep.Results}
+		rec.Last = &Result{ID: id, Code: Committed, Version: facts.Installed[manifest.ComponentSystem], Reason: "nothing to install for this node", Checks: compactChecks(rep.Results)}
 		if keysPEM != nil {
 			rec.Last.Reason = "trusted keys updated"
 		}
@@ -187,7 +187,7 @@ func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) 
 	}
 	a.log.Info("package accepted", slog.Uint64("sequence", m.Sequence), slog.Int("steps", len(steps)), slog.String("target", item.Version))
 	return a.accept(ctx, InstallRequest{ID: id, Item: item, Activate: activate}, func(u *Update) {
-		u.Seq, u.Keys, u.Checks = m.Sequence, keysPEM, rep.Results
+		u.Seq, u.Keys, u.Checks = m.Sequence, keysPEM, compactChecks(rep.Results)
 	})
 }
 
@@ -302,4 +302,36 @@ func IsPackage(path string) bool {
 		name = name[:i]
 	}
 	return string(name) == manifest.ManifestName && string(hdr[257:262]) == "ustar"
+}
+
+// maxJournalChecks bounds the validation results the journal keeps: the
+// record is rewritten after every erase block and must stay small (a page).
+const maxJournalChecks = 16
+
+// compactChecks is what the journal keeps of a validation report: the
+// details of passed checks are dropped (a failed check keeps its reason),
+// and past maxJournalChecks items only those not at level 1 are kept.
+func compactChecks(rs []validate.Result) []validate.Result {
+	out := make([]validate.Result, 0, len(rs))
+	for _, r := range rs {
+		c := r
+		c.Outcomes = make([]validate.Outcome, len(r.Outcomes))
+		for i, o := range r.Outcomes {
+			if o.Passed {
+				o.Detail = ""
+			}
+			c.Outcomes[i] = o
+		}
+		out = append(out, c)
+	}
+	if len(out) <= maxJournalChecks {
+		return out
+	}
+	kept := out[:0]
+	for _, r := range out {
+		if r.Level != validate.Continue && len(kept) < maxJournalChecks {
+			kept = append(kept, r)
+		}
+	}
+	return kept
 }
