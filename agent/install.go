@@ -336,3 +336,25 @@ func (a *Agent) writeBlock(f hw.Flash, i int64, p []byte) error {
 func (a *Agent) fatalFlash(err error) bool {
 	return errors.Is(err, hw.ErrBadBlock) || errors.Is(err, slots.ErrVerify) || errors.Is(err, slots.ErrTooLarge)
 }
+
+// cleanStore removes, at rest, the payloads and temporary files this agent
+// left in the package store (a finished update's, or those of a request a
+// power cut interrupted before it reached the journal): over 15 years the
+// store must not fill up. Files of other names are not ours and stay.
+func (a *Agent) cleanStore() {
+	if a.opt.StoreDir == "" || a.rec.Update != nil {
+		return
+	}
+	ents, err := os.ReadDir(a.opt.StoreDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if e.Type().IsRegular() && (strings.HasSuffix(n, ".payload") || strings.Contains(n, ".payload.tmp")) {
+			if err := os.Remove(filepath.Join(a.opt.StoreDir, n)); err != nil {
+				a.log.Warn("package store: cannot remove", slog.String("file", n), slog.Any("err", err))
+			}
+		}
+	}
+}

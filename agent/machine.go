@@ -293,7 +293,11 @@ func (a *Agent) rest(ctx context.Context) error {
 			return a.reboot()
 		}
 	}
-	return a.storeBoot(a.goodOrder(a.rec))
+	if err := a.storeBoot(a.goodOrder(a.rec)); err != nil {
+		return err
+	}
+	a.cleanStore()
+	return nil
 }
 
 // reboot restarts the node. Any return is an error (hw.ErrRebooted on

@@ -276,3 +276,18 @@ func TestRadioInStatusAndHealth(t *testing.T) {
 		t.Fatalf("trial without radio: %+v", st.Last)
 	}
 }
+
+// TestStoreCleanedAtRest: the package store does not grow with every
+// update: once an update has ended its payloads are removed.
+func TestStoreCleanedAtRest(t *testing.T) {
+	dir := newNode(t)
+	img, sha := writeImage(t, "2.0.0", 100000)
+	mustMU(t, dir, "install", img, "--sha256", sha, "--version", "2.0.0")
+	if ents, _ := os.ReadDir(filepath.Join(dir, "store")); len(ents) != 1 {
+		t.Fatalf("store during the update holds %d files, want the payload", len(ents))
+	}
+	mustMU(t, dir, "run", "--once")
+	if ents, _ := os.ReadDir(filepath.Join(dir, "store")); len(ents) != 0 {
+		t.Errorf("store after the update still holds %d files", len(ents))
+	}
+}
