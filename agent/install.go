@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"meterupd/boards/hw"
+	"meterupd/internal/atomicfile"
 	"meterupd/slots"
 )
 
@@ -172,28 +173,12 @@ func (a *Agent) storePayload(path, id string, i int) (string, string, error) {
 	}
 	name := fmt.Sprintf("%s.%d.payload", sanitize(id), i)
 	dst := filepath.Join(a.opt.StoreDir, name)
-	tmp, err := os.CreateTemp(a.opt.StoreDir, name+".tmp*")
+	err = atomicfile.Write(dst, 0o644, func(w io.Writer) error {
+		_, err := io.Copy(io.MultiWriter(w, h), in)
+		return err
+	})
 	if err != nil {
-		return "", "", fmt.Errorf("agent: package store: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(io.MultiWriter(tmp, h), in); err != nil {
-		tmp.Close()
 		return "", "", fmt.Errorf("agent: copy %s into the package store: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return "", "", fmt.Errorf("agent: package store: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", "", fmt.Errorf("agent: package store: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return "", "", fmt.Errorf("agent: package store: %w", err)
-	}
-	if d, err := os.Open(a.opt.StoreDir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return dst, hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"meterupd/boards/hw"
+	"meterupd/internal/atomicfile"
 	"meterupd/manifest"
 	"meterupd/slots"
 	"meterupd/validate"
@@ -255,34 +256,15 @@ func (a *Agent) storePackage(pkg *manifest.Package, want map[int]bool, id string
 
 func (a *Agent) storeStream(r io.Reader, name string) (string, error) {
 	dst := filepath.Join(a.opt.StoreDir, name)
-	tmp, err := os.CreateTemp(a.opt.StoreDir, name+".tmp*")
+	// The reader's io.EOF means: size and digest checked.
+	err := atomicfile.Write(dst, 0o644, func(w io.Writer) error {
+		_, err := io.Copy(w, r)
+		return err
+	})
 	if err != nil {
-		return "", fmt.Errorf("agent: package store: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, r); err != nil { // the reader's EOF means: digest checked
-		tmp.Close()
 		return "", err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("agent: package store: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("agent: package store: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return "", fmt.Errorf("agent: package store: %w", err)
-	}
-	syncDir(a.opt.StoreDir)
 	return dst, nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // IsPackage reports whether the file at path starts like a signed package

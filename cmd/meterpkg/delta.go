@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 
 	"meterupd/delta"
+	"meterupd/internal/atomicfile"
 )
 
 func init() {
@@ -69,7 +69,7 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(args[2], func(w io.Writer) error { _, err := w.Write(p); return err }); err != nil {
+	if err := atomicfile.Write(args[2], 0o644, func(w io.Writer) error { _, err := w.Write(p); return err }); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: %d bytes (%s, %.3f%% of new)\n", args[2], len(p), f, 100*float64(len(p))/float64(max(1, len(nw))))
@@ -130,33 +130,11 @@ func applyFiles(ctx context.Context, oldPath, newPath string, deltas []string) e
 		defer f.Close()
 		patches = append(patches, f)
 	}
-	return writeAtomic(newPath, func(w io.Writer) error {
+	return atomicfile.Write(newPath, 0o644, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 64<<10)
 		if _, err := delta.Apply(ctx, old, fi.Size(), patches, fileBlocks{bw}, delta.Options{}); err != nil {
 			return err
 		}
 		return bw.Flush()
 	})
-}
-
-// writeAtomic writes path through a temporary file, synced and renamed.
-func writeAtomic(path string, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := write(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

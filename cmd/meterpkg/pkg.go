@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"meterupd/delta"
+	"meterupd/internal/atomicfile"
 	"meterupd/manifest"
 )
 
@@ -78,10 +79,10 @@ func runKeygen(_ context.Context, args []string, stdout, _ io.Writer) error {
 		return err
 	}
 	kid, _ := manifest.KeyID(priv.Public())
-	if err := pkgWriteFile(pos[0]+".key.pem", 0o600, func(w io.Writer) error { _, err := w.Write(privPEM); return err }); err != nil {
+	if err := atomicfile.Write(pos[0]+".key.pem", 0o600, func(w io.Writer) error { _, err := w.Write(privPEM); return err }); err != nil {
 		return err
 	}
-	if err := pkgWriteFile(pos[0]+".pub.pem", 0o644, func(w io.Writer) error { _, err := w.Write(pubPEM); return err }); err != nil {
+	if err := atomicfile.Write(pos[0]+".pub.pem", 0o644, func(w io.Writer) error { _, err := w.Write(pubPEM); return err }); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "key id %x (%s): %s.key.pem %s.pub.pem\n", kid, *alg, pos[0], pos[0])
@@ -377,7 +378,7 @@ func runBuild(_ context.Context, args []string, stdout, _ io.Writer) error {
 		}
 		unsigned = false
 	}
-	err = pkgWriteFile(*out, 0o644, func(w io.Writer) error {
+	err = atomicfile.Write(*out, 0o644, func(w io.Writer) error {
 		pw, err := manifest.NewWriter(w, head, unsigned)
 		if err != nil {
 			return err
@@ -509,7 +510,7 @@ func runSign(_ context.Context, args []string, stdout, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	err = pkgWriteFile(pos[1], 0o644, func(w io.Writer) error {
+	err = atomicfile.Write(pos[1], 0o644, func(w io.Writer) error {
 		pw, err := manifest.NewWriter(w, env, false)
 		if err != nil {
 			return err
@@ -735,7 +736,7 @@ func runRepack(_ context.Context, args []string, stdout, _ io.Writer) error {
 	for _, it := range nm.Items {
 		keep[it.Payload] = true
 	}
-	err = pkgWriteFile(*out, 0o644, func(w io.Writer) error {
+	err = atomicfile.Write(*out, 0o644, func(w io.Writer) error {
 		pw, err := manifest.NewWriter(w, env, false)
 		if err != nil {
 			return err
@@ -835,36 +836,4 @@ func repackManifest(m *manifest.Manifest, devType string, c manifest.Component, 
 		return nil, fmt.Errorf("%w: nothing for device type %q at %s %s", manifest.ErrNotForDevice, devType, c, from)
 	}
 	return &nm, nil
-}
-
-// pkgWriteFile writes path through a temporary file in the same
-// directory: synced, closed, renamed, so a failed build leaves no partial
-// package behind.
-func pkgWriteFile(path string, mode os.FileMode, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}()
-	if err := write(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
