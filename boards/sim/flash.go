@@ -9,7 +9,7 @@ import (
 	"meterupd/boards/hw"
 )
 
-// erasedChunk is 64 KiB of the erased value; it is never written to.
+// erasedChunk is 64 KiB of the (logical) erased value; it is never written to.
 var erasedChunk = func() []byte {
 	b := make([]byte, 64<<10)
 	for i := range b {
@@ -25,6 +25,61 @@ type flash struct {
 	f        *os.File
 	size     int64
 	readOnly bool
+	inverted bool // nor-00: the file holds the physical bytes, the inverse of what the board presents
+
+	// programmed marks, on NAND, the pages (write units) programmed since
+	// the block's last erase during this Open (see Geometry.Flash).
+	programmed []bool
+	// progs counts the programs of each tracking unit since Open: what
+	// Board.Programs reports.
+	progs []uint32
+}
+
+// trackUnit is the granularity of Board.Programs: the write size, but at
+// least 256 bytes, so that a byte-writable part does not need a counter
+// per byte.
+func (f *flash) trackUnit() int64 { return max(f.b.geo.WriteSize, 256) }
+
+// read reads the partition file and presents it as the board does.
+func (f *flash) read(p []byte, off int64) error {
+	if _, err := f.f.ReadAt(p, off); err != nil {
+		return err
+	}
+	if f.inverted {
+		invert(p, p)
+	}
+	return nil
+}
+
+// invert sets dst to the bitwise inverse of src.
+func invert(dst, src []byte) {
+	i := 0
+	for ; i+8 <= len(src); i += 8 {
+		binary.LittleEndian.PutUint64(dst[i:], ^binary.LittleEndian.Uint64(src[i:]))
+	}
+	for ; i < len(src); i++ {
+		dst[i] = ^src[i]
+	}
+}
+
+// countPrograms records a program of [off, off+n). b.mu is held.
+func (f *flash) countPrograms(off, n int64) {
+	u := f.trackUnit()
+	if f.progs == nil {
+		f.progs = make([]uint32, (f.size+u-1)/u)
+	}
+	for i := off / u; i < (off+n+u-1)/u; i++ {
+		f.progs[i]++
+	}
+	if f.b.geo.Kind() == NAND {
+		ws := f.b.geo.WriteSize
+		if f.programmed == nil {
+			f.programmed = make([]bool, f.size/ws)
+		}
+		for i := off / ws; i < (off+n+ws-1)/ws; i++ {
+			f.programmed[i] = true
+		}
+	}
 }
 
 var _ hw.Flash = (*flash)(nil)
@@ -49,7 +104,7 @@ func (f *flash) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	n := int(min(int64(len(p)), f.size-off))
-	if _, err := f.f.ReadAt(p[:n], off); err != nil {
+	if err := f.read(p[:n], off); err != nil {
 		return 0, fmt.Errorf("sim: read %s at %d: %w", f.name, off, err)
 	}
 	if fa := b.faults; fa != nil {
@@ -83,7 +138,8 @@ func (f *flash) check(op string, off, n, unit int64) error {
 
 // WriteAt programs p at off. Offset and length are multiples of the write
 // size; programming may only clear bits (a 1 over a 0 fails with an error
-// wrapping hw.ErrNotErased and changes nothing).
+// wrapping hw.ErrNotErased and changes nothing). On NAND a page may be
+// programmed once between erases, and only when it is fully erased.
 func (f *flash) WriteAt(p []byte, off int64) (int, error) {
 	if err := f.check("program", off, int64(len(p)), f.b.geo.WriteSize); err != nil {
 		return 0, err
@@ -99,8 +155,14 @@ func (f *flash) WriteAt(p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	old := b.buf(len(p))
-	if _, err := f.f.ReadAt(old, off); err != nil {
+	if err := f.read(old, off); err != nil {
 		return 0, b.failOp(fate, fmt.Errorf("sim: program %s at %d: %w", f.name, off, err))
+	}
+	if b.geo.Kind() == NAND {
+		if pg, ok := f.nandReprogram(old, off); !ok {
+			return 0, b.failOp(fate, fmt.Errorf("sim: program %s at %d: NAND page %d already programmed since its erase: %w",
+				f.name, off, pg, hw.ErrNotErased))
+		}
 	}
 	if i := notErased(old, p); i >= 0 {
 		return 0, b.failOp(fate, fmt.Errorf("sim: program %s at %d: byte %#02x over %#02x at %d: %w",
@@ -117,14 +179,15 @@ func (f *flash) WriteAt(p []byte, off int64) (int, error) {
 	if err := f.store(w, off); err != nil {
 		return 0, b.failOp(fate, fmt.Errorf("sim: program %s at %d: %w", f.name, off, err))
 	}
+	f.countPrograms(off, int64(len(w)))
 	if fate != opDo {
 		return 0, b.cut("program", f.name, off)
 	}
 	return len(p), nil
 }
 
-// Erase sets n bytes at off to 0xFF; both are multiples of the erase size.
-// A multi-block erase is one operation.
+// Erase sets n bytes at off to the erased value; both are multiples of the
+// erase size. A multi-block erase is one operation.
 func (f *flash) Erase(off, n int64) error {
 	es := f.b.geo.EraseSize
 	if err := f.check("erase", off, n, es); err != nil {
@@ -149,9 +212,14 @@ func (f *flash) Erase(off, n int64) error {
 			return b.failOp(fate, fmt.Errorf("sim: erase %s at %d: %w", f.name, off, err))
 		}
 	}
+	if f.programmed != nil {
+		for i := off / f.b.geo.WriteSize; i < end/f.b.geo.WriteSize; i++ {
+			f.programmed[i] = false // fully erased blocks: their pages may be programmed again
+		}
+	}
 	if fate == opTorn {
 		blk := b.buf(int(es))
-		if _, err := f.f.ReadAt(blk, end); err != nil {
+		if err := f.read(blk, end); err != nil {
 			return b.failOp(fate, fmt.Errorf("sim: erase %s at %d: %w", f.name, off, err))
 		}
 		for i := 0; i < len(blk); i += 64 {
@@ -172,9 +240,39 @@ func (f *flash) Erase(off, n int64) error {
 	return nil
 }
 
+// nandReprogram reports whether the pages of old, read at off, may be
+// programmed: none programmed since its erase in this Open, and all fully
+// erased (a page programmed before the last power-on, even with data that
+// left it erased-looking, is caught by the content check). It returns the
+// first offending page.
+func (f *flash) nandReprogram(old []byte, off int64) (int64, bool) {
+	ws := f.b.geo.WriteSize
+	for o := int64(0); o < int64(len(old)); o += ws {
+		pg := (off + o) / ws
+		if f.programmed != nil && f.programmed[pg] {
+			return pg, false
+		}
+		for _, c := range old[o : o+ws] {
+			if c != 0xFF {
+				return pg, false
+			}
+		}
+	}
+	return 0, true
+}
+
 // store writes p at off into the file, except into silently bad blocks,
-// which keep their content while the operation reports success.
+// which keep their content while the operation reports success. p is in
+// the board's (logical) view; an inverted part stores its inverse.
 func (f *flash) store(p []byte, off int64) error {
+	if f.inverted {
+		if cap(f.b.inv) < len(p) {
+			f.b.inv = make([]byte, len(p))
+		}
+		q := f.b.inv[:len(p)]
+		invert(q, p)
+		p = q
+	}
 	fa := f.b.faults
 	if fa == nil || len(fa.SilentBlocks[f.name]) == 0 {
 		_, err := f.f.WriteAt(p, off)

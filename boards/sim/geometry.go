@@ -19,6 +19,52 @@ type Geometry struct {
 	JournalSize int64 `json:"journal_size"` // journal partition, at least 2 erase blocks
 	CommonSize  int64 `json:"common_size"`  // common data partition
 	Attempts    int   `json:"attempts"`     // boot attempts a slot gets at Create (1..hw.MaxAttempts)
+	// Flash is the kind of part: its erased value and program rule.
+	// The default (NOR erased to 0xFF) is stored as "" and omitted from
+	// board.json, so a state directory of the default kind stays readable
+	// by builds that predate the field (v0.1.0 refuses unknown fields).
+	Flash FlashKind `json:"flash,omitempty"`
+}
+
+// FlashKind is the kind of flash part a sim node models.
+type FlashKind string
+
+// The kinds of flash part. Their names are those of the power-cut suite's
+// flash= field.
+const (
+	// NORErasedFF: NOR erased to 0xFF; programming may only clear bits, a
+	// range may be programmed again as long as it only clears more bits.
+	// The default; stored as "".
+	NORErasedFF FlashKind = "nor-ff"
+	// NORErased00: NOR erased to 0x00 (parts with inverted cells, as some
+	// microcontrollers' internal flash); programming may only set bits.
+	// The partition files hold the physical bytes (erased = 0x00); the
+	// board presents the part inverted, as a board driver for such a part
+	// does, so the journal, the slots and the boot control keep one
+	// convention (erased reads as 0xFF). A power cut tears the physical
+	// operation: a torn program sets only some of the bits it should set.
+	NORErased00 FlashKind = "nor-00"
+	// NAND: erased to 0xFF, and each page (write unit) may be programmed
+	// only once between two erases of its block, whatever the data: a
+	// second program of a page fails with hw.ErrNotErased and changes
+	// nothing, as does a program over a page that is not fully erased.
+	NAND FlashKind = "nand"
+)
+
+// Kind returns g's flash kind, NORErasedFF for the default.
+func (g Geometry) Kind() FlashKind {
+	if g.Flash == "" {
+		return NORErasedFF
+	}
+	return g.Flash
+}
+
+// erasedByte is the physical erased value of g's part.
+func (g Geometry) erasedByte() byte {
+	if g.Kind() == NORErased00 {
+		return 0x00
+	}
+	return 0xFF
 }
 
 // DefaultGeometry is a 64 KiB-erase-block part with a 4 KiB program unit
@@ -65,6 +111,8 @@ func (g Geometry) Validate() error {
 		return bad("journal size %d below two erase blocks", g.JournalSize)
 	case g.SlotSize < HeaderSize:
 		return bad("slot size %d below the image header size %d", g.SlotSize, HeaderSize)
+	case g.Kind() != NORErasedFF && g.Kind() != NORErased00 && g.Kind() != NAND:
+		return bad("unknown flash kind %q (want %s, %s or %s)", g.Flash, NORErasedFF, NORErased00, NAND)
 	}
 	for _, p := range []struct {
 		name string
@@ -106,6 +154,9 @@ type stateFile struct {
 
 // encodeState is the content of board.json.
 func encodeState(g Geometry) []byte {
+	if g.Flash == NORErasedFF {
+		g.Flash = "" // the default is omitted: see Geometry.Flash
+	}
 	b, _ := json.MarshalIndent(stateFile{Format: formatVersion, Geometry: &g}, "", "  ") // cannot fail: plain struct
 	return append(b, '\n')
 }

@@ -60,6 +60,7 @@ type Board struct {
 	ioFailing bool
 	closed    bool
 	scratch   []byte
+	inv       []byte // scratch for the inverse of what an inverted part stores
 }
 
 // Option configures Open.
@@ -103,7 +104,7 @@ func Create(dir string, g Geometry) error {
 		return fmt.Errorf("sim: create: %w", err)
 	}
 	for _, name := range partNames {
-		if err := writeErased(filepath.Join(dir, name+partExt), g.size(name)); err != nil {
+		if err := writeErased(filepath.Join(dir, name+partExt), g.size(name), g.erasedByte()); err != nil {
 			return err
 		}
 	}
@@ -112,7 +113,7 @@ func Create(dir string, g Geometry) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAt(filepath.Join(dir, PartBootctl+partExt), rec, 0); err != nil {
+	if err := writeFileAt(filepath.Join(dir, PartBootctl+partExt), g.physical(rec), 0); err != nil {
 		return err
 	}
 	// board.json last: a directory without it is not a node (ErrNoState).
@@ -132,10 +133,10 @@ func WriteFactory(dir string, image []byte) error {
 	}
 	for _, s := range []hw.Slot{hw.SlotF, hw.SlotA} {
 		p := filepath.Join(dir, string(s)+partExt)
-		if err := writeErased(p, g.SlotSize); err != nil {
+		if err := writeErased(p, g.SlotSize, g.erasedByte()); err != nil {
 			return err
 		}
-		if err := writeFileAt(p, image, 0); err != nil {
+		if err := writeFileAt(p, g.physical(image), 0); err != nil {
 			return err
 		}
 	}
@@ -193,7 +194,7 @@ func (b *Board) openPart(name string) (*flash, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: partition %s is %d bytes, want %d", ErrCorruptState, name, fi.Size(), want)
 	}
-	return &flash{b: b, name: name, f: f, size: fi.Size(), readOnly: name == string(hw.SlotF)}, nil
+	return &flash{b: b, name: name, f: f, size: fi.Size(), readOnly: name == string(hw.SlotF), inverted: b.geo.Kind() == NORErased00}, nil
 }
 
 func readState(dir string) (Geometry, error) {
@@ -250,6 +251,21 @@ func (b *Board) Ops() int64 {
 	return b.ops
 }
 
+// Programs returns, for partition part ("A", "B", "journal"…), how many
+// times each unit of the partition was programmed since Open (torn
+// programs included), and the unit's size in bytes: the write size, at
+// least 256. Nil when nothing was programmed. The power-cut suite uses it
+// to measure what a resume writes again.
+func (b *Board) Programs(part string) ([]uint32, int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f := b.parts[part]
+	if f == nil {
+		return nil, 0
+	}
+	return append([]uint32(nil), f.progs...), f.trackUnit()
+}
+
 // ForbiddenWrites returns the WriteAt and Erase calls on F since Open.
 func (b *Board) ForbiddenWrites() int64 {
 	b.mu.Lock()
@@ -285,14 +301,33 @@ func (b *Board) closeFiles() error {
 	return errors.Join(errs...)
 }
 
-// writeErased creates or overwrites the file at p with n bytes of 0xFF.
-func writeErased(p string, n int64) error {
+// physical returns data as a part of g's kind stores it: inverted on a
+// part erased to 0x00 (a copy), else data itself.
+func (g Geometry) physical(data []byte) []byte {
+	if g.Kind() != NORErased00 {
+		return data
+	}
+	q := make([]byte, len(data))
+	invert(q, data)
+	return q
+}
+
+// writeErased creates or overwrites the file at p with n bytes of the
+// erased value e.
+func writeErased(p string, n int64, e byte) error {
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
-	for off := int64(0); off < n; off += int64(len(erasedChunk)) {
-		c := erasedChunk[:min(int64(len(erasedChunk)), n-off)]
+	chunk := erasedChunk
+	if e != 0xFF {
+		chunk = make([]byte, len(erasedChunk))
+		for i := range chunk {
+			chunk[i] = e
+		}
+	}
+	for off := int64(0); off < n; off += int64(len(chunk)) {
+		c := chunk[:min(int64(len(chunk)), n-off)]
 		if _, err := f.WriteAt(c, off); err != nil {
 			f.Close()
 			return fmt.Errorf("sim: %w", err)
