@@ -1,6 +1,10 @@
 package sim
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+
+	"meterupd/boards/flashfake"
+)
 
 // CutMode says what happens to the flash operation at which the power is cut.
 type CutMode int
@@ -19,17 +23,9 @@ const (
 	CutTorn
 )
 
-func (m CutMode) String() string {
-	switch m {
-	case CutBefore:
-		return "before"
-	case CutAfter:
-		return "after"
-	case CutTorn:
-		return "torn"
-	}
-	return "unknown"
-}
+// String names the mode as flashfake does: the sim's modes are the first
+// three of flashfake.CutMode, with the same values.
+func (m CutMode) String() string { return flashfake.CutMode(m).String() }
 
 // Faults are the failures injected into a Board opened WithFaults.
 // Operation numbers are 1-based and count flash operations (see Board.Ops)

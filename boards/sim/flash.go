@@ -1,11 +1,11 @@
 package sim
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 
+	"meterupd/boards/flashfake"
 	"meterupd/boards/hw"
 )
 
@@ -27,9 +27,9 @@ type flash struct {
 	readOnly bool
 	inverted bool // nor-00: the file holds the physical bytes, the inverse of what the board presents
 
-	// programmed marks, on NAND, the pages (write units) programmed since
-	// the block's last erase during this Open (see Geometry.Flash).
-	programmed []bool
+	// pages tracks, on NAND, the pages (write units) programmed since the
+	// block's last erase during this Open (see Geometry.Flash).
+	pages flashfake.Pages
 	// progs counts the programs of each tracking unit since Open: what
 	// Board.Programs reports.
 	progs []uint32
@@ -46,20 +46,9 @@ func (f *flash) read(p []byte, off int64) error {
 		return err
 	}
 	if f.inverted {
-		invert(p, p)
+		flashfake.Invert(p, p)
 	}
 	return nil
-}
-
-// invert sets dst to the bitwise inverse of src.
-func invert(dst, src []byte) {
-	i := 0
-	for ; i+8 <= len(src); i += 8 {
-		binary.LittleEndian.PutUint64(dst[i:], ^binary.LittleEndian.Uint64(src[i:]))
-	}
-	for ; i < len(src); i++ {
-		dst[i] = ^src[i]
-	}
 }
 
 // countPrograms records a program of [off, off+n). b.mu is held.
@@ -72,13 +61,7 @@ func (f *flash) countPrograms(off, n int64) {
 		f.progs[i]++
 	}
 	if f.b.geo.Kind() == NAND {
-		ws := f.b.geo.WriteSize
-		if f.programmed == nil {
-			f.programmed = make([]bool, f.size/ws)
-		}
-		for i := off / ws; i < (off+n+ws-1)/ws; i++ {
-			f.programmed[i] = true
-		}
+		f.pages.Mark(off, n, f.b.geo.WriteSize, f.size)
 	}
 }
 
@@ -159,22 +142,21 @@ func (f *flash) WriteAt(p []byte, off int64) (int, error) {
 		return 0, b.failOp(fate, fmt.Errorf("sim: program %s at %d: %w", f.name, off, err))
 	}
 	if b.geo.Kind() == NAND {
-		if pg, ok := f.nandReprogram(old, off); !ok {
-			return 0, b.failOp(fate, fmt.Errorf("sim: program %s at %d: NAND page %d already programmed since its erase: %w",
-				f.name, off, pg, hw.ErrNotErased))
+		// A page may be programmed once since its erase (this Open's
+		// programs are tracked; a page programmed before the last power-on
+		// shows in its content, as it is not fully erased).
+		if pg := f.pages.Check(off, int64(len(p)), b.geo.WriteSize); pg >= 0 || !flashfake.AllErased(old) {
+			return 0, b.failOp(fate, fmt.Errorf("sim: program %s at %d: NAND page already programmed since its erase: %w",
+				f.name, off, hw.ErrNotErased))
 		}
 	}
-	if i := notErased(old, p); i >= 0 {
+	if i := flashfake.NotErased(old, p); i >= 0 {
 		return 0, b.failOp(fate, fmt.Errorf("sim: program %s at %d: byte %#02x over %#02x at %d: %w",
 			f.name, off, p[i], old[i], off+int64(i), hw.ErrNotErased))
 	}
 	w := p
 	if fate == opTorn {
-		t := b.rnd.IntN(len(p))
-		copy(old, p[:t])
-		drop := old[t] &^ p[t]                 // the bits this byte should lose
-		old[t] &^= drop & byte(b.rnd.Uint32()) // it loses only some of them
-		w = old[:t+1]
+		w = flashfake.TearProgram(old, p, b.rnd)
 	}
 	if err := f.store(w, off); err != nil {
 		return 0, b.failOp(fate, fmt.Errorf("sim: program %s at %d: %w", f.name, off, err))
@@ -212,11 +194,7 @@ func (f *flash) Erase(off, n int64) error {
 			return b.failOp(fate, fmt.Errorf("sim: erase %s at %d: %w", f.name, off, err))
 		}
 	}
-	if f.programmed != nil {
-		for i := off / f.b.geo.WriteSize; i < end/f.b.geo.WriteSize; i++ {
-			f.programmed[i] = false // fully erased blocks: their pages may be programmed again
-		}
-	}
+	f.pages.Clear(off, end-off, f.b.geo.WriteSize) // fully erased blocks: their pages may be programmed again
 	if fate == opTorn {
 		blk := b.buf(int(es))
 		if err := f.read(blk, end); err != nil {
@@ -240,27 +218,6 @@ func (f *flash) Erase(off, n int64) error {
 	return nil
 }
 
-// nandReprogram reports whether the pages of old, read at off, may be
-// programmed: none programmed since its erase in this Open, and all fully
-// erased (a page programmed before the last power-on, even with data that
-// left it erased-looking, is caught by the content check). It returns the
-// first offending page.
-func (f *flash) nandReprogram(old []byte, off int64) (int64, bool) {
-	ws := f.b.geo.WriteSize
-	for o := int64(0); o < int64(len(old)); o += ws {
-		pg := (off + o) / ws
-		if f.programmed != nil && f.programmed[pg] {
-			return pg, false
-		}
-		for _, c := range old[o : o+ws] {
-			if c != 0xFF {
-				return pg, false
-			}
-		}
-	}
-	return 0, true
-}
-
 // store writes p at off into the file, except into silently bad blocks,
 // which keep their content while the operation reports success. p is in
 // the board's (logical) view; an inverted part stores its inverse.
@@ -270,7 +227,7 @@ func (f *flash) store(p []byte, off int64) error {
 			f.b.inv = make([]byte, len(p))
 		}
 		q := f.b.inv[:len(p)]
-		invert(q, p)
+		flashfake.Invert(q, p)
 		p = q
 	}
 	fa := f.b.faults
@@ -289,23 +246,6 @@ func (f *flash) store(p []byte, off int64) error {
 		p, off = p[n:], off+n
 	}
 	return nil
-}
-
-// notErased returns the index of the first byte of p that sets a bit old
-// has cleared, or -1.
-func notErased(old, p []byte) int {
-	i := 0
-	for ; i+8 <= len(p); i += 8 {
-		if binary.LittleEndian.Uint64(p[i:])&^binary.LittleEndian.Uint64(old[i:]) != 0 {
-			break
-		}
-	}
-	for ; i < len(p); i++ {
-		if p[i]&^old[i] != 0 {
-			return i
-		}
-	}
-	return -1
 }
 
 // fate is what an operation that passed the fault checks does.

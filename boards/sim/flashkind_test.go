@@ -135,3 +135,12 @@ func TestBoardJSONDefaultKindOmitted(t *testing.T) {
 		t.Errorf("unknown kind: %v", err)
 	}
 }
+
+// TestCutModeNames: the sim's cut modes are flashfake's first three.
+func TestCutModeNames(t *testing.T) {
+	for _, m := range []CutMode{CutBefore, CutAfter, CutTorn} {
+		if got, want := m.String(), []string{"before", "after", "torn"}[m]; got != want {
+			t.Errorf("CutMode(%d) = %q, want %q", int(m), got, want)
+		}
+	}
+}

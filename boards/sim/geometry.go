@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"meterupd/boards/flashfake"
 	"meterupd/boards/hw"
 )
 
@@ -26,29 +27,28 @@ type Geometry struct {
 	Flash FlashKind `json:"flash,omitempty"`
 }
 
-// FlashKind is the kind of flash part a sim node models.
-type FlashKind string
+// FlashKind is the kind of flash part a sim node models: the rules of
+// boards/flashfake (see flashfake.Kind).
+type FlashKind = flashfake.Kind
 
 // The kinds of flash part. Their names are those of the power-cut suite's
 // flash= field.
 const (
-	// NORErasedFF: NOR erased to 0xFF; programming may only clear bits, a
-	// range may be programmed again as long as it only clears more bits.
-	// The default; stored as "".
-	NORErasedFF FlashKind = "nor-ff"
-	// NORErased00: NOR erased to 0x00 (parts with inverted cells, as some
-	// microcontrollers' internal flash); programming may only set bits.
+	// NORErasedFF: NOR erased to 0xFF; programming may only clear bits.
+	// The default; stored as "" (omitted from board.json).
+	NORErasedFF = flashfake.NORErasedFF
+	// NORErased00: NOR erased to 0x00; programming may only set bits.
 	// The partition files hold the physical bytes (erased = 0x00); the
 	// board presents the part inverted, as a board driver for such a part
 	// does, so the journal, the slots and the boot control keep one
 	// convention (erased reads as 0xFF). A power cut tears the physical
 	// operation: a torn program sets only some of the bits it should set.
-	NORErased00 FlashKind = "nor-00"
+	NORErased00 = flashfake.NORErased00
 	// NAND: erased to 0xFF, and each page (write unit) may be programmed
 	// only once between two erases of its block, whatever the data: a
 	// second program of a page fails with hw.ErrNotErased and changes
 	// nothing, as does a program over a page that is not fully erased.
-	NAND FlashKind = "nand"
+	NAND = flashfake.NAND
 )
 
 // Kind returns g's flash kind, NORErasedFF for the default.
@@ -60,12 +60,7 @@ func (g Geometry) Kind() FlashKind {
 }
 
 // erasedByte is the physical erased value of g's part.
-func (g Geometry) erasedByte() byte {
-	if g.Kind() == NORErased00 {
-		return 0x00
-	}
-	return 0xFF
-}
+func (g Geometry) erasedByte() byte { return g.Kind().Erased() }
 
 // DefaultGeometry is a 64 KiB-erase-block part with a 4 KiB program unit
 // (the strictest alignment an agent is likely to meet, as on NAND pages and
@@ -111,7 +106,7 @@ func (g Geometry) Validate() error {
 		return bad("journal size %d below two erase blocks", g.JournalSize)
 	case g.SlotSize < HeaderSize:
 		return bad("slot size %d below the image header size %d", g.SlotSize, HeaderSize)
-	case g.Kind() != NORErasedFF && g.Kind() != NORErased00 && g.Kind() != NAND:
+	case !g.Kind().Valid():
 		return bad("unknown flash kind %q (want %s, %s or %s)", g.Flash, NORErasedFF, NORErased00, NAND)
 	}
 	for _, p := range []struct {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"meterupd/boards/flashfake"
 	"meterupd/boards/hw"
 )
 
@@ -308,7 +309,7 @@ func (g Geometry) physical(data []byte) []byte {
 		return data
 	}
 	q := make([]byte, len(data))
-	invert(q, data)
+	flashfake.Invert(q, data)
 	return q
 }
 

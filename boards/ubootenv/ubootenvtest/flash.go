@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"meterupd/boards/flashfake"
 	"meterupd/boards/hw"
 )
 
@@ -24,8 +25,11 @@ func (m CutMode) String() string { return [...]string{"before", "after", "torn"}
 
 // Flash is an in-memory flash partition with the rules of the real
 // parts: erase before program, NOR programs only clear bits, NAND programs
-// each page once, aligned operations. It loses power at operation
-// CutOp (1-based; WriteAt and Erase count, reads do not).
+// each page once, aligned operations — the rules of boards/flashfake, which
+// it applies (flashfake.NotErased, flashfake.Pages). It keeps its own
+// field-based API because the boot environment's power-cut tests enumerate
+// every tear position (TornAt) instead of drawing one at random. It loses
+// power at operation CutOp (1-based; WriteAt and Erase count, reads do not).
 type Flash struct {
 	// Mem is the flash contents.
 	Mem []byte
@@ -40,11 +44,11 @@ type Flash struct {
 	// TornAt is how many bytes a CutTorn operation completes.
 	TornAt int64
 
-	eraseSize  int64
-	writeSize  int64
-	nand       bool
-	dead       bool
-	programmed []bool // NAND: page programmed since erase
+	eraseSize int64
+	writeSize int64
+	nand      bool
+	dead      bool
+	pages     flashfake.Pages // NAND: pages programmed since erase
 }
 
 var _ hw.Flash = (*Flash)(nil)
@@ -56,15 +60,14 @@ func NewNOR(size, eraseSize int64) *Flash {
 
 // NewNAND returns an erased NAND flash with pages of page bytes.
 func NewNAND(size, eraseSize, page int64) *Flash {
-	return &Flash{Mem: bytes.Repeat([]byte{0xFF}, int(size)), eraseSize: eraseSize, writeSize: page, nand: true,
-		programmed: make([]bool, size/page)}
+	return &Flash{Mem: bytes.Repeat([]byte{0xFF}, int(size)), eraseSize: eraseSize, writeSize: page, nand: true}
 }
 
 // Clone returns a powered copy of the flash contents (the reboot).
 func (f *Flash) Clone() *Flash {
 	c := *f
 	c.Mem = append([]byte(nil), f.Mem...)
-	c.programmed = append([]bool(nil), f.programmed...)
+	c.pages = f.pages.Clone()
 	c.Ops, c.CutOp, c.dead, c.OpSizes = 0, 0, false, nil
 	return &c
 }
@@ -112,16 +115,12 @@ func (f *Flash) WriteAt(p []byte, off int64) (int, error) {
 	if off < 0 || off%f.writeSize != 0 || n%f.writeSize != 0 || off+n > int64(len(f.Mem)) {
 		return 0, fmt.Errorf("fake flash: write %d at %d: %w", n, off, hw.ErrAlignment)
 	}
-	for i := range p {
-		if !f.nand && f.Mem[off+int64(i)]&p[i] != p[i] {
-			return 0, fmt.Errorf("fake flash: NOR byte %d: %w", off+int64(i), hw.ErrNotErased)
-		}
+	if i := flashfake.NotErased(f.Mem[off:off+n], p); !f.nand && i >= 0 {
+		return 0, fmt.Errorf("fake flash: NOR byte %d: %w", off+int64(i), hw.ErrNotErased)
 	}
 	if f.nand {
-		for pg := off / f.writeSize; pg < (off+n)/f.writeSize; pg++ {
-			if f.programmed[pg] {
-				return 0, fmt.Errorf("fake flash: NAND page %d: %w", pg, hw.ErrNotErased)
-			}
+		if pg := f.pages.Check(off, n, f.writeSize); pg >= 0 {
+			return 0, fmt.Errorf("fake flash: NAND page %d: %w", pg, hw.ErrNotErased)
 		}
 	}
 	run, torn, err := f.step(n)
@@ -140,9 +139,7 @@ func (f *Flash) WriteAt(p []byte, off int64) (int, error) {
 		f.Mem[off+end] &= p[end] | 0xAA
 	}
 	if f.nand {
-		for pg := off / f.writeSize; pg < (off+n)/f.writeSize; pg++ {
-			f.programmed[pg] = true
-		}
+		f.pages.Mark(off, n, f.writeSize, int64(len(f.Mem)))
 	}
 	if err != nil {
 		return int(end), err
@@ -169,9 +166,7 @@ func (f *Flash) Erase(off, n int64) error {
 		f.Mem[off+end] |= 0x55
 	}
 	if f.nand {
-		for pg := off / f.writeSize; pg < (off+end)/f.writeSize; pg++ {
-			f.programmed[pg] = false
-		}
+		f.pages.Clear(off, end, f.writeSize)
 	}
 	return err
 }

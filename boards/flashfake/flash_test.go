@@ -1,4 +1,4 @@
-package flashtest
+package flashfake
 
 import (
 	"bytes"
@@ -132,5 +132,45 @@ func TestFaults(t *testing.T) {
 	f.SetBad(512, BadProgram)
 	if _, err := f.WriteAt([]byte{0}, 512); !errors.Is(err, hw.ErrBadBlock) {
 		t.Errorf("bad block program = %v, want ErrBadBlock", err)
+	}
+}
+
+// TestKinds: the program rule of each kind of part, and the physical bytes
+// of a part erased to 0x00.
+func TestKinds(t *testing.T) {
+	ff := bytes.Repeat([]byte{0xFF}, 4)
+	for _, tc := range []struct {
+		kind    Kind
+		first   []byte
+		second  []byte
+		wantErr error
+		raw     []byte // the first 4 physical bytes afterwards
+	}{
+		{NORErasedFF, []byte{0xF0, 0xF0, 0xF0, 0xF0}, []byte{0x30, 0x30, 0x30, 0x30}, nil, []byte{0x30, 0x30, 0x30, 0x30}},
+		{NORErased00, []byte{0xF0, 0xF0, 0xF0, 0xF0}, []byte{0x30, 0x30, 0x30, 0x30}, nil, []byte{0xCF, 0xCF, 0xCF, 0xCF}},
+		{NORErased00, []byte{0x0F, 0x0F, 0x0F, 0x0F}, []byte{0x1F, 0x0F, 0x0F, 0x0F}, hw.ErrNotErased, []byte{0xF0, 0xF0, 0xF0, 0xF0}},
+		{NAND, []byte{0xF0, 0xF0, 0xF0, 0xF0}, []byte{0x30, 0x30, 0x30, 0x30}, hw.ErrNotErased, []byte{0xF0, 0xF0, 0xF0, 0xF0}},
+		{NAND, ff, []byte{0x30, 0x30, 0x30, 0x30}, hw.ErrNotErased, ff},
+	} {
+		f := New(2*256, 256, 4, 1)
+		f.SetKind(tc.kind)
+		if _, err := f.WriteAt(tc.first, 0); err != nil {
+			t.Fatalf("%s: first program: %v", tc.kind, err)
+		}
+		if _, err := f.WriteAt(tc.second, 0); !errors.Is(err, tc.wantErr) {
+			t.Errorf("%s % x then % x: err = %v, want %v", tc.kind, tc.first, tc.second, err, tc.wantErr)
+		}
+		if got := f.Raw()[:4]; !bytes.Equal(got, tc.raw) {
+			t.Errorf("%s: raw = % x, want % x", tc.kind, got, tc.raw)
+		}
+		if err := f.Erase(0, 256); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(tc.second, 0); err != nil {
+			t.Errorf("%s: program after erase: %v", tc.kind, err)
+		}
+		if e := f.Raw()[8]; e != tc.kind.Erased() {
+			t.Errorf("%s: erased byte reads %#02x physically, want %#02x", tc.kind, e, tc.kind.Erased())
+		}
 	}
 }
