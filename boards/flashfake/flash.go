@@ -98,6 +98,8 @@ type Flash struct {
 	ops        int // mutating operations since power-on
 	cutAt      int // 0: none
 	cutMode    CutMode
+	tearAt     int64 // >= 0: a CutTorn operation tears at this byte (TearAt)
+	seed       uint64
 	cut        bool
 	failAt     int // 0: none
 	failPersis bool
@@ -128,6 +130,8 @@ func New(size, eraseSize, writeSize int64, seed uint64) *Flash {
 		eraseSize: eraseSize,
 		writeSize: writeSize,
 		kind:      NORErasedFF,
+		tearAt:    -1,
+		seed:      seed,
 		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		bad:       map[int64]BadMode{},
 	}
@@ -194,6 +198,31 @@ func (f *Flash) Ops() int { return f.ops }
 // CutAt arms a power cut at mutating operation k after the last power-on
 // (k >= 1); k = 0 disarms.
 func (f *Flash) CutAt(k int, m CutMode) { f.cutAt, f.cutMode = k, m }
+
+// TearAt makes a CutTorn cut deterministic: the operation completes its
+// first n bytes and the byte at n is half done (a program applies half of
+// its bits, an erase sets half of them); n >= the operation's length
+// completes it. n < 0 restores random tears. Tests that enumerate every
+// tear position use it.
+func (f *Flash) TearAt(n int64) { f.tearAt = n }
+
+// Mem returns the live content (not a copy), for tests that inspect or
+// damage the flash at rest.
+func (f *Flash) Mem() []byte { return f.mem }
+
+// Clone returns a powered copy of the flash (the reboot of a test that
+// keeps the cut original): same content, kind, bad blocks and NAND page
+// state; no cut armed, no operations counted, the totals zero.
+func (f *Flash) Clone() *Flash {
+	c := New(int64(len(f.mem)), f.eraseSize, f.writeSize, f.seed)
+	copy(c.mem, f.mem)
+	c.kind, c.pages, c.tearAt = f.kind, f.pages.Clone(), f.tearAt
+	c.failAt, c.failPersis, c.failReads, c.failRate = f.failAt, f.failPersis, f.failReads, f.failRate
+	for b, m := range f.bad {
+		c.bad[b] = m
+	}
+	return c
+}
 
 // Cut reports whether power has been cut.
 func (f *Flash) Cut() bool { return f.cut }
@@ -304,12 +333,23 @@ func (f *Flash) WriteAt(p []byte, off int64) (int, error) {
 		case CutAfter:
 			f.program(p, off)
 		case CutTorn:
-			if n > 0 {
+			switch {
+			case f.tearAt >= 0:
+				k := min(f.tearAt, n)
+				f.program(p[:k], off)
+				if k < n {
+					f.mem[off+k] &= p[k] | 0xAA // half of the byte's bits
+				}
+			case n > 0:
 				k := f.rng.Int64N(n)
 				f.program(p[:k], off)
 				// The torn byte: only some of the bits to clear are cleared.
 				clear := ^p[k] & f.mem[off+k]
 				f.mem[off+k] &^= clear & byte(f.rng.Uint32())
+			}
+			if f.kind == NAND {
+				// A torn page program used up the page all the same.
+				f.pages.Mark(off, n, f.writeSize, int64(len(f.mem)))
 			}
 		case CutGarbage:
 			for i := int64(0); i < n; i++ {
@@ -377,7 +417,14 @@ func (f *Flash) Erase(off, n int64) error {
 		case CutAfter:
 			f.erase(off, n)
 		case CutTorn:
-			if n > 0 {
+			switch {
+			case f.tearAt >= 0:
+				k := min(f.tearAt, n)
+				f.erase(off, k)
+				if k < n {
+					f.mem[off+k] |= 0x55 // half erased
+				}
+			case n > 0:
 				k := f.rng.Int64N(n)
 				f.erase(off, k)
 				f.mem[off+k] |= byte(f.rng.Uint32())
