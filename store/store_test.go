@@ -1,18 +1,18 @@
 package store
 
 import (
-	"fmt"
-	"strconv"
 	"bytes"
 	"context"
 	"crypto"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
