@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"meterupd/manifest"
+	"meterupd/store/storetest"
 )
 
 // memRemote serves a package from memory.
@@ -35,7 +36,7 @@ func FuzzFetch(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	keys, err := manifest.NewKeyring(loadKey(f, "test-ed25519").Public())
+	keys, err := manifest.NewKeyring(storetest.Key(f, "test-ed25519").Public())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func FuzzFetch(f *testing.F) {
 		}
 		for _, it := range res.Manifest.Items {
 			b, err := os.ReadFile(res.Payloads[it.Payload])
-			if err != nil || uint64(len(b)) != it.Size || string(sum(b)) != string(it.Digest) {
+			if err != nil || uint64(len(b)) != it.Size || string(storetest.Sum(b)) != string(it.Digest) {
 				t.Fatalf("accepted payload %s does not match its manifest entry", it.Payload)
 			}
 		}

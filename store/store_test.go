@@ -3,11 +3,8 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,85 +15,8 @@ import (
 	"time"
 
 	"meterupd/manifest"
+	"meterupd/store/storetest"
 )
-
-func loadKey(t testing.TB, name string) crypto.Signer {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "keys", name+".key.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := manifest.ParsePrivateKeyPEM(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
-
-type testPkg struct {
-	pkg      []byte
-	keys     *manifest.Keyring
-	payloads map[string][]byte
-	full     manifest.Item // the 40 KiB image
-	delta    manifest.Item // the item a node on 1.0 does not need in TestSelect
-}
-
-// buildPkg makes a signed package of two items: a full 40,000-byte image
-// (ten 4 KiB blocks, the last short) and a 10,000-byte delta; with blocks,
-// schema 2 with block digests.
-func buildPkg(t testing.TB, blocks bool) testPkg {
-	t.Helper()
-	rnd := rand.New(rand.NewPCG(1, 2))
-	img := make([]byte, 40000)
-	for i := range img {
-		img[i] = byte(rnd.Uint32())
-	}
-	dl := bytes.Repeat([]byte("delta "), 10000/6+1)[:10000]
-	src := bytes.Repeat([]byte{1}, 100)
-	m := &manifest.Manifest{Schema: manifest.SchemaVersion, Sequence: 5, Items: []manifest.Item{
-		{ID: "full", Component: manifest.ComponentSystem, Kind: manifest.KindFull, To: "2.0", Payload: "system-2.0.img",
-			Size: uint64(len(img)), Digest: sum(img), TargetDigest: sum(img), TargetSize: uint64(len(img))},
-		{ID: "delta", Component: manifest.ComponentSystem, Kind: manifest.KindDelta, Format: "bsdiff", From: "1.0", To: "2.0",
-			Payload: "system-1.0-2.0.bsdiff", Size: uint64(len(dl)), Digest: sum(dl), SourceDigest: sum(src), TargetDigest: sum(img), TargetSize: uint64(len(img))},
-	}}
-	if blocks {
-		for i, p := range [][]byte{img, dl} {
-			if _, err := m.SetBlocks(i, p, manifest.DefaultBlockSize); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	key := loadKey(t, "test-ed25519")
-	payload, err := manifest.Encode(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := manifest.Sign(payload, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	w, err := manifest.NewWriter(&buf, env, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range [][]byte{img, dl} {
-		if err := w.WritePayload(bytes.NewReader(p)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := manifest.NewKeyring(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testPkg{pkg: buf.Bytes(), keys: keys, payloads: map[string][]byte{"system-2.0.img": img, "system-1.0-2.0.bsdiff": dl},
-		full: m.Items[0], delta: m.Items[1]}
-}
 
 // server serves a package with Range, and misbehaves on request.
 type server struct {
@@ -177,21 +97,21 @@ func newServer(t testing.TB, data []byte) (*server, string) {
 	return s, ts.URL + "/pkg"
 }
 
-func opts(t testing.TB, p testPkg, dir string) Options {
-	return Options{Dir: dir, Size: int64(len(p.pkg)), Keys: p.keys, Floor: 1}
+func opts(t testing.TB, p storetest.Pkg, dir string) Options {
+	return Options{Dir: dir, Size: int64(len(p.Bytes)), Keys: p.Keys, Floor: 1}
 }
 
 // payloadRange is where a payload's data lies in the package.
-func payloadRange(t testing.TB, p testPkg, name string) (int64, int64) {
+func payloadRange(t testing.TB, p storetest.Pkg, name string) (int64, int64) {
 	t.Helper()
-	i := bytes.Index(p.pkg, p.payloads[name])
+	i := bytes.Index(p.Bytes, p.Payloads[name])
 	if i < 0 {
 		t.Fatalf("payload %s not found", name)
 	}
-	return int64(i), int64(i + len(p.payloads[name]))
+	return int64(i), int64(i + len(p.Payloads[name]))
 }
 
-func checkFetched(t testing.TB, p testPkg, res *Result, names ...string) {
+func checkFetched(t testing.TB, p storetest.Pkg, res *Result, names ...string) {
 	t.Helper()
 	if len(res.Payloads) != len(names) {
 		t.Fatalf("fetched %d payloads, want %d", len(res.Payloads), len(names))
@@ -201,7 +121,7 @@ func checkFetched(t testing.TB, p testPkg, res *Result, names ...string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got, p.payloads[n]) {
+		if !bytes.Equal(got, p.Payloads[n]) {
 			t.Fatalf("payload %s differs", n)
 		}
 	}
@@ -210,8 +130,8 @@ func checkFetched(t testing.TB, p testPkg, res *Result, names ...string) {
 func TestFetchWhole(t *testing.T) {
 	for _, blocks := range []bool{true, false} {
 		t.Run(map[bool]string{true: "schema2", false: "schema1"}[blocks], func(t *testing.T) {
-			p := buildPkg(t, blocks)
-			s, url := newServer(t, p.pkg)
+			p := storetest.Package(t, blocks)
+			s, url := newServer(t, p.Bytes)
 			var last [2]int64
 			o := opts(t, p, t.TempDir())
 			o.Progress = func(d, n int64) { last = [2]int64{d, n} }
@@ -219,13 +139,13 @@ func TestFetchWhole(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkFetched(t, p, res, p.full.Payload, p.delta.Payload)
+			checkFetched(t, p, res, p.Full.Payload, p.Delta.Payload)
 			if want := int64(50000); last != [2]int64{want, want} {
 				t.Errorf("last progress %v, want [%d %d]", last, want, want)
 			}
 			// Everything but the tar padding and the end marker.
-			if s.sent > int64(len(p.pkg)) {
-				t.Errorf("sent %d bytes for a %d-byte package", s.sent, len(p.pkg))
+			if s.sent > int64(len(p.Bytes)) {
+				t.Errorf("sent %d bytes for a %d-byte package", s.sent, len(p.Bytes))
 			}
 			// A second fetch from the same directory fetches nothing again
 			// but the manifest check.
@@ -243,16 +163,16 @@ func TestFetchWhole(t *testing.T) {
 // TestFetchSelect: a node that needs only the full image never fetches a
 // byte of the delta.
 func TestFetchSelect(t *testing.T) {
-	p := buildPkg(t, true)
-	s, url := newServer(t, p.pkg)
-	s.lo, s.hi = payloadRange(t, p, p.delta.Payload)
+	p := storetest.Package(t, true)
+	s, url := newServer(t, p.Bytes)
+	s.lo, s.hi = payloadRange(t, p, p.Delta.Payload)
 	o := opts(t, p, t.TempDir())
-	o.Select = func(m *manifest.Manifest) ([]string, error) { return []string{p.full.Payload}, nil }
+	o.Select = func(m *manifest.Manifest) ([]string, error) { return []string{p.Full.Payload}, nil }
 	res, err := Fetch(context.Background(), &HTTP{URL: url}, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFetched(t, p, res, p.full.Payload)
+	checkFetched(t, p, res, p.Full.Payload)
 	if s.sentIn != 0 {
 		t.Errorf("%d bytes of the unneeded payload were sent", s.sentIn)
 	}
@@ -261,9 +181,9 @@ func TestFetchSelect(t *testing.T) {
 // TestCutLinkResumes: the link breaks in the middle of a window; the next
 // fetch asks only for what is missing: at most one block twice.
 func TestCutLinkResumes(t *testing.T) {
-	p := buildPkg(t, true)
-	s, url := newServer(t, p.pkg)
-	s.lo, s.hi = payloadRange(t, p, p.full.Payload)
+	p := storetest.Package(t, true)
+	s, url := newServer(t, p.Bytes)
+	s.lo, s.hi = payloadRange(t, p, p.Full.Payload)
 	dir := t.TempDir()
 	s.cutAt = s.lo + 2*4096 + 2000 // in the third block of a window
 	_, err := Fetch(context.Background(), &HTTP{URL: url}, opts(t, p, dir))
@@ -274,8 +194,8 @@ func TestCutLinkResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFetched(t, p, res, p.full.Payload, p.delta.Payload)
-	if extra := s.sentIn - int64(p.full.Size); extra > manifest.DefaultBlockSize {
+	checkFetched(t, p, res, p.Full.Payload, p.Delta.Payload)
+	if extra := s.sentIn - int64(p.Full.Size); extra > manifest.DefaultBlockSize {
 		t.Errorf("the image's bytes were sent %d times over: %d bytes more than its size, more than one block", s.sentIn, extra)
 	}
 }
@@ -283,15 +203,15 @@ func TestCutLinkResumes(t *testing.T) {
 // TestPowerCutBeforeRecord: a power cut after a block's data was synced but
 // before its record was appended loses that block only.
 func TestPowerCutBeforeRecord(t *testing.T) {
-	p := buildPkg(t, true)
-	s, url := newServer(t, p.pkg)
-	s.lo, s.hi = payloadRange(t, p, p.full.Payload)
+	p := storetest.Package(t, true)
+	s, url := newServer(t, p.Bytes)
+	s.lo, s.hi = payloadRange(t, p, p.Full.Payload)
 	dir := t.TempDir()
 	s.cutAt = s.lo + 6*4096 + 100
 	if _, err := Fetch(context.Background(), &HTTP{URL: url}, opts(t, p, dir)); err == nil {
 		t.Fatal("no error at the cut")
 	}
-	have := filepath.Join(dir, payloadPre+p.full.Payload+haveExt)
+	have := filepath.Join(dir, payloadPre+p.Full.Payload+haveExt)
 	b, err := os.ReadFile(have)
 	if err != nil {
 		t.Fatal(err)
@@ -308,8 +228,8 @@ func TestPowerCutBeforeRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFetched(t, p, res, p.full.Payload, p.delta.Payload)
-	if got, want := s.sentIn-sentBefore, int64(p.full.Size)-5*4096; got != want {
+	checkFetched(t, p, res, p.Full.Payload, p.Delta.Payload)
+	if got, want := s.sentIn-sentBefore, int64(p.Full.Size)-5*4096; got != want {
 		t.Errorf("resumed with %d image bytes, want %d (blocks 5 to the end)", got, want)
 	}
 }
@@ -317,28 +237,28 @@ func TestPowerCutBeforeRecord(t *testing.T) {
 // TestCorruptBlockRefetchedAlone: a block corrupted on the way is refused
 // on arrival and asked for again on its own.
 func TestCorruptBlockRefetchedAlone(t *testing.T) {
-	p := buildPkg(t, true)
-	s, url := newServer(t, p.pkg)
-	lo, hi := payloadRange(t, p, p.full.Payload)
+	p := storetest.Package(t, true)
+	s, url := newServer(t, p.Bytes)
+	lo, hi := payloadRange(t, p, p.Full.Payload)
 	s.lo, s.hi = lo, hi
 	s.corrupt[lo+3*4096+17] = 1
 	res, err := Fetch(context.Background(), &HTTP{URL: url}, opts(t, p, t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFetched(t, p, res, p.full.Payload, p.delta.Payload)
+	checkFetched(t, p, res, p.Full.Payload, p.Delta.Payload)
 	if res.Stats.BadBlocks != 1 {
 		t.Errorf("BadBlocks = %d, want 1", res.Stats.BadBlocks)
 	}
-	if got, want := s.sentIn, int64(p.full.Size)+4096; got != want {
+	if got, want := s.sentIn, int64(p.Full.Size)+4096; got != want {
 		t.Errorf("image bytes sent %d, want %d (the image and block 3 again)", got, want)
 	}
 }
 
 func TestPersistentCorruptionFails(t *testing.T) {
-	p := buildPkg(t, true)
-	s, url := newServer(t, p.pkg)
-	lo, _ := payloadRange(t, p, p.full.Payload)
+	p := storetest.Package(t, true)
+	s, url := newServer(t, p.Bytes)
+	lo, _ := payloadRange(t, p, p.Full.Payload)
 	s.corrupt[lo+100] = 1000
 	_, err := Fetch(context.Background(), &HTTP{URL: url}, opts(t, p, t.TempDir()))
 	if !errors.Is(err, ErrBadBlock) {
@@ -347,27 +267,27 @@ func TestPersistentCorruptionFails(t *testing.T) {
 }
 
 func TestSchema1CorruptionDiscards(t *testing.T) {
-	p := buildPkg(t, false)
-	s, url := newServer(t, p.pkg)
-	lo, _ := payloadRange(t, p, p.full.Payload)
+	p := storetest.Package(t, false)
+	s, url := newServer(t, p.Bytes)
+	lo, _ := payloadRange(t, p, p.Full.Payload)
 	s.corrupt[lo+100] = 1
 	dir := t.TempDir()
 	_, err := Fetch(context.Background(), &HTTP{URL: url}, opts(t, p, dir))
 	if !errors.Is(err, ErrDigest) {
 		t.Fatalf("Fetch = %v, want ErrDigest", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, payloadPre+p.full.Payload)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, payloadPre+p.Full.Payload)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the bad payload was kept: %v", err)
 	}
 	res, err := Fetch(context.Background(), &HTTP{URL: url}, opts(t, p, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFetched(t, p, res, p.full.Payload, p.delta.Payload)
+	checkFetched(t, p, res, p.Full.Payload, p.Delta.Payload)
 }
 
 func TestRefusals(t *testing.T) {
-	p := buildPkg(t, true)
+	p := storetest.Package(t, true)
 	for _, tc := range []struct {
 		name  string
 		setup func(s *server, o *Options)
@@ -378,7 +298,7 @@ func TestRefusals(t *testing.T) {
 		{"no room in the store", func(s *server, o *Options) { o.MaxBytes = 45000 }, ErrNoRoom},
 		{"replayed sequence", func(s *server, o *Options) { o.Floor = 5 }, manifest.ErrReplay},
 		{"unknown key", func(s *server, o *Options) {
-			k, _ := manifest.NewKeyring(loadKey(t, "test-p256").Public())
+			k, _ := manifest.NewKeyring(storetest.Key(t, "test-p256").Public())
 			o.Keys = k
 		}, manifest.ErrUnknownKey},
 		{"tampered manifest", func(s *server, o *Options) { s.data = bytes.Clone(s.data); s.data[600] ^= 1 }, manifest.ErrBadSignature},
@@ -388,8 +308,8 @@ func TestRefusals(t *testing.T) {
 		}, manifest.ErrNotForDevice},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, url := newServer(t, p.pkg)
-			s.lo, s.hi = payloadRange(t, p, p.full.Payload)
+			s, url := newServer(t, p.Bytes)
+			s.lo, s.hi = payloadRange(t, p, p.Full.Payload)
 			dir := t.TempDir()
 			o := opts(t, p, dir)
 			tc.setup(s, &o)
@@ -409,7 +329,7 @@ func TestRedirectToOtherScheme(t *testing.T) {
 		http.Redirect(w, r, "file:///etc/passwd", http.StatusFound)
 	}))
 	defer ts.Close()
-	p := buildPkg(t, true)
+	p := storetest.Package(t, true)
 	_, err := Fetch(context.Background(), &HTTP{URL: ts.URL}, opts(t, p, t.TempDir()))
 	if !errors.Is(err, ErrRedirect) {
 		t.Fatalf("Fetch = %v, want ErrRedirect", err)
