@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	goldenfile "meterupd/internal/golden"
 	"os"
 	"path/filepath"
 	"testing"
@@ -32,22 +33,7 @@ func seedStreams() map[string][]byte {
 }
 
 func TestSeedStreams(t *testing.T) {
-	for name, want := range seedStreams() {
-		path := filepath.Join("testdata", name)
-		if *update {
-			if err := os.WriteFile(path, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run go test -run SeedStreams -update)", err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs from what the code writes (run go test -run SeedStreams -update)", path)
-		}
-	}
+	goldenfile.Check(t, "testdata", seedStreams(), *update)
 }
 
 func seeds(f *testing.F) [][]byte {
