@@ -256,3 +256,32 @@ func VerifyFile(path string, ring *manifest.Keyring, opts manifest.Options) (*ma
 		n++
 	}
 }
+
+// Keygen makes a new key pair (alg "ed25519" or "p256") and writes
+// PREFIX.key.pem (PKCS#8, mode 0600) and PREFIX.pub.pem (PKIX). It
+// returns the key id.
+func Keygen(prefix, alg string) ([]byte, error) {
+	priv, err := manifest.GenerateKey(alg)
+	if err != nil {
+		return nil, err
+	}
+	privPEM, err := manifest.MarshalPrivateKeyPEM(priv)
+	if err != nil {
+		return nil, err
+	}
+	pubPEM, err := manifest.MarshalPublicKeyPEM(priv.Public())
+	if err != nil {
+		return nil, err
+	}
+	kid, err := manifest.KeyID(priv.Public())
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(prefix+".key.pem", 0o600, func(w io.Writer) error { _, err := w.Write(privPEM); return err }); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(prefix+".pub.pem", 0o644, func(w io.Writer) error { _, err := w.Write(pubPEM); return err }); err != nil {
+		return nil, err
+	}
+	return kid, nil
+}

@@ -8,6 +8,7 @@ import (
 	"crypto"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,7 +17,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"meterupd/internal/atomicfile"
 	"meterupd/manifest"
 	"meterupd/pkgbuild"
 )
@@ -63,23 +63,11 @@ func runKeygen(_ context.Context, args []string, stdout, _ io.Writer) error {
 	if len(pos) != 1 {
 		return usageError{"usage: meterpkg keygen [--alg ed25519|p256] PREFIX"}
 	}
-	priv, err := manifest.GenerateKey(*alg)
-	if err != nil {
+	kid, err := pkgbuild.Keygen(pos[0], *alg)
+	if errors.Is(err, manifest.ErrAlgorithm) {
 		return usageError{err.Error()}
 	}
-	privPEM, err := manifest.MarshalPrivateKeyPEM(priv)
 	if err != nil {
-		return err
-	}
-	pubPEM, err := manifest.MarshalPublicKeyPEM(priv.Public())
-	if err != nil {
-		return err
-	}
-	kid, _ := manifest.KeyID(priv.Public())
-	if err := atomicfile.Write(pos[0]+".key.pem", 0o600, func(w io.Writer) error { _, err := w.Write(privPEM); return err }); err != nil {
-		return err
-	}
-	if err := atomicfile.Write(pos[0]+".pub.pem", 0o644, func(w io.Writer) error { _, err := w.Write(pubPEM); return err }); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "key id %x (%s): %s.key.pem %s.pub.pem\n", kid, *alg, pos[0], pos[0])
