@@ -30,9 +30,9 @@
 //     (`**` ZDLE `B00…`); lrzsz's sz reads the receiver's 'C' while it
 //     waits for ZRINIT and falls back to YMODEM (lsz.c getnak: WANTCRC), so
 //     skipping the header as noise is all that is needed.
-//   - Silence (Options.Timeout) and bad blocks are retried up to
-//     Options.MaxErrors times in a row, then the receiver cancels
-//     (ErrTimeout, ErrTooManyErrors).
+//   - Silence (Options.Timeout between blocks, Options.Gap within one)
+//     and bad blocks are retried up to Options.MaxErrors times in a row,
+//     then the receiver cancels (ErrTimeout, ErrTooManyErrors).
 //
 // On any error the caller must discard what was written to the io.Writer:
 // nothing from a batch that did not end cleanly is to be installed. The
@@ -41,5 +41,7 @@
 // Timeouts need a line whose reads can time out: an io.ReadWriter that
 // also has SetReadDeadline(time.Time) error (os.File on a tty, net.Conn)
 // or SetReadTimeout(time.Duration) error (go.bug.st/serial). Options.Now is
-// the clock the deadlines are computed from.
+// the clock the deadlines are computed from. The context is checked
+// between reads, so a cancel takes effect within one timeout; on a line
+// without either method a read blocks until bytes come.
 package ymodem

@@ -24,16 +24,79 @@ func szTransfer(t *testing.T, limit int64, args ...string) (got []byte, h Header
 	return
 }
 
-// recorder keeps what the sender sent.
+// TestRealSzLineDamage puts a damaged line between the real sz and the
+// receiver: a flipped bit, lost bytes, a sender killed mid-transfer.
+func TestRealSzLineDamage(t *testing.T) {
+	path, want := randomFile(t, t.TempDir(), "p.pkg", 50000)
+	once := func(at int, f func(b []byte, i int) []byte) func(int, []byte) []byte {
+		done := false
+		return func(off int, b []byte) []byte {
+			if done || off+len(b) <= at {
+				return b
+			}
+			done = true
+			return f(b, max(at-off, 0))
+		}
+	}
+	t.Run("flipped bit is NAKed and resent", func(t *testing.T) {
+		r := szRun(t, szCase{limit: 1 << 20, args: []string{"--ymodem", "-k", path},
+			damage: once(20000, func(b []byte, i int) []byte { b[i] ^= 0x10; return b })})
+		if r.err != nil || r.szErr != nil || !bytes.Equal(r.got, want) {
+			t.Fatalf("Receive = %v, sz = %v, %d bytes; want the file (%s)", r.err, r.szErr, len(r.got), r.szOut)
+		}
+		if !strings.ContainsRune(r.answer, NAK) {
+			t.Errorf("receiver never NAKed the damaged block")
+		}
+	})
+	t.Run("lost bytes: block cut short is NAKed", func(t *testing.T) {
+		r := szRun(t, szCase{limit: 1 << 20, args: []string{"--ymodem", "-k", path},
+			damage: once(30000, func(b []byte, i int) []byte { return append(b[:i], b[min(i+40, len(b)):]...) })})
+		if r.err != nil || r.szErr != nil || !bytes.Equal(r.got, want) {
+			t.Fatalf("Receive = %v, sz = %v, %d bytes; want the file (%s)", r.err, r.szErr, len(r.got), r.szOut)
+		}
+	})
+	t.Run("sender killed mid-way", func(t *testing.T) {
+		big, _ := randomFile(t, t.TempDir(), "big.pkg", 4<<20)
+		r := szRun(t, szCase{limit: 8 << 20, args: []string{"--ymodem", "-k", big},
+			opt: Options{Timeout: 300 * time.Millisecond, MaxErrors: 3},
+			onProgress: func(p Progress, sz *os.Process) {
+				if p.Received > 0 {
+					sz.Kill()
+				}
+			}})
+		if !errors.Is(r.err, ErrTimeout) {
+			t.Errorf("Receive = %v, want ErrTimeout", r.err)
+		}
+		if len(r.got) >= 4<<20 {
+			t.Errorf("the whole file arrived before the kill: the test proves nothing")
+		}
+	})
+}
+
+// recorder keeps what the sender sent and the receiver answered, and
+// damages the sender's bytes on their way when told to.
 type recorder struct {
 	*os.File
-	sent bytes.Buffer
+	damage       func(off int, b []byte) []byte
+	off          int
+	sent, answer bytes.Buffer
 }
 
 func (r *recorder) Read(p []byte) (int, error) {
 	n, err := r.File.Read(p)
 	r.sent.Write(p[:n])
-	return n, err
+	b := p[:n]
+	if r.damage != nil && n > 0 {
+		b = r.damage(r.off, bytes.Clone(b))
+		copy(p, b)
+	}
+	r.off += n
+	return len(b), err
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.answer.Write(p)
+	return r.File.Write(p)
 }
 
 // blockKinds walks a recorded sender stream and counts the SOH and STX
@@ -62,6 +125,29 @@ func blockKinds(b []byte) (soh, stx, before int) {
 }
 
 func szRecorded(t *testing.T, limit int64, args ...string) (got []byte, h Header, rerr error, szErr error, szOut string, sent []byte) {
+	r := szRun(t, szCase{limit: limit, args: args})
+	return r.got, r.h, r.err, r.szErr, r.szOut, r.sent
+}
+
+// szCase is one run of sz against Receive; damage, when set, may change
+// the bytes the receiver reads (line damage between sz and the receiver);
+// onProgress sees the sz process.
+type szCase struct {
+	limit      int64
+	args       []string
+	damage     func(off int, b []byte) []byte
+	onProgress func(Progress, *os.Process)
+	opt        Options
+}
+
+type szResult struct {
+	got, sent     []byte
+	h             Header
+	err, szErr    error
+	szOut, answer string
+}
+
+func szRun(t *testing.T, tc szCase) szResult {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skip("pseudo-terminal tests need Linux")
@@ -81,23 +167,35 @@ func szRecorded(t *testing.T, limit int64, args ...string) (got []byte, h Header
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, sz, args...)
+	cmd := exec.CommandContext(ctx, sz, tc.args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
 	var last Progress
-	rec := &recorder{File: master}
-	h, rerr = Receive(ctx, rec, &buf, Options{
-		Limit: limit, StartInterval: 500 * time.Millisecond, Timeout: 5 * time.Second, Quiet: 200 * time.Millisecond,
-		Progress: func(p Progress) { last = p },
-	})
-	szErr = cmd.Wait()
-	if rerr == nil && (last.Received != h.Size || last.Name != h.Name) {
-		t.Errorf("last progress %+v, want %d bytes of %q", last, h.Size, h.Name)
+	rec := &recorder{File: master, damage: tc.damage}
+	opt := tc.opt
+	opt.Limit = tc.limit
+	opt.StartInterval = 500 * time.Millisecond
+	if opt.Timeout == 0 {
+		opt.Timeout = 5 * time.Second
 	}
-	return buf.Bytes(), h, rerr, szErr, stderr.String(), rec.sent.Bytes()
+	opt.Gap = 200 * time.Millisecond
+	opt.Progress = func(p Progress) {
+		last = p
+		if tc.onProgress != nil {
+			tc.onProgress(p, cmd.Process)
+		}
+	}
+	var r szResult
+	r.h, r.err = Receive(ctx, rec, &buf, opt)
+	r.szErr = cmd.Wait()
+	if r.err == nil && (last.Received != r.h.Size || last.Name != r.h.Name) {
+		t.Errorf("last progress %+v, want %d bytes of %q", last, r.h.Size, r.h.Name)
+	}
+	r.got, r.szOut, r.sent, r.answer = buf.Bytes(), stderr.String(), rec.sent.Bytes(), rec.answer.String()
+	return r
 }
 
 func randomFile(t *testing.T, dir, name string, n int) (string, []byte) {

@@ -30,7 +30,7 @@ type Options struct {
 	Timeout       time.Duration // silence before a NAK, and within a block; default 10 s
 	StartInterval time.Duration // between two 'C' while waiting for the sender; default 3 s
 	StartTimeout  time.Duration // waiting for the sender to start; default 60 s
-	Quiet         time.Duration // after a bad block, quiet line before the NAK; default 1 s
+	Gap           time.Duration // longest silence within a block (more: bytes were lost), and the quiet line awaited before a NAK; default 1 s
 	MaxErrors     int           // bad blocks or silences in a row before giving up; default 10
 	Now           func() time.Time
 	// Progress, when set, is called after block 0 and after every data
@@ -54,7 +54,7 @@ func (o *Options) defaults() {
 	def(&o.Timeout, 10*time.Second)
 	def(&o.StartInterval, 3*time.Second)
 	def(&o.StartTimeout, 60*time.Second)
-	def(&o.Quiet, time.Second)
+	def(&o.Gap, time.Second)
 	if o.MaxErrors <= 0 {
 		o.MaxErrors = 10
 	}
@@ -122,14 +122,14 @@ func (r *receiver) next(timeout time.Duration) (packet, error) {
 			}
 			b := r.blk[:size+overhead]
 			b[0] = c
-			if err := r.l.readFull(b[1:], r.opt.Timeout); err != nil && !errors.Is(err, errSilence) {
+			if err := r.l.readFull(b[1:], r.opt.Gap); err != nil && !errors.Is(err, errSilence) {
 				return packet{}, err
 			} else if err != nil {
 				return packet{}, fmt.Errorf("%w: cut short", errBadBlock)
 			}
 			num, data, err := ParseBlock(b)
 			if err != nil {
-				if perr := r.l.purge(r.opt.Quiet, r.opt.Timeout); perr != nil {
+				if perr := r.l.purge(r.opt.Gap, r.opt.Timeout); perr != nil {
 					return packet{}, perr
 				}
 				return packet{}, err
@@ -138,7 +138,7 @@ func (r *receiver) next(timeout time.Duration) (packet, error) {
 		case EOT:
 			return packet{eot: true}, nil
 		case CAN:
-			c2, err := r.l.readByte(r.opt.Quiet)
+			c2, err := r.l.readByte(r.opt.Gap)
 			if err == nil && c2 == CAN {
 				return packet{}, ErrCanceled
 			}
