@@ -124,6 +124,10 @@ func corrupt(b []byte, i int) []byte {
 
 const okFile = "C ACK C ACK ACK ACK ACK ACK NAK ACK C ACK"
 
+// TestReceiveRules: each rule of the package comment against a scripted
+// sender (RELIABILITY.md case 55: CRC mismatch, block number skipped or
+// repeated, block 0 announcing 4 GiB, a transfer that stops mid-way, CAN
+// CAN, a second file, the ZMODEM preamble).
 func TestReceiveRules(t *testing.T) {
 	blocks := fileBlocks()
 	rest := blocks[1:]
