@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Control bytes of XMODEM/YMODEM.
@@ -102,6 +103,13 @@ func ParseHeader(data []byte) (h Header, ok bool, err error) {
 	}
 	if name == "" {
 		return Header{}, false, nil
+	}
+	for _, c := range name {
+		// The name is shown on the technician's terminal: no escape
+		// sequences, no control characters, valid UTF-8.
+		if c < 0x20 || c == 0x7f || c == utf8.RuneError {
+			return Header{}, false, fmt.Errorf("%w: control character or invalid UTF-8 in the name %q", ErrHeader, name)
+		}
 	}
 	info, _, _ := strings.Cut(rest, "\x00")
 	fields := strings.Fields(info)

@@ -11,7 +11,10 @@
 //     decimal. The size is required: it bounds the transfer and cuts the
 //     padding of the last block. A size above Options.Limit is refused
 //     (CAN CAN, ErrTooLarge) before any data block is accepted; nothing
-//     has been written then.
+//     has been written then. A name with control characters or invalid
+//     UTF-8 (it is shown on the technician's terminal) is ErrHeader.
+//   - Until the first data block, silence is answered with 'C' again
+//     (never NAK, which a sender may take for checksum mode).
 //   - Data blocks of 128 (SOH) and 1024 (STX) bytes may be mixed. A block
 //     with a bad CRC or a broken number complement is NAKed after the line
 //     has gone quiet. The previous block again (our ACK was lost) is

@@ -241,7 +241,14 @@ func (r *receiver) data(ctx context.Context) error {
 			if err := r.strike(err); err != nil {
 				return err
 			}
-			if err := r.l.send(NAK); err != nil {
+			// Before the first data block, silence means our 'C' was
+			// lost: ask for CRC mode again rather than NAK, which some
+			// senders take for checksum mode.
+			ask := byte(NAK)
+			if blocks == 0 && errors.Is(err, errSilence) {
+				ask = CRCReq
+			}
+			if err := r.l.send(ask); err != nil {
 				return err
 			}
 			continue
