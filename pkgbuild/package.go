@@ -174,6 +174,12 @@ func (p *Package) Close() error {
 // when keep is nil), in container order; pw checks their digests. It
 // consumes the package: call it once.
 func (p *Package) CopyPayloads(pw *manifest.Writer, keep map[string]bool) error {
+	lists := map[string]bool{} // block lists: the writer makes them anew
+	for _, it := range p.Manifest.Items {
+		if it.BlockSize != 0 {
+			lists[manifest.BlockListName(it.Payload)] = true
+		}
+	}
 	for {
 		hdr, err := p.tr.Next()
 		if err == io.EOF {
@@ -182,7 +188,7 @@ func (p *Package) CopyPayloads(pw *manifest.Writer, keep map[string]bool) error 
 		if err != nil {
 			return fmt.Errorf("%w: %v", manifest.ErrContainer, err)
 		}
-		if keep != nil && !keep[hdr.Name] {
+		if lists[hdr.Name] || keep != nil && !keep[hdr.Name] {
 			continue
 		}
 		if err := pw.WritePayload(p.tr); err != nil {

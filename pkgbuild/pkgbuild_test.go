@@ -149,3 +149,55 @@ func TestFailedRepackLeavesNoFile(t *testing.T) {
 		t.Errorf("a failed repack left %s: %v", out, err)
 	}
 }
+
+// TestBlockDigestsByDefault: a built package carries block digests
+// (schema 2) unless the spec asks for none, for nodes that read only
+// schema 1; both open on a node.
+func TestBlockDigestsByDefault(t *testing.T) {
+	ed, err := LoadSigner(edKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := LoadKeyring([]string{edPub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := uint32(0)
+	for _, tc := range []struct {
+		bs     *uint32
+		schema uint
+	}{{nil, manifest.SchemaBlocks}, {&zero, manifest.SchemaVersion}} {
+		s, err := ReadSpec(specPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.BlockSize = tc.bs
+		b, err := Build(s, filepath.Dir(specPath))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Manifest.Schema != tc.schema {
+			t.Errorf("block size %v: schema %d, want %d", tc.bs, b.Manifest.Schema, tc.schema)
+		}
+		var pkg bytes.Buffer
+		if _, err := b.Write(&pkg, ed); err != nil {
+			t.Fatal(err)
+		}
+		p, err := manifest.OpenPackage(&pkg, ring, manifest.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			_, r, err := p.Next()
+			if err != nil {
+				if err.Error() != "EOF" {
+					t.Fatalf("schema %d: %v", tc.schema, err)
+				}
+				break
+			}
+			if _, err := bytes.NewBuffer(nil).ReadFrom(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

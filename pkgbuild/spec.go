@@ -29,6 +29,12 @@ type Spec struct {
 	RetireKey []string          `json:"retire_keys"` // public key PEM files or hex key ids to retire
 	Defaults  SpecItem          `json:"defaults"`
 	Items     []SpecItem        `json:"items"`
+	// BlockSize is the size of the payloads' digested blocks (manifest
+	// schema 2: a node checks every block as it arrives). Absent means
+	// manifest.DefaultBlockSize; 0 builds a schema-1 package, without
+	// block digests, for nodes that read only schema 1 (their update
+	// request names no schema 2).
+	BlockSize *uint32 `json:"block_size"`
 }
 
 // SpecItem is one item of a Spec (or the defaults of all items).
@@ -165,7 +171,35 @@ func Build(s *Spec, dir string) (*Built, error) {
 		m.Items = append(m.Items, b.item)
 		out.items = append(out.items, b)
 	}
+	bs := uint32(manifest.DefaultBlockSize)
+	if s.BlockSize != nil {
+		bs = *s.BlockSize
+	}
+	if bs != 0 {
+		if err := out.setBlocks(bs); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// setBlocks gives every item the block digests of its payload.
+func (b *Built) setBlocks(bs uint32) error {
+	for i, bi := range b.items {
+		r, err := bi.open()
+		if err != nil {
+			return err
+		}
+		_, root, err := manifest.BlockList(r, int64(bi.item.Size), bs)
+		r.Close()
+		if err != nil {
+			return fmt.Errorf("pkgbuild: block digests of %s: %w", bi.item.Payload, err)
+		}
+		b.Manifest.Items[i].BlockSize, b.Manifest.Items[i].BlockRoot = bs, root
+		b.items[i].item = b.Manifest.Items[i]
+	}
+	b.Manifest.Schema = manifest.SchemaBlocks
+	return nil
 }
 
 func buildItem(d, si SpecItem, rel func(string) string, where string) (builtItem, error) {
