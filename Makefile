@@ -32,7 +32,7 @@ vet:
 # It rewrites small simulated flash files tens of thousands of times: on a
 # RAM file system (/dev/shm, when there is one) it is CPU-bound instead of
 # waiting for the disk. Then the mutation proof (mk/powercut.mk) shows that
-# it fails for each of seven broken changes to the agent.
+# it fails for each of eight broken changes to the agent.
 PC_TMP := $(shell test -d /dev/shm -a -w /dev/shm && echo /dev/shm)
 PC_RUN  = TMPDIR=$(or $(PC_TMP),$(TMPDIR),/tmp) $(GO) test -count=1 -timeout 40m -run '^TestPowerCut$$' -v ./agent/ | grep -E '^(powercut|ok|FAIL|--- FAIL|panic)|_test.go:'
 

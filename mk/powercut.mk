@@ -1,4 +1,4 @@
-# The power-cut suite's mutation proof (scripts/mutate.sh): each of seven
+# The power-cut suite's mutation proof (scripts/mutate.sh): each of eight
 # broken changes to the agent is applied to a temporary copy of the tree
 # (never the working tree), the part of the suite that exercises it runs,
 # and the suite must fail; the script prints the line that caught each.

@@ -47,6 +47,10 @@ mutations=(
   'write-F|agent/install.go|s/f, err := a\.b\.Slot\(u\.Target\)/f, err := a.b.Slot(hw.SlotF)/g|commit|before'
   # 7. A resume skips the block the cut interrupted (it stays torn).
   'skip-torn-block|agent/install.go|s/for i := u\.Written \/ es; i < blocks; i\+\+ \{/i := u.Written \/ es\n\tif u.Written > 0 {\n\t\ti++\n\t}\n\tfor ; i < blocks; i++ {/g|commit|torn'
+  # 8. The install's progress is journalled before the block is written
+  #    (the journal no longer comes first: a cut in the block leaves it torn
+  #    while the journal says it is done).
+  'checkpoint-before-write|agent/install.go|s/(\t\tif err := a\.writeBlock\(f, i, buf\[:n\]\); err != nil \{.*?\n\t\t\}\n)(\t\tnext := a\.rec\.clone\(\)\n\t\tnext\.Update\.Written = min\(\(i\+1\)\*es, size\)\n\t\tif err := a\.commit\(next\); err != nil \{\n\t\t\treturn err\n\t\t\}\n)/$2$1/gs|commit|torn'
 )
 
 want=("$@")
