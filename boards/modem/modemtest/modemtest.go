@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -68,6 +69,12 @@ type Modem struct {
 	dataIdle     time.Duration
 	restarts     int
 
+	dialect Dialect
+	link    string     // the stable path of a module whose port comes and goes
+	fota    *fotaState // the Quectel and u-blox dialects' file system and update
+	cut     atomic.Bool
+	onCut   func()
+
 	done chan struct{}
 	wg   sync.WaitGroup
 }
@@ -81,6 +88,12 @@ type Modem struct {
 // At the end of the test, expectations (Expect, Once) that were never met
 // fail it.
 func Start(t testing.TB) (path string, m *Modem) {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start for a module of the given dialect (see Options).
+func StartWith(t testing.TB, o Options) (path string, m *Modem) {
 	t.Helper()
 	master, slave, slaveFD, err := openPTY()
 	if errors.Is(err, errors.ErrUnsupported) {
@@ -109,18 +122,34 @@ func Start(t testing.TB) (path string, m *Modem) {
 		restartDelay: 50 * time.Millisecond, dataIdle: time.Second,
 		done: make(chan struct{}),
 	}
+	if o.Dialect != Generic {
+		if err := m.startDialect(o); err != nil {
+			master.Close()
+			closeFD(slaveFD)
+			t.Fatalf("modemtest: %v", err)
+		}
+	}
 	m.wg.Add(1)
 	go m.serve()
 	t.Cleanup(m.stop)
-	return slave, m
+	return m.Path(), m
 }
 
-// Path is the device path of the module's port (the pty slave).
-func (m *Modem) Path() string { return m.path }
+// Path is the device path of the module's port: the pty slave, or for a
+// dialect (StartWith) a symbolic link to it that follows the module's
+// restarts.
+func (m *Modem) Path() string {
+	if m.link != "" {
+		return m.link
+	}
+	return m.path
+}
 
 func (m *Modem) stop() {
 	close(m.done)
+	m.wmu.Lock()
 	m.master.Close()
+	m.wmu.Unlock()
 	m.wg.Wait()
 	closeFD(m.slaveFD)
 	m.mu.Lock()
@@ -361,6 +390,10 @@ func (m *Modem) serve() {
 	for {
 		c, err := m.in.readByte(time.Time{})
 		if err != nil {
+			if m.powerUp() { // the port dropped for a restart or a power cut
+				line = line[:0]
+				continue
+			}
 			return
 		}
 		m.mu.Lock()
@@ -504,6 +537,9 @@ func (m *Modem) execute(cmd string, step *Step) answer {
 	name, arg, hasArg := strings.Cut(u, "=")
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if a, handled := m.executeDialect(cmd, u, step); handled {
+		return a
+	}
 	switch {
 	case u == "AT":
 		return ok()
