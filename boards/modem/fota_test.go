@@ -372,3 +372,22 @@ func TestParseQFUPL(t *testing.T) {
 		t.Errorf("FormatQFUPL = %q", s)
 	}
 }
+
+// TestUploadPortGone: the module loses power in the middle of an upload
+// while the host keeps running; the driver says the port is gone.
+func TestUploadPortGone(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			path, sim := modemtest.StartWith(t, modemtest.Options{Dialect: d.sim})
+			sim.CutUploadAt(3000)
+			img := fwImage("X", 5001)
+			err := d.new(path, fwConfig()).ModemUpload(context.Background(), bytes.NewReader(img), int64(len(img)))
+			if !errors.Is(err, modem.ErrPortGone) {
+				t.Fatalf("ModemUpload cut at 3000 bytes = %v, want ErrPortGone", err)
+			}
+			if sim.Revision() != d.from {
+				t.Errorf("module runs %q, want %q", sim.Revision(), d.from)
+			}
+		})
+	}
+}
