@@ -31,4 +31,13 @@
 // in order with Expect (playback: every command must then match): Delay,
 // URCMid (a URC inside the answer), Noise, Silent, Lost, Corrupt, CME,
 // Reply. Expectations still unmet at the end of the test fail it.
+//
+// StartWith runs a module of a maker's dialect instead (Options.Dialect):
+// a Quectel BG95 with its file system and DFOTA, or a u-blox SARA-R410M
+// with FOAT and factory settings after an install. Its Path is a symbolic
+// link that follows the module across restarts, where the pseudo-terminal
+// is closed and a new one opened, as a USB module's port vanishes and comes
+// back. Failure modes: CorruptNextUpload, CutUploadAt, FOTAError,
+// NeverReady, CutAt and PowerCut (with OnPowerCut); after a power cut the
+// module is in the state its manual gives for the step it was in.
 package modemtest
