@@ -107,54 +107,65 @@ func run(ctx context.Context, fw hw.ModemFirmware, st hw.ModemStep, img []byte, 
 	return modem.UpdateFirmware(ctx, fw, st, func() (io.Reader, error) { return bytes.NewReader(img), nil }, j.persist)
 }
 
+// TestUpdateFirmware runs each dialect end to end, on a port that vanishes
+// while the module restarts (USB) and on one that stays (UART: the
+// Quectel driver then sees RDY on the dialogue that started the update).
 func TestUpdateFirmware(t *testing.T) {
 	for _, d := range dialects {
-		t.Run(d.name, func(t *testing.T) {
-			path, sim := modemtest.StartWith(t, modemtest.Options{Dialect: d.sim})
-			sim.PutFile("UFS:update.zip", []byte("stale")) // Quectel: an old upload to remove
-			want := "NEW-" + d.name
-			img := fwImage(want, 5001) // odd: the checksum's last half word
-			j := &journal{sim: sim}
-			var progress []string
-			fw := fwConfig()
-			fw.Progress = func(stage string, pct int) { progress = append(progress, fmt.Sprint(stage, pct)) }
-			got, err := run(context.Background(), d.new(path, fw), hw.ModemStep{Want: want, Size: int64(len(img))}, img, j)
-			if err != nil {
-				t.Fatalf("UpdateFirmware = %v", err)
+		for _, uart := range []bool{false, true} {
+			name := d.name + "/usb"
+			if uart {
+				name = d.name + "/uart"
 			}
-			if got != want || sim.Revision() != want {
-				t.Errorf("UpdateFirmware = %q, module runs %q; want %q", got, sim.Revision(), want)
-			}
-			wantPhases := []hw.ModemPhase{hw.ModemUploading, hw.ModemUploaded, hw.ModemStarted, hw.ModemConfirming, hw.ModemDone}
-			if !slices.Equal(j.phases, wantPhases) {
-				t.Errorf("journalled phases = %v, want %v", j.phases, wantPhases)
-			}
-			if j.last.From != d.from || j.last.Starts != 1 {
-				t.Errorf("last record = %+v, want From %q, Starts 1", j.last, d.from)
-			}
-			cmds := sim.Commands()
-			i := 0
-			for _, c := range cmds {
-				if i < len(d.final) && c == d.final[i] {
-					i++
-				}
-			}
-			if i < len(d.final) {
-				t.Errorf("commands %q lack %q (in order)", cmds, d.final[i:])
-			}
-			if d.sim == modemtest.Quectel && !slices.Contains(cmds, `AT+QFDEL="UFS:update.zip"`) {
-				t.Errorf("the stale upload was not removed: %q", cmds)
-			}
-			if d.sim == modemtest.UBlox {
-				apn, prov := sim.Provisioned()
-				if apn != "meter.apn" || !slices.Equal(prov, []string{"AT+UMNOPROF=100", "AT+URAT=7,8"}) {
-					t.Errorf("after the install the module has APN %q and %q, want it provisioned again", apn, prov)
-				}
-			}
-			if !slices.Contains(progress, "upload100") {
-				t.Errorf("progress %v lacks upload100", progress)
-			}
-		})
+			t.Run(name, func(t *testing.T) { testUpdateFirmware(t, d, uart) })
+		}
+	}
+}
+
+func testUpdateFirmware(t *testing.T, d dialect, uart bool) {
+	path, sim := modemtest.StartWith(t, modemtest.Options{Dialect: d.sim, UART: uart})
+	sim.PutFile("UFS:update.zip", []byte("stale")) // Quectel: an old upload to remove
+	want := "NEW-" + d.name
+	img := fwImage(want, 5001) // odd: the checksum's last half word
+	j := &journal{sim: sim}
+	var progress []string
+	fw := fwConfig()
+	fw.Progress = func(stage string, pct int) { progress = append(progress, fmt.Sprint(stage, pct)) }
+	got, err := run(context.Background(), d.new(path, fw), hw.ModemStep{Want: want, Size: int64(len(img))}, img, j)
+	if err != nil {
+		t.Fatalf("UpdateFirmware = %v", err)
+	}
+	if got != want || sim.Revision() != want {
+		t.Errorf("UpdateFirmware = %q, module runs %q; want %q", got, sim.Revision(), want)
+	}
+	wantPhases := []hw.ModemPhase{hw.ModemUploading, hw.ModemUploaded, hw.ModemStarted, hw.ModemConfirming, hw.ModemDone}
+	if !slices.Equal(j.phases, wantPhases) {
+		t.Errorf("journalled phases = %v, want %v", j.phases, wantPhases)
+	}
+	if j.last.From != d.from || j.last.Starts != 1 {
+		t.Errorf("last record = %+v, want From %q, Starts 1", j.last, d.from)
+	}
+	cmds := sim.Commands()
+	i := 0
+	for _, c := range cmds {
+		if i < len(d.final) && c == d.final[i] {
+			i++
+		}
+	}
+	if i < len(d.final) {
+		t.Errorf("commands %q lack %q (in order)", cmds, d.final[i:])
+	}
+	if d.sim == modemtest.Quectel && !slices.Contains(cmds, `AT+QFDEL="UFS:update.zip"`) {
+		t.Errorf("the stale upload was not removed: %q", cmds)
+	}
+	if d.sim == modemtest.UBlox {
+		apn, prov := sim.Provisioned()
+		if apn != "meter.apn" || !slices.Equal(prov, []string{"AT+UMNOPROF=100", "AT+URAT=7,8"}) {
+			t.Errorf("after the install the module has APN %q and %q, want it provisioned again", apn, prov)
+		}
+	}
+	if !slices.Contains(progress, "upload100") {
+		t.Errorf("progress %v lacks upload100", progress)
 	}
 }
 
@@ -197,17 +208,19 @@ func TestQuectelENDError(t *testing.T) {
 
 func TestNeverReady(t *testing.T) {
 	for _, d := range dialects {
-		t.Run(d.name, func(t *testing.T) {
-			path, sim := modemtest.StartWith(t, modemtest.Options{Dialect: d.sim})
-			sim.NeverReady()
-			img := fwImage("NEW", 1500)
-			fw := fwConfig()
-			fw.InstallTimeout = 20 * time.Second // 2 s on the fast clock
-			got, err := run(context.Background(), d.new(path, fw), hw.ModemStep{Want: "NEW", Size: int64(len(img))}, img, &journal{sim: sim})
-			if !errors.Is(err, modem.ErrNotReady) || got != "" {
-				t.Fatalf("UpdateFirmware = %q, %v; want ErrNotReady", got, err)
-			}
-		})
+		for _, uart := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/uart=%v", d.name, uart), func(t *testing.T) {
+				path, sim := modemtest.StartWith(t, modemtest.Options{Dialect: d.sim, UART: uart})
+				sim.NeverReady()
+				img := fwImage("NEW", 1500)
+				fw := fwConfig()
+				fw.InstallTimeout = 10 * time.Second // 1 s on the fast clock
+				got, err := run(context.Background(), d.new(path, fw), hw.ModemStep{Want: "NEW", Size: int64(len(img))}, img, &journal{sim: sim})
+				if !errors.Is(err, modem.ErrNotReady) || got != "" {
+					t.Fatalf("UpdateFirmware = %q, %v; want ErrNotReady", got, err)
+				}
+			})
+		}
 	}
 }
 
@@ -236,6 +249,7 @@ func TestPowerCut(t *testing.T) {
 			record int    // after the n-th journal record
 			upload int64  // after n bytes of the upload
 			stage  string // at a stage of the module's work
+			uart   bool   // the port stays while the module restarts
 		}
 		var cuts []cut
 		for n := 1; n <= 5; n++ {
@@ -243,11 +257,11 @@ func TestPowerCut(t *testing.T) {
 		}
 		cuts = append(cuts, cut{name: "upload2500", upload: 2500})
 		for _, s := range d.cuts {
-			cuts = append(cuts, cut{name: s, stage: s})
+			cuts = append(cuts, cut{name: s, stage: s}, cut{name: s + "/uart", stage: s, uart: true})
 		}
 		for _, c := range cuts {
 			t.Run(d.name+"/"+c.name, func(t *testing.T) {
-				path, sim := modemtest.StartWith(t, modemtest.Options{Dialect: d.sim})
+				path, sim := modemtest.StartWith(t, modemtest.Options{Dialect: d.sim, UART: c.uart})
 				want := "NEW-" + d.name
 				img := fwImage(want, 5001)
 				ctx, cancel := context.WithCancel(context.Background())

@@ -36,6 +36,10 @@ const (
 // Options configures StartWith.
 type Options struct {
 	Dialect Dialect
+	// UART makes the port stay while the module restarts, as a UART's
+	// does: the module is silent (and loses what it is sent) meanwhile.
+	// By default the port vanishes and comes back, as a USB port does.
+	UART bool
 }
 
 // The simulated modules' update files and revisions.
@@ -69,6 +73,7 @@ type fotaState struct {
 
 func (m *Modem) startDialect(o Options) error {
 	m.dialect = o.Dialect
+	m.uart = o.UART
 	m.fota = &fotaState{files: map[string][]byte{}, installDelay: 300 * time.Millisecond,
 		stepDelay: 5 * time.Millisecond, offTime: 50 * time.Millisecond}
 	if o.Dialect == UBlox {
@@ -207,6 +212,13 @@ func (m *Modem) newPort() bool {
 // restart drops the port for d and brings it back, unless a power cut or
 // the end of the test comes first (then it reports false).
 func (m *Modem) restart(d time.Duration) bool {
+	if m.uart {
+		if !m.wait(d) || m.cut.Load() {
+			return false
+		}
+		m.in.drain()
+		return true
+	}
 	m.wmu.Lock()
 	m.master.Close()
 	m.wmu.Unlock()
@@ -276,6 +288,11 @@ func (m *Modem) powerUp() bool {
 		m.restore()
 		return true
 	case "install":
+		// A UART is back with the power (the module stays silent); a
+		// USB port only when the install is done.
+		if m.uart && !m.newPort() {
+			return false
+		}
 		m.install()
 		return true
 	}

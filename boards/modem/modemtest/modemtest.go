@@ -71,6 +71,7 @@ type Modem struct {
 
 	dialect Dialect
 	link    string     // the stable path of a module whose port comes and goes
+	uart    bool       // the port stays across restarts
 	fota    *fotaState // the Quectel and u-blox dialects' file system and update
 	cut     atomic.Bool
 	onCut   func()
