@@ -31,6 +31,9 @@ var (
 	// ErrUnexpectedVersion: the module reports a version that is neither
 	// the one it ran before nor the one wanted.
 	ErrUnexpectedVersion = errors.New("modem: module reports an unexpected version")
+	// ErrBadStep: the update record lacks its version or size, or names
+	// an unknown phase (a journal from a newer agent).
+	ErrBadStep = errors.New("modem: invalid firmware update record")
 )
 
 // FOTAError is the module's own failure report at the end of an install
@@ -131,8 +134,13 @@ const MaxStarts = 2
 // firmware), ErrNotReady, ErrChecksum, ErrUnexpectedVersion, and the
 // dialogue's own.
 func UpdateFirmware(ctx context.Context, fw hw.ModemFirmware, st hw.ModemStep, open func() (io.Reader, error), persist func(hw.ModemStep) error) (string, error) {
+	switch st.Phase {
+	case hw.ModemNew, hw.ModemUploading, hw.ModemUploaded, hw.ModemStarted, hw.ModemConfirming, hw.ModemDone:
+	default:
+		return "", fmt.Errorf("%w: phase %q", ErrBadStep, st.Phase)
+	}
 	if st.Want == "" || st.Size <= 0 {
-		return "", fmt.Errorf("modem: update needs a wanted version and a size")
+		return "", fmt.Errorf("%w: want %q, size %d", ErrBadStep, st.Want, st.Size)
 	}
 	next := func(p hw.ModemPhase) error {
 		st.Phase = p
@@ -222,7 +230,7 @@ func UpdateFirmware(ctx context.Context, fw hw.ModemFirmware, st hw.ModemStep, o
 			}
 			return v, nil
 		default:
-			return "", fmt.Errorf("modem: unknown update phase %q", st.Phase)
+			return "", fmt.Errorf("%w: phase %q", ErrBadStep, st.Phase)
 		}
 	}
 	return "", fmt.Errorf("modem: update does not settle (phase %q)", st.Phase)

@@ -405,3 +405,30 @@ func TestUploadPortGone(t *testing.T) {
 		})
 	}
 }
+
+// TestNeverReportsUnconfirmed: a record that says the update is done (or
+// being confirmed) is not taken for the truth when the module runs
+// another version.
+func TestNeverReportsUnconfirmed(t *testing.T) {
+	for _, d := range dialects {
+		for _, phase := range []hw.ModemPhase{hw.ModemConfirming, hw.ModemDone} {
+			t.Run(fmt.Sprintf("%s/%s", d.name, phase), func(t *testing.T) {
+				path, sim := modemtest.StartWith(t, modemtest.Options{Dialect: d.sim})
+				st := hw.ModemStep{Phase: phase, Want: "NEW", From: d.from, Size: 10, Starts: 1}
+				got, err := run(context.Background(), d.new(path, fwConfig()), st, nil, &journal{sim: sim})
+				if !errors.Is(err, modem.ErrUnexpectedVersion) || got != "" {
+					t.Errorf("UpdateFirmware from %s with the module at %q = %q, %v; want ErrUnexpectedVersion", phase, sim.Revision(), got, err)
+				}
+			})
+		}
+	}
+}
+
+func TestUpdateFirmwareBadStep(t *testing.T) {
+	for _, st := range []hw.ModemStep{{Size: 10}, {Want: "x"}, {Want: "x", Size: 10, Phase: "bogus"}} {
+		_, err := modem.UpdateFirmware(context.Background(), nil, st, nil, nil)
+		if !errors.Is(err, modem.ErrBadStep) {
+			t.Errorf("UpdateFirmware(%+v) = %v, want ErrBadStep", st, err)
+		}
+	}
+}
