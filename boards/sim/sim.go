@@ -107,6 +107,9 @@ func Create(dir string, g Geometry) error {
 			return err
 		}
 	}
+	if err := createMetering(dir, g); err != nil {
+		return err
+	}
 	// The factory programs the first boot control copy; the second stays erased.
 	rec, err := encodeBootState(hw.BootState{Order: []hw.Slot{hw.SlotA}, Left: map[hw.Slot]int{hw.SlotA: g.Attempts}}, 1)
 	if err != nil {
@@ -160,7 +163,10 @@ func Open(dir string, opts ...Option) (*Board, error) {
 	if b.rnd == nil {
 		b.rnd = rand.New(rand.NewPCG(0x5eed, 0xc0ffee))
 	}
-	for _, name := range partNames {
+	if err := createMetering(dir, g); err != nil {
+		return nil, err
+	}
+	for _, name := range append(partNames[:], meteringParts[:]...) {
 		f, err := b.openPart(name)
 		if err != nil {
 			b.closeFiles()
@@ -189,7 +195,7 @@ func (b *Board) openPart(name string) (*flash, error) {
 		f.Close()
 		return nil, fmt.Errorf("sim: open: %w", err)
 	}
-	if want := b.geo.size(name); fi.Size() != want {
+	if want := b.geo.partSize(name); fi.Size() != want {
 		f.Close()
 		return nil, fmt.Errorf("%w: partition %s is %d bytes, want %d", ErrCorruptState, name, fi.Size(), want)
 	}
@@ -221,10 +227,11 @@ func (b *Board) Geometry() Geometry { return b.geo }
 // Dir returns the state directory.
 func (b *Board) Dir() string { return b.dir }
 
-// Partition returns hw.PartJournal, hw.PartCommon or PartBootctl.
+// Partition returns hw.PartJournal, hw.PartCommon, PartBootctl,
+// hw.PartAudit or hw.PartOpLog.
 func (b *Board) Partition(name string) (hw.Flash, error) {
 	switch name {
-	case hw.PartJournal, hw.PartCommon, PartBootctl:
+	case hw.PartJournal, hw.PartCommon, PartBootctl, hw.PartAudit, hw.PartOpLog:
 		return b.parts[name], nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrNoPartition, name)
