@@ -61,7 +61,7 @@ func (o *OpLog) Append(e Event) error {
 	if e.Kind == "" {
 		return fmt.Errorf("%w: event without kind", ErrInvalid)
 	}
-	b, err := encMode.Marshal(&e)
+	b, err := flashrec.Marshal(&e)
 	if err != nil {
 		return fmt.Errorf("audit: oplog: %w", err)
 	}
@@ -99,7 +99,7 @@ func DecodeEvent(data []byte) (Event, error) {
 		return Event{}, fmt.Errorf("%w: %d bytes, limit %d", ErrDecode, len(data), MaxEventPayload)
 	}
 	var e Event
-	if err := decMode.Unmarshal(data, &e); err != nil {
+	if err := flashrec.Unmarshal(data, &e); err != nil {
 		return Event{}, fmt.Errorf("%w: %w", ErrDecode, err)
 	}
 	return e, nil

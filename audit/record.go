@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
-	"github.com/fxamacker/cbor/v2"
+	"meterupd/internal/flashrec"
 )
 
 // Kind is what a legal record records. Stored on flash: never rename a value.
@@ -83,31 +83,6 @@ type Record struct {
 	Prev []byte `cbor:"8,keyasint" json:"prev"`
 }
 
-var (
-	decMode cbor.DecMode
-	encMode cbor.EncMode
-)
-
-func init() {
-	var err error
-	decMode, err = cbor.DecOptions{
-		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
-		IndefLength:      cbor.IndefLengthForbidden,
-		MaxNestedLevels:  4,
-		MaxArrayElements: 16,
-		MaxMapPairs:      16,
-		TagsMd:           cbor.TagsForbidden,
-		UTF8:             cbor.UTF8RejectInvalid,
-	}.DecMode()
-	if err != nil {
-		panic(err) // constant options: a bug, not input
-	}
-	encMode, err = cbor.CoreDetEncOptions().EncMode()
-	if err != nil {
-		panic(err)
-	}
-}
-
 // check reports the first field outside the limits.
 func (r *Record) check() error {
 	bad := func(f string, a ...any) error { return fmt.Errorf("%w: "+f, append([]any{ErrInvalid}, a...)...) }
@@ -149,7 +124,7 @@ func DecodeRecord(data []byte) (Record, error) {
 		return Record{}, fmt.Errorf("%w: %d bytes, limit %d", ErrDecode, len(data), MaxPayload)
 	}
 	var r Record
-	if err := decMode.Unmarshal(data, &r); err != nil {
+	if err := flashrec.Unmarshal(data, &r); err != nil {
 		return Record{}, fmt.Errorf("%w: %w", ErrDecode, err)
 	}
 	if err := r.check(); err != nil {
@@ -163,7 +138,7 @@ func DecodeRecord(data []byte) (Record, error) {
 
 // encode returns the CBOR payload of r.
 func (r *Record) encode() ([]byte, error) {
-	b, err := encMode.Marshal(r)
+	b, err := flashrec.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("audit: encode: %w", err)
 	}

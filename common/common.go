@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
-
 	"meterupd/boards/hw"
 	"meterupd/internal/flashrec"
 )
@@ -47,7 +45,7 @@ type Settings struct {
 
 // Digest is the SHA-256 of the settings' encoding.
 func (s Settings) Digest() [32]byte {
-	b, _ := encMode.Marshal(s) // plain struct: cannot fail
+	b, _ := flashrec.Marshal(s) // plain struct: cannot fail
 	return sha256.Sum256(b)
 }
 
@@ -68,26 +66,6 @@ type Reading struct {
 	UnixMilli int64  `cbor:"2,keyasint" json:"unix_ms"`
 	Wh        int64  `cbor:"3,keyasint" json:"wh"`
 	Samples   uint32 `cbor:"4,keyasint" json:"samples"`
-}
-
-var (
-	decMode cbor.DecMode
-	encMode cbor.EncMode
-)
-
-func init() {
-	var err error
-	decMode, err = cbor.DecOptions{
-		DupMapKey: cbor.DupMapKeyEnforcedAPF, IndefLength: cbor.IndefLengthForbidden,
-		MaxNestedLevels: 4, MaxArrayElements: 16, MaxMapPairs: 16,
-		TagsMd: cbor.TagsForbidden, UTF8: cbor.UTF8RejectInvalid,
-	}.DecMode()
-	if err != nil {
-		panic(err) // constant options: a bug, not input
-	}
-	if encMode, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
-		panic(err)
-	}
 }
 
 // Common is the open common partition. It is not safe for concurrent use:
@@ -155,7 +133,7 @@ func (c *Common) Settings() (Settings, error) {
 // WriteSettings replaces the settings (power-safe: the previous snapshot
 // stays until the new one is complete).
 func (c *Common) WriteSettings(s Settings) error {
-	b, err := encMode.Marshal(s)
+	b, err := flashrec.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("common: %w", err)
 	}
@@ -198,7 +176,7 @@ func (c *Common) Archive(tag string) (Archive, error) {
 	if old, err := c.Archived(); err == nil && old.Tag == tag && bytes.Equal(old.Digest, a.Digest) {
 		return old, nil
 	}
-	b, err := encMode.Marshal(a)
+	b, err := flashrec.Marshal(a)
 	if err != nil {
 		return Archive{}, fmt.Errorf("common: %w", err)
 	}
@@ -230,7 +208,7 @@ func (c *Common) Restore() (bool, error) {
 
 // AppendReading appends r to the readings ring (r.Seq is ignored).
 func (c *Common) AppendReading(r Reading) error {
-	b, err := encMode.Marshal(r)
+	b, err := flashrec.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("common: %w", err)
 	}
@@ -257,13 +235,13 @@ func (c *Common) Readings() []Reading {
 
 // ReadingsCapacity returns how many readings the ring retains at least.
 func (c *Common) ReadingsCapacity() int64 {
-	b, _ := encMode.Marshal(Reading{Interval: 1 << 40, UnixMilli: 1 << 42, Wh: 1 << 40, Samples: 1 << 20})
+	b, _ := flashrec.Marshal(Reading{Interval: 1 << 40, UnixMilli: 1 << 42, Wh: 1 << 40, Samples: 1 << 20})
 	per, areas := c.readings.Capacity(len(b))
 	return per * int64(areas-1)
 }
 
 func decode(b []byte, v any) error {
-	if err := decMode.Unmarshal(b, v); err != nil {
+	if err := flashrec.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("%w: %w", ErrDecode, err)
 	}
 	return nil

@@ -131,7 +131,7 @@ func TestRestoreRefusesCorruptArchive(t *testing.T) {
 	// A forger's archive: valid frame, settings that do not match the digest.
 	a, _ := c.Archived()
 	a.Settings.Calibration = []byte{0xEE}
-	p, _ := encMode.Marshal(a)
+	p, _ := flashrec.Marshal(a)
 	if err := c.archive.Replace(p); err != nil {
 		t.Fatal(err)
 	}
