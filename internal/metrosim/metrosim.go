@@ -1,0 +1,180 @@
+// Package metrosim is a simulated metrology process for the metering
+// benchmark: it samples at a fixed period, closes an interval every
+// Interval (a scaled-down billing interval: 10 ms samples, 1 s intervals by
+// default, where a meter has e.g. 1 s samples and 15 min intervals), and
+// records for each interval how late its close completed and how many
+// samples it took.
+//
+// A sample is taken at each multiple of Sample after the start. A sample
+// whose deadline passed by a whole period or more before the process ran
+// is lost, as a one-deep ADC buffer overruns: a starved process loses
+// samples, not just time. The close at each interval boundary takes the
+// interval's last sample, appends one reading to the readings file and
+// fsyncs it (the reading is durable, as on flash), and reports the close
+// latency: from the boundary to the fsync's return.
+//
+// While closing, the process says so: the gate file exists from CloseLead
+// before the boundary until the close is durable. The agent's throttle
+// pauses while it exists (throttle.Gate; see FileGate).
+package metrosim
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"time"
+)
+
+// Options configure Run.
+type Options struct {
+	Sample    time.Duration // sampling period (default 10 ms)
+	Interval  time.Duration // interval length (default 1 s)
+	Intervals int           // how many intervals to run
+	CloseLead time.Duration // how long before the boundary the gate opens (default 3 samples)
+	Readings  string        // the readings file (appended and fsynced at each close)
+	GateFile  string        // the gate file; "" for none
+	// Work is the CPU work per sample, in iterations of a small filter
+	// (default 2000: tens of microseconds).
+	Work int
+}
+
+// IntervalResult is one interval's outcome.
+type IntervalResult struct {
+	Samples int           `json:"samples"`
+	Close   time.Duration `json:"close_ns"`
+}
+
+// Run meters for o.Intervals intervals and returns each one's result.
+func Run(ctx context.Context, o Options) ([]IntervalResult, error) {
+	if o.Sample <= 0 {
+		o.Sample = 10 * time.Millisecond
+	}
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.CloseLead <= 0 {
+		o.CloseLead = 3 * o.Sample
+	}
+	if o.Work <= 0 {
+		o.Work = 2000
+	}
+	if o.Interval%o.Sample != 0 || o.Intervals <= 0 {
+		return nil, errors.New("metrosim: interval must be a positive multiple of the sample period, intervals positive")
+	}
+	rf, err := os.OpenFile(o.Readings, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("metrosim: %w", err)
+	}
+	defer rf.Close()
+	per := int(o.Interval / o.Sample)
+	start := time.Now()
+	var out []IntervalResult
+	acc := 0.0
+	samples := 0
+	gateOpen := false
+	for k := 1; len(out) < o.Intervals; k++ {
+		deadline := start.Add(time.Duration(k) * o.Sample)
+		boundary := k%per == 0
+		// Open the gate ahead of the boundary.
+		next := start.Add(time.Duration((k+per-1)/per*per) * o.Sample)
+		if o.GateFile != "" && !gateOpen && time.Until(next) <= o.CloseLead {
+			if f, err := os.Create(o.GateFile); err == nil {
+				f.Close()
+				gateOpen = true
+			}
+		}
+		if d := time.Until(deadline); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return out, ctx.Err()
+			case <-t.C:
+			}
+		}
+		if time.Since(deadline) < o.Sample {
+			acc += work(o.Work, k)
+			samples++
+		}
+		if !boundary {
+			continue
+		}
+		var rec [24]byte
+		binary.LittleEndian.PutUint64(rec[0:], uint64(k/per))
+		binary.LittleEndian.PutUint64(rec[8:], math.Float64bits(acc))
+		binary.LittleEndian.PutUint64(rec[16:], uint64(samples))
+		if _, err := rf.Write(rec[:]); err != nil {
+			return out, fmt.Errorf("metrosim: %w", err)
+		}
+		if err := rf.Sync(); err != nil {
+			return out, fmt.Errorf("metrosim: %w", err)
+		}
+		out = append(out, IntervalResult{Samples: samples, Close: time.Since(deadline)})
+		if gateOpen {
+			os.Remove(o.GateFile)
+			gateOpen = false
+		}
+		samples = 0
+	}
+	return out, nil
+}
+
+// work is the per-sample computation: a short IIR filter over a synthetic
+// waveform (what a metrology process does with each ADC sample, scaled).
+func work(n, k int) float64 {
+	y := 0.0
+	for i := 0; i < n; i++ {
+		x := math.Sin(float64(k*n+i) * 0.001)
+		y = 0.99*y + 0.01*x*x
+	}
+	return y
+}
+
+// Criteria say when an interval is missed.
+type Criteria struct {
+	MaxClose   time.Duration // a close later than this misses the interval
+	MinSamples int           // fewer samples than this misses the interval
+}
+
+// DefaultCriteria for the default scaling (10 ms samples, 1 s intervals):
+// a close may take up to 5 % of the interval (50 ms), and an interval may
+// lose at most 2 of its 100 samples.
+func DefaultCriteria() Criteria { return Criteria{MaxClose: 50 * time.Millisecond, MinSamples: 98} }
+
+// Summary is one run's result.
+type Summary struct {
+	Intervals int
+	Missed    int
+	P99Close  time.Duration
+}
+
+// Summarize applies c to rs.
+func Summarize(rs []IntervalResult, c Criteria) Summary {
+	s := Summary{Intervals: len(rs)}
+	lat := make([]time.Duration, 0, len(rs))
+	for _, r := range rs {
+		if r.Close > c.MaxClose || r.Samples < c.MinSamples {
+			s.Missed++
+		}
+		lat = append(lat, r.Close)
+	}
+	if len(lat) > 0 {
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		i := int(math.Ceil(0.99*float64(len(lat)))) - 1
+		s.P99Close = lat[max(i, 0)]
+	}
+	return s
+}
+
+// FileGate is the throttle's view of the gate file: closing while it exists.
+type FileGate string
+
+// Closing reports whether the gate file exists.
+func (g FileGate) Closing() bool {
+	_, err := os.Stat(string(g))
+	return err == nil
+}

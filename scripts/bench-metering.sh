@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# bench-metering: does an update's apply starve the metrology process?
+# Builds metrosim and meterbench, prepares a sim node with a delta chain,
+# and runs the four phases pinned to one CPU (a single-core meter SoC: on
+# two free cores nothing competes and the benchmark proves nothing).
+# Prints one "metering:" line per phase. See docs/metering.md.
+#
+# Environment: GO (go), CPU (the CPU to pin to; default the last one),
+# INTERVALS (intervals per phase; default 15), SIZE (image bytes; 4 MiB).
+set -euo pipefail
+GO=${GO:-go}
+command -v taskset >/dev/null || { echo "bench-metering: taskset (util-linux) not found" >&2; exit 1; }
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench-metering.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+CGO_ENABLED=0 $GO build -o "$work/bin/" ./cmd/meterbench ./cmd/metrosim
+cpu=${CPU:-$(( $(nproc --all) - 1 ))}
+"$work/bin/meterbench" prepare --dir "$work/b" --size "${SIZE:-4194304}"
+echo "bench-metering: pinned to CPU $cpu, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+rc=0
+taskset -c "$cpu" "$work/bin/meterbench" run --dir "$work/b" --metrosim "$work/bin/metrosim" --intervals "${INTERVALS:-15}" || rc=$?
+case $rc in
+0) echo "bench-metering: passed" >&2 ;;
+1) echo "bench-metering: the throttled apply missed intervals on a clean machine" >&2 ;;
+3) echo "bench-metering: inconclusive (a baseline missed intervals, or the unthrottled load did no damage); not a pass" >&2 ;;
+esac
+exit $rc
