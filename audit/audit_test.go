@@ -363,3 +363,30 @@ func TestOpLogFloodLeavesLegalLog(t *testing.T) {
 	}
 	mustAppend(t, l, rec(1))
 }
+
+func TestWriteTextVerdict(t *testing.T) {
+	m := flashrec.NewMem(16<<10, 4096, 16)
+	l, _ := Open(m)
+	for i := range 2 {
+		mustAppend(t, l, rec(i))
+	}
+	var b bytes.Buffer
+	if err := WriteText(&b, l.Records(), l.Verify()); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"   1  2026-", "package-verified", "job:job-2026-11-0001", "A/1.4.2/", "chain: intact, 2 records"} {
+		if !bytes.Contains([]byte(out), []byte(want)) {
+			t.Errorf("WriteText output lacks %q:\n%s", want, out)
+		}
+	}
+	m.B[l.s.Frames[0].Off+40] ^= 2
+	rep, _ := VerifyFlash(m)
+	if v := Verdict(rep); !bytes.Contains([]byte(v), []byte("BROKEN at record 2")) {
+		t.Errorf("Verdict(altered) = %q", v)
+	}
+	b.Reset()
+	if err := WriteJSON(&b, l.Records(), rep); err != nil || !bytes.Contains(b.Bytes(), []byte(`"break"`)) {
+		t.Errorf("WriteJSON = %v:\n%s", err, b.String())
+	}
+}

@@ -73,6 +73,9 @@ func main() {
 		}
 		pass := meterbench.Judge(ps)
 		for _, p := range ps {
+			fmt.Fprintln(os.Stderr, p.Detail())
+		}
+		for _, p := range ps {
 			fmt.Println(p.Line())
 		}
 		switch {

@@ -193,6 +193,14 @@ func (p PhaseResult) Line() string {
 		p.Phase, p.Summary.Intervals, p.Summary.Missed, float64(p.Summary.P99Close)/float64(time.Millisecond), p.Load.MiBs(), p.Verdict)
 }
 
+// Detail is the phase's diagnostics: why intervals were missed.
+func (p PhaseResult) Detail() string {
+	s := p.Summary
+	return fmt.Sprintf("bench-metering: phase=%s late_closes=%d short_intervals=%d min_samples=%d max_close_ms=%.1f gate_pause_ms=%d rate_wait_ms=%d yields=%d",
+		p.Phase, s.LateCloses, s.ShortCounts, s.MinSamples, float64(s.MaxClose)/float64(time.Millisecond),
+		p.Load.Throttle.GatePause.Milliseconds(), p.Load.Throttle.RateWait.Milliseconds(), p.Load.Throttle.Yields)
+}
+
 // Judge sets the verdicts of the four phases (in Phases order) and reports
 // whether the run passed: clean baselines, damage unthrottled, none
 // throttled.

@@ -150,16 +150,32 @@ type Summary struct {
 	Intervals int
 	Missed    int
 	P99Close  time.Duration
+	// Diagnostics: why intervals were missed.
+	LateCloses  int           // intervals closed later than MaxClose
+	ShortCounts int           // intervals with fewer than MinSamples samples
+	MinSamples  int           // the fewest samples of an interval
+	MaxClose    time.Duration // the latest close
 }
 
 // Summarize applies c to rs.
 func Summarize(rs []IntervalResult, c Criteria) Summary {
 	s := Summary{Intervals: len(rs)}
 	lat := make([]time.Duration, 0, len(rs))
-	for _, r := range rs {
-		if r.Close > c.MaxClose || r.Samples < c.MinSamples {
+	for i, r := range rs {
+		late, short := r.Close > c.MaxClose, r.Samples < c.MinSamples
+		if late || short {
 			s.Missed++
 		}
+		if late {
+			s.LateCloses++
+		}
+		if short {
+			s.ShortCounts++
+		}
+		if i == 0 || r.Samples < s.MinSamples {
+			s.MinSamples = r.Samples
+		}
+		s.MaxClose = max(s.MaxClose, r.Close)
 		lat = append(lat, r.Close)
 	}
 	if len(lat) > 0 {
