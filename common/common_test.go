@@ -262,3 +262,20 @@ func TestPowerCutRestore(t *testing.T) {
 	})
 	t.Logf("restore: %d power cuts recovered", cuts)
 }
+
+// TestSizing logs the readings the sim's default common partition retains
+// at two program units; docs/metering.md quotes the figures.
+func TestSizing(t *testing.T) {
+	g := sim.DefaultGeometry()
+	for _, ws := range []int64{g.WriteSize, 16} {
+		c, err := Open(flashrec.NewMem(g.CommonSize, g.EraseSize, ws))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := c.ReadingsCapacity()
+		t.Logf("common sizing: partition=%d erase=%d write_unit=%d readings_retained_at_least=%d", g.CommonSize, g.EraseSize, ws, n)
+		if n < 100 {
+			t.Errorf("write unit %d: %d readings retained", ws, n)
+		}
+	}
+}

@@ -5,10 +5,10 @@
 // records for each interval how late its close completed and how many
 // samples it took.
 //
-// A sample is taken at each multiple of Sample after the start. A sample
-// whose deadline passed by a whole period or more before the process ran
-// is lost, as a one-deep ADC buffer overruns: a starved process loses
-// samples, not just time. The close at each interval boundary takes the
+// The ADC takes a sample at each multiple of Sample after the start and
+// keeps the newest FIFO samples (default 4, 40 ms at the default scaling);
+// the process reads them when it runs. A sample overwritten before the
+// process read it is lost: a starved process loses samples, not just time. The close at each interval boundary takes the
 // interval's last sample, appends one reading to the readings file and
 // fsyncs it (the reading is durable, as on flash), and reports the close
 // latency: from the boundary to the fsync's return.
@@ -37,6 +37,9 @@ type Options struct {
 	CloseLead time.Duration // how long before the boundary the gate opens (default 3 samples)
 	Readings  string        // the readings file (appended and fsynced at each close)
 	GateFile  string        // the gate file; "" for none
+	// FIFO is how many samples the ADC buffers (default 4): a sample is
+	// lost when the process has not read it before FIFO newer ones came.
+	FIFO int
 	// Work is the CPU work per sample, in iterations of a small filter
 	// (default 2000: tens of microseconds).
 	Work int
@@ -62,6 +65,9 @@ func Run(ctx context.Context, o Options) ([]IntervalResult, error) {
 	if o.Work <= 0 {
 		o.Work = 2000
 	}
+	if o.FIFO <= 0 {
+		o.FIFO = 4
+	}
 	if o.Interval%o.Sample != 0 || o.Intervals <= 0 {
 		return nil, errors.New("metrosim: interval must be a positive multiple of the sample period, intervals positive")
 	}
@@ -70,24 +76,28 @@ func Run(ctx context.Context, o Options) ([]IntervalResult, error) {
 		return nil, fmt.Errorf("metrosim: %w", err)
 	}
 	defer rf.Close()
-	per := int(o.Interval / o.Sample)
+	per := int64(o.Interval / o.Sample)
 	start := time.Now()
+	at := func(k int64) time.Time { return start.Add(time.Duration(k) * o.Sample) }
 	var out []IntervalResult
 	acc := 0.0
 	samples := 0
 	gateOpen := false
-	for k := 1; len(out) < o.Intervals; k++ {
-		deadline := start.Add(time.Duration(k) * o.Sample)
-		boundary := k%per == 0
-		// Open the gate ahead of the boundary.
-		next := start.Add(time.Duration((k+per-1)/per*per) * o.Sample)
-		if o.GateFile != "" && !gateOpen && time.Until(next) <= o.CloseLead {
+	last := int64(0) // the last sample slot handled
+	for len(out) < o.Intervals {
+		// Open the gate ahead of the next boundary.
+		boundary := (last/per + 1) * per
+		if o.GateFile != "" && !gateOpen && time.Until(at(boundary)) <= o.CloseLead {
 			if f, err := os.Create(o.GateFile); err == nil {
 				f.Close()
 				gateOpen = true
 			}
 		}
-		if d := time.Until(deadline); d > 0 {
+		wake := at(last + 1)
+		if o.GateFile != "" && !gateOpen && at(boundary).Add(-o.CloseLead).Before(wake) {
+			wake = at(boundary).Add(-o.CloseLead) // wake to open the gate
+		}
+		if d := time.Until(wake); d > 0 {
 			t := time.NewTimer(d)
 			select {
 			case <-ctx.Done():
@@ -95,30 +105,37 @@ func Run(ctx context.Context, o Options) ([]IntervalResult, error) {
 				return out, ctx.Err()
 			case <-t.C:
 			}
+			if time.Now().Before(at(last + 1)) {
+				continue // woke to open the gate
+			}
 		}
-		if time.Since(deadline) < o.Sample {
-			acc += work(o.Work, k)
-			samples++
+		avail := int64(time.Since(start) / o.Sample) // slots whose sample the ADC has taken
+		for k := last + 1; k <= avail && len(out) < o.Intervals; k++ {
+			if avail-k < int64(o.FIFO) { // still in the FIFO: not overwritten
+				acc += work(o.Work, int(k))
+				samples++
+			}
+			if k%per != 0 {
+				continue
+			}
+			var rec [24]byte
+			binary.LittleEndian.PutUint64(rec[0:], uint64(k/per))
+			binary.LittleEndian.PutUint64(rec[8:], math.Float64bits(acc))
+			binary.LittleEndian.PutUint64(rec[16:], uint64(samples))
+			if _, err := rf.Write(rec[:]); err != nil {
+				return out, fmt.Errorf("metrosim: %w", err)
+			}
+			if err := rf.Sync(); err != nil {
+				return out, fmt.Errorf("metrosim: %w", err)
+			}
+			out = append(out, IntervalResult{Samples: samples, Close: time.Since(at(k))})
+			if gateOpen {
+				os.Remove(o.GateFile)
+				gateOpen = false
+			}
+			samples = 0
 		}
-		if !boundary {
-			continue
-		}
-		var rec [24]byte
-		binary.LittleEndian.PutUint64(rec[0:], uint64(k/per))
-		binary.LittleEndian.PutUint64(rec[8:], math.Float64bits(acc))
-		binary.LittleEndian.PutUint64(rec[16:], uint64(samples))
-		if _, err := rf.Write(rec[:]); err != nil {
-			return out, fmt.Errorf("metrosim: %w", err)
-		}
-		if err := rf.Sync(); err != nil {
-			return out, fmt.Errorf("metrosim: %w", err)
-		}
-		out = append(out, IntervalResult{Samples: samples, Close: time.Since(deadline)})
-		if gateOpen {
-			os.Remove(o.GateFile)
-			gateOpen = false
-		}
-		samples = 0
+		last = avail
 	}
 	return out, nil
 }
