@@ -9,7 +9,8 @@
 # INTERVALS (intervals per phase; default 15), SIZE (image bytes; 4 MiB),
 # NICE (a nice adjustment for the whole benchmark, default 0: on a shared
 # machine a negative value, as root, shields all phases alike from other
-# work; the throttled load still drops itself to nice 19).
+# work; the throttled load still drops itself to nice 19), KEEP_PRIORITY=1
+# (the throttled load keeps normal priority: the throttle alone).
 set -euo pipefail
 GO=${GO:-go}
 command -v taskset >/dev/null || { echo "bench-metering: taskset (util-linux) not found" >&2; exit 1; }
@@ -20,7 +21,7 @@ cpu=${CPU:-$(( $(nproc --all) - 1 ))}
 "$work/bin/meterbench" prepare --dir "$work/b" --size "${SIZE:-4194304}"
 echo "bench-metering: pinned to CPU $cpu, nice ${NICE:-0}, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 rc=0
-nice -n "${NICE:-0}" taskset -c "$cpu" "$work/bin/meterbench" run --dir "$work/b" --metrosim "$work/bin/metrosim" --intervals "${INTERVALS:-15}" || rc=$?
+nice -n "${NICE:-0}" taskset -c "$cpu" "$work/bin/meterbench" run --dir "$work/b" --metrosim "$work/bin/metrosim" --intervals "${INTERVALS:-15}" --keep-priority="$([[ ${KEEP_PRIORITY:-0} == 1 ]] && echo true || echo false)" || rc=$?
 case $rc in
 0) echo "bench-metering: passed" >&2 ;;
 1) echo "bench-metering: the throttled apply missed intervals on a clean machine" >&2 ;;

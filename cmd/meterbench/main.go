@@ -35,6 +35,7 @@ func main() {
 	mode := fs.String("mode", "throttled", "load mode (apply)")
 	ms := fs.String("metrosim", "metrosim", "metrosim program (run)")
 	n := fs.Int("intervals", 10, "intervals per phase (run)")
+	keep := fs.Bool("keep-priority", false, "the throttled load keeps normal CPU and I/O priority (run, apply)")
 	fs.Parse(os.Args[2:])
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "meterbench: --dir is required")
@@ -52,7 +53,7 @@ func main() {
 		if err != nil {
 			fail(err)
 		}
-		if lower {
+		if lower && !*keep {
 			if err := throttle.LowerPriority(); err != nil {
 				fmt.Fprintln(os.Stderr, "meterbench:", err)
 			}
@@ -67,7 +68,7 @@ func main() {
 		if err != nil {
 			fail(err)
 		}
-		ps, err := meterbench.Run(ctx, meterbench.Config{Dir: *dir, Self: self, Metrosim: *ms, Intervals: *n, Criteria: metrosim.DefaultCriteria(), Log: os.Stderr})
+		ps, err := meterbench.Run(ctx, meterbench.Config{Dir: *dir, Self: self, Metrosim: *ms, Intervals: *n, KeepPriority: *keep, Criteria: metrosim.DefaultCriteria(), Log: os.Stderr})
 		if err != nil {
 			fail(err)
 		}

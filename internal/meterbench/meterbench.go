@@ -243,7 +243,10 @@ type Config struct {
 	Metrosim  string // the metrosim program
 	Intervals int
 	Criteria  metrosim.Criteria
-	Log       io.Writer // progress; nil discards
+	// KeepPriority: the throttled load does not lower its priority (to
+	// measure the throttle alone).
+	KeepPriority bool
+	Log          io.Writer // progress; nil discards
 }
 
 // Run runs the four phases.
@@ -256,7 +259,7 @@ func Run(ctx context.Context, c Config) ([]PhaseResult, error) {
 		var load *exec.Cmd
 		var loadOut bytes.Buffer
 		if phase == "throttled" || phase == "unthrottled" {
-			load = exec.CommandContext(ctx, c.Self, "apply", "--dir", c.Dir, "--mode", phase)
+			load = exec.CommandContext(ctx, c.Self, "apply", "--dir", c.Dir, "--mode", phase, fmt.Sprintf("--keep-priority=%v", c.KeepPriority))
 			load.Stdout, load.Stderr = &loadOut, os.Stderr
 			load.Cancel = func() error { return load.Process.Signal(syscall.SIGTERM) }
 			if err := load.Start(); err != nil {
