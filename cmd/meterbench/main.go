@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"meterupd/internal/meterbench"
 	"meterupd/internal/metrosim"
@@ -35,6 +36,7 @@ func main() {
 	mode := fs.String("mode", "throttled", "load mode (apply)")
 	ms := fs.String("metrosim", "metrosim", "metrosim program (run)")
 	n := fs.Int("intervals", 10, "intervals per phase (run)")
+	work := fs.Duration("work", 6*time.Millisecond, "CPU time of each 10 ms metrosim sample (run)")
 	keep := fs.Bool("keep-priority", false, "the throttled load keeps normal CPU and I/O priority (run, apply)")
 	fs.Parse(os.Args[2:])
 	if *dir == "" {
@@ -68,7 +70,7 @@ func main() {
 		if err != nil {
 			fail(err)
 		}
-		ps, err := meterbench.Run(ctx, meterbench.Config{Dir: *dir, Self: self, Metrosim: *ms, Intervals: *n, KeepPriority: *keep, Criteria: metrosim.DefaultCriteria(), Log: os.Stderr})
+		ps, err := meterbench.Run(ctx, meterbench.Config{Dir: *dir, Self: self, Metrosim: *ms, Intervals: *n, Work: *work, KeepPriority: *keep, Criteria: metrosim.DefaultCriteria(), Log: os.Stderr})
 		if err != nil {
 			fail(err)
 		}

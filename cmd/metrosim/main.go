@@ -22,6 +22,7 @@ func main() {
 	flag.DurationVar(&o.Interval, "interval", time.Second, "interval length")
 	flag.IntVar(&o.Intervals, "intervals", 10, "intervals to meter")
 	flag.StringVar(&o.Readings, "readings", "readings.bin", "readings file (appended, fsynced at each close)")
+	flag.DurationVar(&o.WorkTime, "work", 0, "CPU time of each sample's processing (0: a few tens of µs)")
 	flag.StringVar(&o.GateFile, "gate", "", "gate file: exists while an interval is closing")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

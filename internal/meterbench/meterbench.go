@@ -242,7 +242,9 @@ type Config struct {
 	Self      string // this program (for the load child: Self apply …)
 	Metrosim  string // the metrosim program
 	Intervals int
-	Criteria  metrosim.Criteria
+	// Work is the CPU time of each metrosim sample (its --work).
+	Work     time.Duration
+	Criteria metrosim.Criteria
 	// KeepPriority: the throttled load does not lower its priority (to
 	// measure the throttle alone).
 	KeepPriority bool
@@ -267,7 +269,7 @@ func Run(ctx context.Context, c Config) ([]PhaseResult, error) {
 			}
 			time.Sleep(500 * time.Millisecond) // the load's first applies are under way
 		}
-		ms := exec.CommandContext(ctx, c.Metrosim, "--intervals", fmt.Sprint(c.Intervals),
+		ms := exec.CommandContext(ctx, c.Metrosim, "--intervals", fmt.Sprint(c.Intervals), "--work", c.Work.String(),
 			"--readings", filepath.Join(c.Dir, readings), "--gate", filepath.Join(c.Dir, gateFile))
 		msOut, err := ms.Output()
 		var pr PhaseResult

@@ -41,8 +41,12 @@ type Options struct {
 	// lost when the process has not read it before FIFO newer ones came.
 	FIFO int
 	// Work is the CPU work per sample, in iterations of a small filter
-	// (default 2000: tens of microseconds).
-	Work int
+	// (default 2000: tens of microseconds). WorkTime, when set, replaces
+	// it: Run calibrates the iterations that take WorkTime on this CPU
+	// before it starts metering (a metrology process's signal processing
+	// takes a good share of a meter SoC's single core).
+	Work     int
+	WorkTime time.Duration
 }
 
 // IntervalResult is one interval's outcome.
@@ -61,6 +65,9 @@ func Run(ctx context.Context, o Options) ([]IntervalResult, error) {
 	}
 	if o.CloseLead <= 0 {
 		o.CloseLead = 3 * o.Sample
+	}
+	if o.WorkTime > 0 {
+		o.Work = calibrate(o.WorkTime)
 	}
 	if o.Work <= 0 {
 		o.Work = 2000
@@ -149,6 +156,19 @@ func work(n, k int) float64 {
 		y = 0.99*y + 0.01*x*x
 	}
 	return y
+}
+
+// calibrate returns the work iterations that take d, measured on the
+// fastest of a few tries (the others were interrupted).
+func calibrate(d time.Duration) int {
+	const n = 20000
+	best := time.Duration(math.MaxInt64)
+	for range 5 {
+		t := time.Now()
+		work(n, 1)
+		best = min(best, time.Since(t))
+	}
+	return max(1, int(float64(n)*float64(d)/float64(max(best, 1))))
 }
 
 // Criteria say when an interval is missed.
