@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"sort"
 	"time"
 )
@@ -66,8 +67,11 @@ func Run(ctx context.Context, o Options) ([]IntervalResult, error) {
 	if o.CloseLead <= 0 {
 		o.CloseLead = 3 * o.Sample
 	}
+	burn := func(k int) float64 { return work(o.Work, k) }
 	if o.WorkTime > 0 {
-		o.Work = calibrate(o.WorkTime)
+		runtime.LockOSThread() // the thread's CPU clock is this goroutine's
+		defer runtime.UnlockOSThread()
+		burn = func(k int) float64 { return workFor(o.WorkTime, k) }
 	}
 	if o.Work <= 0 {
 		o.Work = 2000
@@ -119,7 +123,7 @@ func Run(ctx context.Context, o Options) ([]IntervalResult, error) {
 		avail := int64(time.Since(start) / o.Sample) // slots whose sample the ADC has taken
 		for k := last + 1; k <= avail && len(out) < o.Intervals; k++ {
 			if avail-k < int64(o.FIFO) { // still in the FIFO: not overwritten
-				acc += work(o.Work, int(k))
+				acc += burn(int(k))
 				samples++
 			}
 			if k%per != 0 {
@@ -158,17 +162,16 @@ func work(n, k int) float64 {
 	return y
 }
 
-// calibrate returns the work iterations that take d, measured on the
-// fastest of a few tries (the others were interrupted).
-func calibrate(d time.Duration) int {
-	const n = 20000
-	best := time.Duration(math.MaxInt64)
-	for range 5 {
-		t := time.Now()
-		work(n, 1)
-		best = min(best, time.Since(t))
+// workFor runs the filter until the thread has used d of CPU time (on
+// Linux, its CPU clock; elsewhere wall time), so the load is the same on a
+// fast or a slow, a quiet or a contended CPU.
+func workFor(d time.Duration, k int) float64 {
+	start := cpuTime()
+	y := 0.0
+	for i := 0; cpuTime()-start < d; i++ {
+		y += work(200, k+i)
 	}
-	return max(1, int(float64(n)*float64(d)/float64(max(best, 1))))
+	return y
 }
 
 // Criteria say when an interval is missed.
