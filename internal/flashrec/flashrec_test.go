@@ -134,6 +134,18 @@ func TestRingPowerCut(t *testing.T) {
 	}
 }
 
+// TestScanRejectsUnpaddedFrame: a frame whose length is not a multiple of
+// the write unit (only a forger writes one) is not taken, so appends stay
+// aligned.
+func TestScanRejectsUnpaddedFrame(t *testing.T) {
+	buf := bytes.Repeat([]byte{0xFF}, 256)
+	copy(buf, Encode(testMagic, 1, 1, []byte("abc"), 1)) // 35 bytes
+	s, err := ScanBytes(buf, 16, testMagic, 1, 64)
+	if err != nil || len(s.Frames) != 0 || s.DirtyEnd%16 != 0 {
+		t.Errorf("ScanBytes = %+v, %v; want no frame and an aligned dirty end", s, err)
+	}
+}
+
 func TestWindowBounds(t *testing.T) {
 	m := NewMem(4*1024, 1024, 16)
 	if _, err := NewWindow(m, 512, 1024); !errors.Is(err, ErrGeometry) {

@@ -130,7 +130,7 @@ func ScanBytes(b []byte, ws int64, magic [4]byte, version uint16, maxPayload int
 		if err != nil {
 			return Scan{}, fmt.Errorf("at %d: %w", off, err)
 		}
-		if !ok {
+		if !ok || f.Len%ws != 0 { // a frame is always padded to the write unit
 			s.Invalid = append(s.Invalid, off)
 			off += ws
 			s.DirtyEnd = off
