@@ -147,7 +147,8 @@ func WriteFactory(dir string, image []byte) error {
 
 // Open opens the node in dir. It reads board.json and opens the partition
 // files; it reads no partition content, so it is cheap enough to run
-// thousands of times in a power-cut suite.
+// thousands of times in a power-cut suite. A directory made before the
+// metering partitions existed gains them, erased (see metering.go).
 func Open(dir string, opts ...Option) (*Board, error) {
 	g, err := readState(dir)
 	if err != nil {
