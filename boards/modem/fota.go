@@ -295,7 +295,12 @@ func (p *port) with(ctx context.Context, f func(*Modem) error) error {
 // module answers one 'A' after every 1024 bytes and the next block waits
 // for it. It returns the answer lines up to the final result. The AT
 // driver (Modem) is closed meanwhile: the data phase is not lines.
-func (p *port) dataSession(ctx context.Context, cmd string, r io.Reader, size int64, ack bool, stage string) ([]string, error) {
+//
+// When the data phase breaks off with the port still there, the module
+// waits for the rest until its own data timeout (idle) and would take the
+// next command for data: dataSession lets that time pass before it returns
+// the error.
+func (p *port) dataSession(ctx context.Context, cmd string, r io.Reader, size int64, ack bool, idle time.Duration, stage string) (lines []string, err error) {
 	if err := checkCommand(cmd); err != nil {
 		return nil, err
 	}
@@ -331,8 +336,17 @@ func (p *port) dataSession(ctx context.Context, cmd string, r io.Reader, size in
 			return nil, fmt.Errorf("%s: %w", cmd, ferr)
 		}
 	}
-	buf := make([]byte, 1024)
 	var sent int64
+	defer func() {
+		if sent < size && err != nil && !errors.Is(err, ErrPortGone) && ctx.Err() == nil {
+			p.log.Info("upload broken off, letting the module's data timeout pass", slog.Duration("idle", idle), slog.Any("err", err))
+			select {
+			case <-p.fw.Clock.After(idle + time.Second):
+			case <-ctx.Done():
+			}
+		}
+	}()
+	buf := make([]byte, 1024)
 	for sent < size {
 		n := int64(len(buf))
 		if size-sent < n {
@@ -357,7 +371,6 @@ func (p *port) dataSession(ctx context.Context, cmd string, r io.Reader, size in
 		p.fw.progress(stage, int(sent*100/size))
 	}
 	s.ackMode.Store(false)
-	var lines []string
 	for {
 		ev, err := s.next(ctx, timeout)
 		if err != nil {

@@ -432,3 +432,23 @@ func TestUpdateFirmwareBadStep(t *testing.T) {
 		}
 	}
 }
+
+// TestUploadShortImage: the update file ends before its declared size.
+// The upload fails, the driver lets the module's data timeout pass, and
+// the next upload goes through.
+func TestUploadShortImage(t *testing.T) {
+	path, sim := modemtest.StartWith(t, modemtest.Options{Dialect: modemtest.Quectel})
+	fw := fwConfig()
+	q := &modem.Quectel{Path: path, Config: atConfig(), FOTA: modem.QuectelConfig{FirmwareConfig: fw, DataTimeout: 20}}
+	img := fwImage("X", 5001)
+	err := q.ModemUpload(context.Background(), bytes.NewReader(img[:3000]), int64(len(img)))
+	if err == nil || errors.Is(err, modem.ErrPortGone) {
+		t.Fatalf("ModemUpload of a short file = %v, want an error", err)
+	}
+	if err := q.ModemUpload(context.Background(), bytes.NewReader(img), int64(len(img))); err != nil {
+		t.Fatalf("ModemUpload after it = %v", err)
+	}
+	if b, _ := sim.File(modemtest.QuectelFile); !bytes.Equal(b, img) {
+		t.Errorf("the module holds %d bytes, not the image", len(b))
+	}
+}

@@ -111,7 +111,7 @@ func (q *Quectel) ModemUpload(ctx context.Context, image io.Reader, size int64) 
 	}
 	var sum Checksum16
 	cmd := fmt.Sprintf("AT+QFUPL=%q,%d,%d,1", file, size, q.FOTA.DataTimeout)
-	lines, err := p.dataSession(ctx, cmd, io.TeeReader(image, &sum), size, true, "upload")
+	lines, err := p.dataSession(ctx, cmd, io.TeeReader(image, &sum), size, true, time.Duration(q.FOTA.DataTimeout)*time.Second, "upload")
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,10 @@ type UBloxConfig struct {
 
 var _ hw.ModemFirmware = (*UBlox)(nil)
 
+// uBloxDataIdle is how long the module waits for the next byte of
+// +UDWNFILE before it stops the command (SARA-R4 manual, 16.2: 20 s).
+const uBloxDataIdle = 20 * time.Second
+
 func (u *UBlox) port() *port {
 	if u.FOAT.File == "" {
 		u.FOAT.File = "update.bin"
@@ -88,7 +92,7 @@ func (u *UBlox) ModemUpload(ctx context.Context, image io.Reader, size int64) er
 		return err
 	}
 	cmd := fmt.Sprintf("AT+UDWNFILE=%q,%d,\"FOAT\"", name, size)
-	_, err = p.dataSession(ctx, cmd, image, size, false, "upload")
+	_, err = p.dataSession(ctx, cmd, image, size, false, uBloxDataIdle, "upload")
 	return err
 }
 
