@@ -80,12 +80,7 @@ func (m *Modem) startDialect(o Options) error {
 		m.manufacturer, m.model, m.revision, m.imei = "u-blox", "SARA-R410M-02B", UBloxRevision, "352753090123456"
 		m.fota.apn = "factory.apn"
 	}
-	dir, err := os.MkdirTemp("", "modemtest")
-	if err != nil {
-		return err
-	}
-	m.t.Cleanup(func() { os.RemoveAll(dir) })
-	m.link = filepath.Join(dir, "ttyMODEM")
+	m.link = filepath.Join(m.t.TempDir(), "ttyMODEM")
 	return m.relink()
 }
 
