@@ -2,15 +2,16 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"meterupd/boards/hw"
+	"meterupd/clock"
 	"meterupd/journal"
 	"meterupd/manifest"
 	"meterupd/slots"
@@ -61,19 +62,28 @@ type Options struct {
 	Keys *manifest.Keyring
 	// Identity describes the node for item selection and requests.
 	Identity Identity
-	// Now is the clock (manifest expiry); nil means no expiry check.
-	Now func() time.Time
+	// Clock tells the time (manifest expiry) and times the trial's
+	// verdict; nil means the system clock.
+	Clock clock.Clock
+	// TrialTimeout is how long a trial's health checks may take before
+	// the agent gives up on a verdict and reboots, leaving the decision
+	// to the bootloader's attempts (and, on a board with one, the
+	// watchdog, which it stops feeding). Default 10 minutes.
+	TrialTimeout time.Duration
 }
 
 // Agent drives the update state machine on one board. It is not safe for
 // concurrent use: one process owns the node (the CLI takes a lock).
 type Agent struct {
-	opt     Options
-	b       hw.Board
-	j       *journal.Journal
-	rec     *Record
-	log     *slog.Logger
-	started bool
+	opt Options
+	b   hw.Board
+	j   *journal.Journal
+	rec *Record
+	log *slog.Logger
+	clk clock.Clock
+	// verdictDue is the running trial's verdict deadline (UnixNano; 0:
+	// none): the one field KeepWatchdog reads from another goroutine.
+	verdictDue atomic.Int64
 }
 
 func (o *Options) defaults() {
@@ -88,6 +98,10 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	o.Clock = clock.Or(o.Clock)
+	if o.TrialTimeout <= 0 {
+		o.TrialTimeout = 10 * time.Minute
 	}
 }
 
@@ -120,7 +134,7 @@ func Open(opt Options) (*Agent, error) {
 	if opt.Health == nil {
 		opt.Health = DefaultHealth(opt.Board, &rec)
 	}
-	return &Agent{opt: opt, b: opt.Board, j: j, rec: &rec, log: opt.Logger}, nil
+	return &Agent{opt: opt, b: opt.Board, j: j, rec: &rec, log: opt.Logger, clk: opt.Clock}, nil
 }
 
 // check rejects a record this code cannot act on safely.
@@ -255,9 +269,4 @@ func (a *Agent) goodOrder(r *Record) hw.BootState {
 		bs.Left[s] = a.opt.Attempts
 	}
 	return bs
-}
-
-func hexSum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }

@@ -193,44 +193,6 @@ func sanitize(s string) string {
 	}, s)
 }
 
-// imageSource yields the new image, erase block by erase block.
-type imageSource interface {
-	// Block fills p with block i of the image and returns its length.
-	Block(i int64, p []byte) (int, error)
-	Close() error
-}
-
-type fileSource struct {
-	f    *os.File
-	size int64
-}
-
-func (s *fileSource) Block(i int64, p []byte) (int, error) {
-	off := i * int64(len(p))
-	n := min(int64(len(p)), s.size-off)
-	if n <= 0 {
-		return 0, io.EOF
-	}
-	if _, err := s.f.ReadAt(p[:n], off); err != nil {
-		return 0, err
-	}
-	return int(n), nil
-}
-
-func (s *fileSource) Close() error { return s.f.Close() }
-
-func (a *Agent) openSource(it InstallItem) (imageSource, error) {
-	switch it.Kind {
-	case FullImage:
-		f, err := os.Open(it.Payloads[0])
-		if err != nil {
-			return nil, err
-		}
-		return &fileSource{f: f, size: it.Size}, nil
-	}
-	return nil, fmt.Errorf("item kind %q is not installable yet", it.Kind)
-}
-
 // install writes the idle slot from Update.Written on, one erase block at
 // a time, each read back, and checkpoints progress in the journal after
 // every block: a power cut costs at most the block in progress, and no
@@ -245,7 +207,7 @@ func (a *Agent) install(ctx context.Context, r *Record) error {
 	if u.Item.Kind == Delta {
 		return a.installDelta(ctx, r, f)
 	}
-	src, err := a.openSource(u.Item)
+	src, err := os.Open(u.Item.Payloads[0])
 	if err != nil {
 		return a.abandon(r, fmt.Sprintf("the payload cannot be read from the package store: %v", err))
 	}
@@ -258,8 +220,8 @@ func (a *Agent) install(ctx context.Context, r *Record) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, err := src.Block(i, buf)
-		if err != nil {
+		n := min(es, size-i*es)
+		if _, err := src.ReadAt(buf[:n], i*es); err != nil {
 			return a.abandon(r, fmt.Sprintf("the payload cannot be read from the package store: %v", err))
 		}
 		if err := a.writeBlock(f, i, buf[:n]); err != nil {

@@ -109,7 +109,7 @@ func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) 
 	if err != nil {
 		return err
 	}
-	pkg, err := manifest.OpenPackage(r, keys, manifest.Options{Floor: a.rec.Floor, Now: a.opt.Now})
+	pkg, err := manifest.OpenPackage(r, keys, manifest.Options{Floor: a.rec.Floor, Now: a.clk.Now})
 	if err != nil {
 		return &PackageError{Err: err}
 	}

@@ -33,6 +33,11 @@ type Record struct {
 	// Keys is the trusted keyring (PEM) once a signed key update has
 	// changed it; empty means the keyring the node was provisioned with.
 	Keys []byte `cbor:"keys,omitempty"`
+	// BootRepairs counts the boot orders rewritten from the journal since
+	// the node last rested on its primary (a lost boot state; see
+	// repairBoot). Optional, safe to lose: an older agent drops it and
+	// at worst one more repair is tried.
+	BootRepairs int `cbor:"bootfix,omitempty"`
 }
 
 // SlotInfo is what the journal knows of one slot.

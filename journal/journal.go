@@ -700,5 +700,3 @@ func (j *Journal) Records() ([]Record, error) {
 	sort.Slice(rs, func(a, b int) bool { return rs[a].Seq < rs[b].Seq })
 	return rs, nil
 }
-
-func crcC(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }

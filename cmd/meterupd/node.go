@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"meterupd/agent"
 	"meterupd/boards"
@@ -141,7 +140,7 @@ func (env *cmdEnv) openNode() (*node, error) {
 		n.close()
 		return nil, err
 	}
-	a, err := agent.Open(agent.Options{Board: b, StoreDir: env.storeDir(), Logger: env.logger(), Keys: keys, Identity: id, Now: time.Now})
+	a, err := agent.Open(agent.Options{Board: b, StoreDir: env.storeDir(), Logger: env.logger(), Keys: keys, Identity: id})
 	if err != nil {
 		n.close()
 		return nil, explainJournal(err)
