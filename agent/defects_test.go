@@ -3,14 +3,23 @@ package agent_test
 // Defects a hostile test found (issue 9), each replayed on a sim node.
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"maps"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"meterupd/agent"
 	"meterupd/boards/hw"
 	"meterupd/boards/sim"
+	"meterupd/manifest"
 	"meterupd/slots"
 )
 
@@ -93,4 +102,233 @@ func TestCorruptBootRecordIsRepaired(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// An accepted update that ends abandoned is an error wrapping
+// ErrAbandoned, and the result names the set still running, not the
+// target's version.
+func TestAbandonedInstallIsAnError(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "node")
+	newCompatNode(t, dir)
+	junk := filepath.Join(dir, "junk.delta")
+	if err := os.WriteFile(junk, bytes.Repeat([]byte("not a delta "), 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := bootSim(t, dir, func(a *agent.Agent) error {
+		if err := a.Start(ctx); err != nil {
+			return err
+		}
+		return a.Install(ctx, agent.InstallRequest{Activate: true, Item: agent.InstallItem{
+			Kind: agent.Delta, Version: "2.0.0", SHA256: strings.Repeat("ab", 32), Payloads: []string{junk}}})
+	})
+	if !errors.Is(err, agent.ErrAbandoned) {
+		t.Fatalf("Install(random bytes as a delta) = %v, want an error wrapping ErrAbandoned", err)
+	}
+	bootSim(t, dir, func(a *agent.Agent) error {
+		st, err := a.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := st.Last
+		if l == nil || l.Code != agent.Abandoned || l.Slot != hw.SlotA || l.Version != "1.0.0" {
+			t.Errorf("last result %+v, want abandoned, running 1.0.0 in A", l)
+		}
+		if l != nil && !strings.Contains(l.Reason, "delta") {
+			t.Errorf("reason %q does not say what failed", l.Reason)
+		}
+		if st.Booted != hw.SlotA || st.Update != nil {
+			t.Errorf("booted %s, update %+v: want A at rest", st.Booted, st.Update)
+		}
+		return nil
+	})
+}
+
+// An install while a set is on trial is refused and changes nothing;
+// with CommitTrial it commits the trial first, on purpose.
+func TestInstallDuringTrial(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "node")
+	sha := newCompatNode(t, dir)
+	img := filepath.Join(dir, "new.img")
+	err := bootSim(t, dir, func(a *agent.Agent) error {
+		if err := a.Start(ctx); err != nil {
+			return err
+		}
+		return a.Install(ctx, agent.InstallRequest{Activate: true, Item: agent.InstallItem{Kind: agent.FullImage, Version: "2.0.0", SHA256: sha, Payloads: []string{img}}})
+	})
+	if !errors.Is(err, hw.ErrRebooted) {
+		t.Fatalf("install: %v, want a reboot into the trial", err)
+	}
+	// The trial set runs; its agent has not reached a verdict.
+	v3 := sim.Image(256<<10, "3.0.0")
+	v3p := filepath.Join(dir, "v3.img")
+	if err := os.WriteFile(v3p, v3, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(v3)
+	req := agent.InstallRequest{Item: agent.InstallItem{Kind: agent.FullImage, Version: "3.0.0", SHA256: hex.EncodeToString(sum[:]), Payloads: []string{v3p}}}
+	before := nodeFiles(t, dir)
+	bootSim(t, dir, func(a *agent.Agent) error {
+		want := a.Record()
+		err := a.Install(ctx, req)
+		if !errors.Is(err, agent.ErrTrialRunning) || !strings.Contains(err.Error(), "commit or roll back the trial first") {
+			t.Errorf("Install during the trial = %v, want ErrTrialRunning", err)
+		}
+		if diff := cmp.Diff(want, a.Record()); diff != "" {
+			t.Errorf("record changed by a refused install (-before +after):\n%s", diff)
+		}
+		return nil
+	})
+	if after := nodeFiles(t, dir); !maps.Equal(before, after) {
+		t.Errorf("a refused install changed the node's files")
+	}
+	req.CommitTrial = true
+	err = bootSim(t, dir, func(a *agent.Agent) error {
+		if err := a.Install(ctx, req); err != nil {
+			return err
+		}
+		r := a.Record()
+		if r.Last == nil || r.Last.Code != agent.Committed || r.Primary != hw.SlotB {
+			t.Errorf("last %+v, primary %s: want the trial committed in B", r.Last, r.Primary)
+		}
+		if u := r.Update; u == nil || u.Phase != agent.Installed || u.Target != hw.SlotA || u.Item.Version != "3.0.0" {
+			t.Errorf("update %+v, want 3.0.0 installed into A", u)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Install with CommitTrial: %v", err)
+	}
+}
+
+// nodeFiles returns the digest of every file of a sim node.
+func nodeFiles(t *testing.T, dir string) map[string][32]byte {
+	t.Helper()
+	out := map[string][32]byte{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() == "lock" {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		out[p] = sha256.Sum256(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A signed package whose only item is older than the installed set,
+// without the signed downgrade flag, is refused: nothing recorded, the
+// sequence number not consumed, nothing changed.
+func TestDowngradeWithoutFlagIsRefused(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "node")
+	commitToB(t, dir) // 2.0.0 runs in B
+	key, err := manifest.GenerateKey("ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := manifest.NewKeyring(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := sim.Image(256<<10, "1.5.0")
+	d := sha256.Sum256(old)
+	m := &manifest.Manifest{Schema: 1, Sequence: 5, Items: []manifest.Item{{
+		ID: "sys-1.5.0", Component: manifest.ComponentSystem, Kind: manifest.KindFull, To: "1.5.0",
+		Payload: "sys-1.5.0.img", Size: uint64(len(old)), Digest: d[:], TargetDigest: d[:], TargetSize: uint64(len(old)),
+		Thresholds: manifest.Thresholds{Stop: 1},
+	}}}
+	body, err := manifest.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := manifest.Sign(body, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkg bytes.Buffer
+	w, err := manifest.NewWriter(&pkg, env, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WritePayload(bytes.NewReader(old)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := nodeFiles(t, dir)
+	b, err := sim.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a, err := agent.Open(agent.Options{Board: b, StoreDir: filepath.Join(dir, "store"), Keys: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := a.Record()
+	err = a.InstallPackage(ctx, &pkg, true)
+	var pe *agent.PackageError
+	if !errors.As(err, &pe) || !errors.Is(err, manifest.ErrDowngrade) {
+		t.Fatalf("InstallPackage(downgrade without the flag) = %v, want a PackageError wrapping manifest.ErrDowngrade", err)
+	}
+	if diff := cmp.Diff(want, a.Record()); diff != "" {
+		t.Errorf("record changed by a refused downgrade (-before +after):\n%s", diff)
+	}
+	if after := nodeFiles(t, dir); !maps.Equal(before, after) {
+		t.Errorf("a refused downgrade changed the node's files")
+	}
+}
+
+// An erased journal on a provisioned node is not "never provisioned".
+func TestErasedJournalIsNotNeverProvisioned(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		provision bool
+		want      error
+	}{
+		{"provisioned, journal erased", true, agent.ErrJournalErased},
+		{"never provisioned", false, agent.ErrNotProvision},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "node")
+			if tt.provision {
+				newCompatNode(t, dir)
+			} else {
+				g := sim.DefaultGeometry()
+				g.SlotSize = 256 << 10
+				if err := sim.Create(dir, g); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := filepath.Join(dir, "journal.bin")
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, bytes.Repeat([]byte{0xFF}, len(data)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			b, err := sim.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			_, err = agent.Open(agent.Options{Board: b})
+			if !errors.Is(err, tt.want) {
+				t.Errorf("Open = %v, want %v", err, tt.want)
+			}
+			if got, _ := os.ReadFile(p); !bytes.Equal(got, bytes.Repeat([]byte{0xFF}, len(data))) {
+				t.Errorf("Open wrote to the erased journal")
+			}
+		})
+	}
 }

@@ -27,14 +27,18 @@ type InstallRequest struct {
 	Item InstallItem
 	// Activate reboots into the trial as soon as the set is installed.
 	Activate bool
+	// CommitTrial confirms a running trial first (its health checks must
+	// pass) instead of refusing with ErrTrialRunning: the new install
+	// then writes over the previous set, on purpose.
+	CommitTrial bool
 }
 
 // Install accepts an update, writes the idle slot, verifies it and, when
 // asked, activates it (which reboots: on the sim board Install then
 // returns hw.ErrRebooted). Bad input is refused before anything changes.
 func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
-	if u := a.rec.Update; u != nil {
-		return fmt.Errorf("%w (%s, phase %s): wait for it to finish, or roll it back", ErrBusy, u.ID, u.Phase)
+	if err := a.idleFor(ctx, req.CommitTrial); err != nil {
+		return err
 	}
 	it := &req.Item
 	if it.Kind == FullImage && len(it.Payloads) == 1 {
@@ -70,6 +74,26 @@ func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
 	}
 	it.Payloads = stored
 	return a.accept(ctx, req, nil)
+}
+
+// idleFor checks that a new update may begin: no update in progress, and
+// in particular no trial — unless commitTrial, in which case the trial is
+// committed first (through Commit: its health checks must pass).
+func (a *Agent) idleFor(ctx context.Context, commitTrial bool) error {
+	u := a.rec.Update
+	if u == nil {
+		return nil
+	}
+	if u.Phase == Activating || u.Phase == Trial {
+		if !commitTrial {
+			return fmt.Errorf("%w (%s, version %s in %s)", ErrTrialRunning, u.ID, u.Item.Version, u.Target)
+		}
+		if err := a.Commit(ctx); err != nil {
+			return fmt.Errorf("agent: committing the trial before the install: %w", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w (%s, phase %s): wait for it to finish, or roll it back", ErrBusy, u.ID, u.Phase)
 }
 
 // prepare checks an install item against the node before anything is
@@ -146,7 +170,13 @@ func (a *Agent) accept(ctx context.Context, req InstallRequest, mutate func(*Upd
 	if err := a.commit(r); err != nil {
 		return err
 	}
-	return a.drive(ctx)
+	if err := a.drive(ctx); err != nil {
+		return err
+	}
+	if l := a.rec.Last; a.rec.Update == nil && l != nil && l.ID == req.ID && l.Code == Abandoned {
+		return fmt.Errorf("%w: %s", ErrAbandoned, l.Reason)
+	}
+	return nil
 }
 
 // storePayload copies a payload into the package store (temp, fsync,

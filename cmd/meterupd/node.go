@@ -163,6 +163,8 @@ func explainBoard(env *cmdEnv, err error) error {
 
 func explainJournal(err error) error {
 	switch {
+	case errors.Is(err, agent.ErrJournalErased):
+		return fmt.Errorf("the journal partition is erased, but the node holds a factory set: its journal was lost (or provisioning was interrupted); nothing was changed (%w)", err)
 	case errors.Is(err, agent.ErrNotProvision):
 		return fmt.Errorf("the journal is empty: this node was never provisioned; nothing was changed (%w)", err)
 	case errors.Is(err, agent.ErrNewerJournal):
