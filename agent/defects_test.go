@@ -26,19 +26,8 @@ import (
 // commitToB provisions a node and commits 2.0.0 to B through the agent.
 func commitToB(t *testing.T, dir string) {
 	t.Helper()
-	ctx := context.Background()
-	sha := newCompatNode(t, dir)
-	err := bootSim(t, dir, func(a *agent.Agent) error {
-		if err := a.Start(ctx); err != nil {
-			return err
-		}
-		return a.Install(ctx, agent.InstallRequest{Activate: true, Item: agent.InstallItem{
-			Kind: agent.FullImage, Version: "2.0.0", SHA256: sha, Payloads: []string{filepath.Join(dir, "new.img")}}})
-	})
-	if !errors.Is(err, hw.ErrRebooted) {
-		t.Fatalf("install: %v, want a reboot into the trial", err)
-	}
-	if err := bootSim(t, dir, func(a *agent.Agent) error { return a.Start(ctx) }); err != nil {
+	armTrial(t, dir)
+	if err := bootSim(t, dir, func(a *agent.Agent) error { return a.Start(context.Background()) }); err != nil {
 		t.Fatalf("start on the trial: %v", err)
 	}
 }

@@ -23,8 +23,9 @@ var ErrNoVerdict = errors.New("agent: the trial reached no verdict in time")
 func (a *Agent) trialHealth(ctx context.Context, s hw.Slot, want SlotInfo) error {
 	timeout := a.opt.TrialTimeout
 	due := a.clk.Now().Add(timeout)
+	// Cleared only by a verdict: once overdue, the agent stays unhealthy
+	// for the rest of this start, even if its own reboot fails.
 	a.verdictDue.Store(due.UnixNano())
-	defer a.verdictDue.Store(0)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	verdict := make(chan error, 1)
@@ -33,10 +34,12 @@ func (a *Agent) trialHealth(ctx context.Context, s hw.Slot, want SlotInfo) error
 	defer t.Stop()
 	select {
 	case err := <-verdict:
+		a.verdictDue.Store(0)
 		return err
 	case <-t.C():
 		return fmt.Errorf("%w: health checks still running after %v", ErrNoVerdict, timeout)
 	case <-ctx.Done():
+		a.verdictDue.Store(0)
 		return ctx.Err()
 	}
 }
