@@ -148,10 +148,7 @@ func (a *Agent) stepActivating(r *Record, booted hw.Slot) error {
 	}
 	if !armed {
 		// Arm the trial: one boot-control write.
-		bs := a.goodOrder(r)
-		bs.Order = append([]hw.Slot{u.Target}, bs.Order...)
-		bs.Left[u.Target] = a.opt.Attempts
-		if err := a.storeBoot(bs); err != nil {
+		if err := a.storeBoot(a.trialOrder(r)); err != nil {
 			return err
 		}
 		a.updateLog(u).Info("trial armed, rebooting")
@@ -159,9 +156,28 @@ func (a *Agent) stepActivating(r *Record, booted hw.Slot) error {
 	return a.reboot()
 }
 
+// trialOrder is the boot state that arms the trial: the target first
+// with every attempt, then the good sets.
+func (a *Agent) trialOrder(r *Record) hw.BootState {
+	bs := a.goodOrder(r)
+	bs.Order = append([]hw.Slot{r.Update.Target}, bs.Order...)
+	bs.Left[r.Update.Target] = a.opt.Attempts
+	return bs
+}
+
 // stepTrial decides the trial: health checks pass → commit, else reject.
 func (a *Agent) stepTrial(ctx context.Context, r *Record, booted hw.Slot) error {
 	u := r.Update
+	if booted == hw.SlotF {
+		lost, err := a.bootLost(r)
+		if err != nil {
+			return err
+		}
+		if lost {
+			// Not the trial's fault: re-arm it (Starts still bounds it).
+			return a.repairBoot(r, a.trialOrder(r))
+		}
+	}
 	if booted != u.Target {
 		return a.reject(r, fmt.Sprintf("the new set in %s stopped booting: the bootloader started %s", u.Target, booted))
 	}
@@ -190,6 +206,17 @@ func (a *Agent) stepTrial(ctx context.Context, r *Record, booted hw.Slot) error 
 // when it does not come back or fails.
 func (a *Agent) stepRollingBack(ctx context.Context, r *Record, booted hw.Slot) error {
 	u := r.Update
+	if booted == hw.SlotF && u.From != hw.SlotF {
+		lost, err := a.bootLost(r)
+		if err != nil {
+			return err
+		}
+		if lost {
+			// F because the boot state was lost, not because the
+			// previous set failed to boot: back to it.
+			return a.repairBoot(r, a.goodOrder(r))
+		}
+	}
 	if err := a.storeBoot(a.goodOrder(r)); err != nil {
 		return err
 	}
@@ -366,7 +393,7 @@ func (a *Agent) restOnF(r *Record) error {
 		return err
 	}
 	if len(tried) == 0 {
-		return a.repairBoot(r)
+		return a.repairBoot(r, a.goodOrder(r))
 	}
 	reason := fmt.Sprintf("%s did not boot and no other good set did: the bootloader started the factory set F", r.Primary)
 	for _, s := range tried {
@@ -381,7 +408,7 @@ func (a *Agent) restOnF(r *Record) error {
 		if err := a.commit(r); err != nil {
 			return err
 		}
-		return a.repairBoot(r)
+		return a.repairBoot(r, a.goodOrder(r))
 	}
 	r.Primary = hw.SlotF
 	if err := a.finish(r, FellBack, hw.SlotF, reason); err != nil {
@@ -409,13 +436,40 @@ func (a *Agent) tried(r *Record) ([]hw.Slot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: boot control: %w", err)
 	}
+	return triedIn(r, bs), nil
+}
+
+// triedIn lists the good sets of r that bs shows tried and given up on.
+func triedIn(r *Record, bs hw.BootState) []hw.Slot {
 	var out []hw.Slot
 	for _, s := range bs.Order {
 		if s != hw.SlotF && r.stateOf(s) == slots.Good && bs.Left[s] <= 0 {
 			out = append(out, s)
 		}
 	}
-	return out, nil
+	return out
+}
+
+// bootLost reports whether the boot state shows no attempt on any set the
+// node was meant to run (the journal's good sets, or the armed trial):
+// unreadable (hw.ErrBootStateLost), or an order that names none of them
+// with its attempts spent — U-Boot's default environment has no order at
+// all. A boot into F then says nothing about the sets.
+func (a *Agent) bootLost(r *Record) (bool, error) {
+	bs, err := a.b.Boot().Load()
+	if errors.Is(err, hw.ErrBootStateLost) {
+		a.log.Warn("boot state lost: the bootloader started F without an order", slog.Any("err", err))
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("agent: boot control: %w", err)
+	}
+	for _, s := range bs.Order {
+		if s != hw.SlotF && bs.Left[s] <= 0 {
+			return false, nil // the bootloader tried s and gave up
+		}
+	}
+	return true, nil
 }
 
 // maxBootRepairs bounds repairBoot's reboots: a boot state that reads
@@ -423,12 +477,12 @@ func (a *Agent) tried(r *Record) ([]hw.Slot, error) {
 // and the node stays on F (every good set still good in the journal).
 const maxBootRepairs = 3
 
-// repairBoot rewrites the boot order from the journal (the good sets,
-// primary first) and reboots into it. The count of repairs is a journal
+// repairBoot rewrites the boot order from the journal (bs: the good sets,
+// primary first, or the armed trial) and reboots into it. The count of repairs is a journal
 // fact (Record.BootRepairs) written before each reboot and cleared at
 // rest on the primary, so a boot control that never keeps what it is
 // given cannot make the node reboot forever.
-func (a *Agent) repairBoot(r *Record) error {
+func (a *Agent) repairBoot(r *Record, bs hw.BootState) error {
 	if r.BootRepairs >= maxBootRepairs {
 		a.log.Error("boot state not repaired: staying on the factory set F", slog.Int("repairs", r.BootRepairs))
 		return nil
@@ -437,7 +491,7 @@ func (a *Agent) repairBoot(r *Record) error {
 	if err := a.commit(r); err != nil {
 		return err
 	}
-	if err := a.storeBoot(a.goodOrder(r)); err != nil {
+	if err := a.storeBoot(bs); err != nil {
 		a.log.Error("boot state cannot be rewritten: staying on the factory set F", slog.Any("err", err))
 		return nil
 	}

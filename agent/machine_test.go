@@ -193,6 +193,10 @@ func TestStep(t *testing.T) {
 				r.Slots[B].State, r.Slots[B].Reason = slots.Bad, why
 				r.Update.Phase, r.Update.Reason = RollingBack, why
 			}},
+		{name: "trial on F with the boot record lost: re-armed, not rejected", rec: upd(Trial, 1), booted: F, boot: nil,
+			want: func(r *Record) { r.BootRepairs = 1 }, wantBS: ptr(order(B, 3, A, 3)), reboot: true, wantErr: true},
+		{name: "rolling back on F with the boot record lost: back to A, A not blamed", rec: upd(RollingBack, 1), booted: F, boot: nil,
+			want: func(r *Record) { r.BootRepairs = 1 }, wantBS: ptr(order(A, 3)), reboot: true, wantErr: true},
 		{name: "trial stopped booting", rec: upd(Trial, 2), booted: A, boot: ptr(order(B, 0, A, 3)),
 			want: func(r *Record) {
 				why := "the new set in B stopped booting: the bootloader started A"
