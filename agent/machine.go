@@ -386,13 +386,13 @@ func (a *Agent) rest(ctx context.Context) error {
 
 // restOnF reconciles a node that booted F while its primary is A or B.
 // Only a set the boot state shows the bootloader tried (in the order, its
-// attempts spent) is evidence; see tried.
+// attempts spent) is evidence; see bootTries.
 func (a *Agent) restOnF(r *Record) error {
-	tried, err := a.tried(r)
+	tried, lost, err := a.bootTries(r)
 	if err != nil {
 		return err
 	}
-	if len(tried) == 0 {
+	if lost {
 		return a.repairBoot(r, a.goodOrder(r))
 	}
 	reason := fmt.Sprintf("%s did not boot and no other good set did: the bootloader started the factory set F", r.Primary)
@@ -421,55 +421,36 @@ func (a *Agent) restOnF(r *Record) error {
 	return nil
 }
 
-// tried returns the journal's good updatable sets that the boot state
-// shows the bootloader tried and gave up on: in the order with no
-// attempts left. A boot state that cannot be read (hw.ErrBootStateLost:
-// both copies of the boot record corrupt, or U-Boot's default environment
-// without an order) is evidence against no set: the bootloader started F
-// because it had no order to follow.
-func (a *Agent) tried(r *Record) ([]hw.Slot, error) {
+// bootTries reads the boot state the bootloader left and returns the
+// sets it shows tried and given up on (in the order, no attempts left),
+// among the journal's good sets and the armed trial. A boot state that
+// cannot be read (hw.ErrBootStateLost: both copies of the boot record
+// corrupt) or an order with no set tried (U-Boot's default environment has
+// no order at all) is lost: a boot into F then says nothing about any set.
+func (a *Agent) bootTries(r *Record) (tried []hw.Slot, lost bool, err error) {
 	bs, err := a.b.Boot().Load()
 	if errors.Is(err, hw.ErrBootStateLost) {
 		a.log.Warn("boot state lost: the bootloader started F without an order", slog.Any("err", err))
-		return nil, nil
+		return nil, true, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("agent: boot control: %w", err)
+		return nil, false, fmt.Errorf("agent: boot control: %w", err)
 	}
-	return triedIn(r, bs), nil
-}
-
-// triedIn lists the good sets of r that bs shows tried and given up on.
-func triedIn(r *Record, bs hw.BootState) []hw.Slot {
-	var out []hw.Slot
 	for _, s := range bs.Order {
-		if s != hw.SlotF && r.stateOf(s) == slots.Good && bs.Left[s] <= 0 {
-			out = append(out, s)
+		if s == hw.SlotF || bs.Left[s] > 0 {
+			continue
+		}
+		if st := r.stateOf(s); st == slots.Good || st == slots.Trial {
+			tried = append(tried, s)
 		}
 	}
-	return out
+	return tried, len(tried) == 0, nil
 }
 
-// bootLost reports whether the boot state shows no attempt on any set the
-// node was meant to run (the journal's good sets, or the armed trial):
-// unreadable (hw.ErrBootStateLost), or an order that names none of them
-// with its attempts spent — U-Boot's default environment has no order at
-// all. A boot into F then says nothing about the sets.
+// bootLost reports whether the boot state is lost (see bootTries).
 func (a *Agent) bootLost(r *Record) (bool, error) {
-	bs, err := a.b.Boot().Load()
-	if errors.Is(err, hw.ErrBootStateLost) {
-		a.log.Warn("boot state lost: the bootloader started F without an order", slog.Any("err", err))
-		return true, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("agent: boot control: %w", err)
-	}
-	for _, s := range bs.Order {
-		if s != hw.SlotF && bs.Left[s] <= 0 {
-			return false, nil // the bootloader tried s and gave up
-		}
-	}
-	return true, nil
+	_, lost, err := a.bootTries(r)
+	return lost, err
 }
 
 // maxBootRepairs bounds repairBoot's reboots: a boot state that reads
