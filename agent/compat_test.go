@@ -1,8 +1,9 @@
 package agent_test
 
-// The journal's compatibility rule (docs/journal.md), tested for real: a
-// node whose update is rolled back to a set carrying an older agent must
-// be finished by that older agent, on the journal the newer one wrote.
+// The journal's compatibility rule (docs/journal.md; reliability case 59),
+// tested for real: a node whose update is rolled back to a set carrying an
+// older agent must be finished by that older agent, on the journal the
+// newer one wrote.
 //
 // The older agent is v0.1.0, built from git. A newer record reaches it in
 // two forms: as this agent writes it (an update committed to B, then a

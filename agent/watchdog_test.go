@@ -1,6 +1,6 @@
 package agent_test
 
-// A trial that hangs is not a trial that stays (issue 9 item 7): a new set
+// A trial that hangs is not a trial that stays (reliability case 60): a new set
 // whose health check never returns is rolled back by the bootloader's
 // count, through the agent's own reboot at the verdict deadline or, when
 // even that hangs, through the watchdog it stops feeding. Time is a fake
