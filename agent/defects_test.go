@@ -8,8 +8,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +21,8 @@ import (
 	"meterupd/agent"
 	"meterupd/boards/hw"
 	"meterupd/boards/sim"
+	"meterupd/delta"
+	"meterupd/internal/realtool"
 	"meterupd/manifest"
 	"meterupd/slots"
 )
@@ -95,42 +99,91 @@ func TestCorruptBootRecordIsRepaired(t *testing.T) {
 
 // An accepted update that ends abandoned is an error wrapping
 // ErrAbandoned, and the result names the set still running, not the
-// target's version.
+// target's version: random bytes as a delta, a delta against the wrong
+// base, a chain in the wrong order, a Debian bsdiff patch against the
+// wrong base.
 func TestAbandonedInstallIsAnError(t *testing.T) {
-	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "node")
-	newCompatNode(t, dir)
-	junk := filepath.Join(dir, "junk.delta")
-	if err := os.WriteFile(junk, bytes.Repeat([]byte("not a delta "), 100), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	err := bootSim(t, dir, func(a *agent.Agent) error {
-		if err := a.Start(ctx); err != nil {
-			return err
-		}
-		return a.Install(ctx, agent.InstallRequest{Activate: true, Item: agent.InstallItem{
-			Kind: agent.Delta, Version: "2.0.0", SHA256: strings.Repeat("ab", 32), Payloads: []string{junk}}})
-	})
-	if !errors.Is(err, agent.ErrAbandoned) {
-		t.Fatalf("Install(random bytes as a delta) = %v, want an error wrapping ErrAbandoned", err)
-	}
-	bootSim(t, dir, func(a *agent.Agent) error {
-		st, err := a.Status(ctx)
+	const size = 256 << 10
+	img := func(v string) []byte { return sim.Image(size, v) }
+	nodeDelta := func(from, to string) []byte {
+		t.Helper()
+		p, err := delta.Diff(img(from), img(to), delta.FormatNode)
 		if err != nil {
 			t.Fatal(err)
 		}
-		l := st.Last
-		if l == nil || l.Code != agent.Abandoned || l.Slot != hw.SlotA || l.Version != "1.0.0" {
-			t.Errorf("last result %+v, want abandoned, running 1.0.0 in A", l)
+		return p
+	}
+	debianBsdiff := func(from, to string) []byte {
+		t.Helper()
+		bin := realtool.Need(t, "bsdiff", "bsdiff")
+		d := t.TempDir()
+		o, n, p := filepath.Join(d, "old"), filepath.Join(d, "new"), filepath.Join(d, "patch")
+		for f, b := range map[string][]byte{o: img(from), n: img(to)} {
+			if err := os.WriteFile(f, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if l != nil && !strings.Contains(l.Reason, "delta") {
-			t.Errorf("reason %q does not say what failed", l.Reason)
+		if out, err := exec.Command(bin, o, n, p).CombinedOutput(); err != nil {
+			t.Fatalf("bsdiff: %v\n%s", err, out)
 		}
-		if st.Booted != hw.SlotA || st.Update != nil {
-			t.Errorf("booted %s, update %+v: want A at rest", st.Booted, st.Update)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
+		return b
+	}
+	tests := []struct {
+		name     string
+		payloads func() [][]byte
+		version  string
+	}{
+		{"random bytes as a delta", func() [][]byte { return [][]byte{bytes.Repeat([]byte("not a delta "), 100)} }, "2.0.0"},
+		{"a delta against the wrong base", func() [][]byte { return [][]byte{nodeDelta("1.5.0", "2.0.0")} }, "2.0.0"},
+		{"a chain in the wrong order", func() [][]byte { return [][]byte{nodeDelta("2.0.0", "3.0.0"), nodeDelta("1.0.0", "2.0.0")} }, "3.0.0"},
+		{"a Debian bsdiff patch against the wrong base", func() [][]byte { return [][]byte{debianBsdiff("1.5.0", "2.0.0")} }, "2.0.0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := filepath.Join(t.TempDir(), "node")
+			newCompatNode(t, dir)
+			var paths []string
+			for i, p := range tt.payloads() {
+				paths = append(paths, filepath.Join(dir, fmt.Sprintf("p%d.delta", i)))
+				if err := os.WriteFile(paths[i], p, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sum := sha256.Sum256(img(tt.version))
+			installErr := bootSim(t, dir, func(a *agent.Agent) error {
+				if err := a.Start(ctx); err != nil {
+					return err
+				}
+				return a.Install(ctx, agent.InstallRequest{Activate: true, Item: agent.InstallItem{
+					Kind: agent.Delta, Version: tt.version, SHA256: hex.EncodeToString(sum[:]), Payloads: paths}})
+			})
+			if !errors.Is(installErr, agent.ErrAbandoned) {
+				t.Fatalf("Install = %v, want an error wrapping ErrAbandoned", installErr)
+			}
+			bootSim(t, dir, func(a *agent.Agent) error {
+				st, err := a.Status(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				l := st.Last
+				if l == nil || l.Code != agent.Abandoned || l.Slot != hw.SlotA || l.Version != "1.0.0" {
+					t.Errorf("last result %+v, want abandoned, running 1.0.0 in A", l)
+				}
+				if l != nil && (l.Reason == "" || !strings.Contains(installErr.Error(), l.Reason)) {
+					t.Errorf("the error %q does not carry the recorded reason %q", installErr, l.Reason)
+				}
+				if st.Booted != hw.SlotA || st.Update != nil {
+					t.Errorf("booted %s, update %+v: want A at rest", st.Booted, st.Update)
+				}
+				return nil
+			})
+		})
+	}
 }
 
 // An install while a set is on trial is refused and changes nothing;
