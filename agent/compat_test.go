@@ -198,6 +198,13 @@ func TestOldAgentFinishesRollback(t *testing.T) {
 			updateThenRollBack(t, dir)
 			if future {
 				addFutureFacts(t, dir)
+				// This agent, too, reads a record with facts it does not know.
+				bootSim(t, dir, func(a *agent.Agent) error {
+					if u := a.Record().Update; u == nil || u.Phase != agent.RollingBack {
+						t.Errorf("this agent on the future record: update %+v, want rolling-back", u)
+					}
+					return nil
+				})
 			}
 			run := func(args ...string) string {
 				t.Helper()
