@@ -226,6 +226,23 @@ func TestInstallDuringTrial(t *testing.T) {
 		t.Errorf("a refused install changed the node's files")
 	}
 	req.CommitTrial = true
+	// A bad request that asks to commit the trial is refused before the
+	// trial is touched.
+	bad := req
+	bad.Item.SHA256 = strings.Repeat("00", 32)
+	bootSim(t, dir, func(a *agent.Agent) error {
+		want := a.Record()
+		if err := a.Install(ctx, bad); !errors.Is(err, agent.ErrDigest) {
+			t.Errorf("Install(wrong digest, CommitTrial) = %v, want ErrDigest", err)
+		}
+		if diff := cmp.Diff(want, a.Record()); diff != "" {
+			t.Errorf("a refused install with CommitTrial changed the record (-before +after):\n%s", diff)
+		}
+		return nil
+	})
+	if after := nodeFiles(t, dir); !maps.Equal(before, after) {
+		t.Errorf("a refused install with CommitTrial changed the node's files")
+	}
 	err = bootSim(t, dir, func(a *agent.Agent) error {
 		if err := a.Install(ctx, req); err != nil {
 			return err

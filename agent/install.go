@@ -37,7 +37,7 @@ type InstallRequest struct {
 // asked, activates it (which reboots: on the sim board Install then
 // returns hw.ErrRebooted). Bad input is refused before anything changes.
 func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
-	if err := a.idleFor(ctx, req.CommitTrial); err != nil {
+	if err := a.idleFor(req.CommitTrial); err != nil {
 		return err
 	}
 	it := &req.Item
@@ -73,27 +73,50 @@ func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
 		}
 	}
 	it.Payloads = stored
+	if err := a.endTrial(ctx, stored); err != nil {
+		return err
+	}
 	return a.accept(ctx, req, nil)
 }
 
-// idleFor checks that a new update may begin: no update in progress, and
-// in particular no trial — unless commitTrial, in which case the trial is
-// committed first (through Commit: its health checks must pass).
-func (a *Agent) idleFor(ctx context.Context, commitTrial bool) error {
+// idleFor checks, changing nothing, that a new update may begin: no update
+// in progress, and in particular no trial — unless commitTrial, when the
+// trial is committed (endTrial) once the request has passed every check.
+func (a *Agent) idleFor(commitTrial bool) error {
+	u := a.rec.Update
+	switch {
+	case u == nil:
+		return nil
+	case u.Phase == Activating || u.Phase == Trial:
+		if commitTrial {
+			return nil
+		}
+		return fmt.Errorf("%w (%s, version %s in %s)", ErrTrialRunning, u.ID, u.Item.Version, u.Target)
+	}
+	return fmt.Errorf("%w (%s, phase %s): wait for it to finish, or roll it back", ErrBusy, u.ID, u.Phase)
+}
+
+// endTrial commits the running trial, if there is one, for an install
+// that asked for it (InstallRequest.CommitTrial): its set must run and
+// pass its health checks. Journal only; the boot order follows at the
+// install's first step. stored are the request's payloads, removed when
+// the trial cannot be committed (the request then changes nothing).
+func (a *Agent) endTrial(ctx context.Context, stored []string) error {
 	u := a.rec.Update
 	if u == nil {
 		return nil
 	}
-	if u.Phase == Activating || u.Phase == Trial {
-		if !commitTrial {
-			return fmt.Errorf("%w (%s, version %s in %s)", ErrTrialRunning, u.ID, u.Item.Version, u.Target)
-		}
-		if err := a.Commit(ctx); err != nil {
-			return fmt.Errorf("agent: committing the trial before the install: %w", err)
-		}
-		return nil
+	err := a.checkTrial(ctx)
+	if err == nil {
+		err = a.commitTrial(a.rec.clone())
 	}
-	return fmt.Errorf("%w (%s, phase %s): wait for it to finish, or roll it back", ErrBusy, u.ID, u.Phase)
+	if err != nil {
+		for _, p := range stored {
+			os.Remove(p)
+		}
+		return fmt.Errorf("agent: the trial was not committed, nothing installed: %w", err)
+	}
+	return nil
 }
 
 // prepare checks an install item against the node before anything is

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"meterupd/boards/hw"
 	"meterupd/internal/atomicfile"
@@ -110,7 +112,7 @@ func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) 
 // the package gives them.
 func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt InstallRequest) error {
 	activate := opt.Activate
-	if err := a.idleFor(ctx, opt.CommitTrial); err != nil {
+	if err := a.idleFor(opt.CommitTrial); err != nil {
 		return err
 	}
 	keys, err := a.Keyring()
@@ -171,6 +173,9 @@ func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt Install
 		for _, p := range stored {
 			os.Remove(p)
 		}
+		if err := a.endTrial(ctx, nil); err != nil {
+			return err
+		}
 		// Nothing to install here (key updates only, or nothing for this
 		// node): the package is consumed now.
 		rec := a.rec.clone()
@@ -196,6 +201,9 @@ func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt Install
 			os.Remove(p)
 		}
 		return &PackageError{Err: err, Checks: rep.Results}
+	}
+	if err := a.endTrial(ctx, slices.Collect(maps.Values(stored))); err != nil {
+		return err
 	}
 	a.log.Info("package accepted", slog.Uint64("sequence", m.Sequence), slog.Int("steps", len(steps)), slog.String("target", item.Version))
 	return a.accept(ctx, InstallRequest{ID: id, Item: item, Activate: activate}, func(u *Update) {
