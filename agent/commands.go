@@ -80,6 +80,18 @@ func (a *Agent) Rollback(ctx context.Context, reason string) error {
 
 // Commit confirms the running trial now, after its health checks pass.
 func (a *Agent) Commit(ctx context.Context) error {
+	if err := a.checkTrial(ctx); err != nil {
+		return err
+	}
+	if err := a.commitTrial(a.rec.clone()); err != nil {
+		return err
+	}
+	return a.drive(ctx)
+}
+
+// checkTrial checks that a trial may be committed now: a set is on trial,
+// it runs, and it passes its health checks. It changes nothing.
+func (a *Agent) checkTrial(ctx context.Context) error {
 	u := a.rec.Update
 	if u == nil || (u.Phase != Trial && u.Phase != Activating) {
 		return fmt.Errorf("%w: no set is on trial", ErrNoTrial)
@@ -91,14 +103,10 @@ func (a *Agent) Commit(ctx context.Context) error {
 	if booted != u.Target {
 		return fmt.Errorf("%w: the trial set %s is not running (the node runs %s)", ErrNoTrial, u.Target, booted)
 	}
-	r := a.rec.clone()
-	if err := a.health(ctx, u.Target, a.trialInfo(r), true); err != nil {
+	if err := a.health(ctx, u.Target, a.trialInfo(a.rec), true); err != nil {
 		return fmt.Errorf("agent: not committed: health check failed: %w", err)
 	}
-	if err := a.commitTrial(r); err != nil {
-		return err
-	}
-	return a.drive(ctx)
+	return nil
 }
 
 // Status is the node's state as reported on the console and to the

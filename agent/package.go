@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"meterupd/boards/hw"
 	"meterupd/internal/atomicfile"
@@ -102,14 +104,22 @@ func (e *PackageError) Unwrap() error { return e.Err }
 // armed. A refused package changes nothing: not the slots, not the
 // journal, not the store.
 func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) error {
-	if u := a.rec.Update; u != nil {
-		return fmt.Errorf("%w (%s, phase %s): wait for it to finish, or roll it back", ErrBusy, u.ID, u.Phase)
+	return a.InstallPackageWith(ctx, r, InstallRequest{Activate: activate})
+}
+
+// InstallPackageWith is InstallPackage with the options of an
+// InstallRequest (Activate, CommitTrial); its ID and Item are ignored:
+// the package gives them.
+func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt InstallRequest) error {
+	activate := opt.Activate
+	if err := a.idleFor(opt.CommitTrial); err != nil {
+		return err
 	}
 	keys, err := a.Keyring()
 	if err != nil {
 		return err
 	}
-	pkg, err := manifest.OpenPackage(r, keys, manifest.Options{Floor: a.rec.Floor, Now: a.opt.Now})
+	pkg, err := manifest.OpenPackage(r, keys, manifest.Options{Floor: a.rec.Floor, Now: a.clk.Now})
 	if err != nil {
 		return &PackageError{Err: err}
 	}
@@ -131,6 +141,9 @@ func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) 
 	var plan manifest.Plan
 	if len(m.Items) > 0 {
 		if plan, err = pkg.Select(facts.Node()); err != nil {
+			return &PackageError{Err: err}
+		}
+		if err := downgradeOnly(m, facts.Node()); err != nil {
 			return &PackageError{Err: err}
 		}
 	}
@@ -160,6 +173,9 @@ func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) 
 		for _, p := range stored {
 			os.Remove(p)
 		}
+		if err := a.endTrial(ctx, nil); err != nil {
+			return err
+		}
 		// Nothing to install here (key updates only, or nothing for this
 		// node): the package is consumed now.
 		rec := a.rec.clone()
@@ -186,10 +202,46 @@ func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) 
 		}
 		return &PackageError{Err: err, Checks: rep.Results}
 	}
+	if err := a.endTrial(ctx, slices.Collect(maps.Values(stored))); err != nil {
+		return err
+	}
 	a.log.Info("package accepted", slog.Uint64("sequence", m.Sequence), slog.Int("steps", len(steps)), slog.String("target", item.Version))
 	return a.accept(ctx, InstallRequest{ID: id, Item: item, Activate: activate}, func(u *Update) {
 		u.Seq, u.Keys, u.Checks = m.Sequence, keysPEM, compactChecks(rep.Results)
 	})
+}
+
+// downgradeOnly refuses a package whose items for a component of this
+// node all lead to versions older than the installed one, without the
+// signed downgrade flag. Select plans nothing for such a component (every
+// item is for a version already passed); accepted, the package would be
+// recorded as installed with nothing installed and consume its sequence
+// number, and a later package with the same or a lower number, the real
+// one, would be refused as a replay.
+func downgradeOnly(m *manifest.Manifest, node manifest.NodeInfo) error {
+	if m.Downgrade {
+		return nil
+	}
+	older := map[manifest.Component]string{}
+	forward := map[manifest.Component]bool{}
+	for i := range m.Items {
+		it := &m.Items[i]
+		inst, ok := node.Installed[it.Component]
+		if !it.Applies(node) || !ok || inst == "" {
+			continue
+		}
+		if manifest.CompareVersions(it.To, inst) < 0 {
+			older[it.Component] = it.To
+		} else {
+			forward[it.Component] = true
+		}
+	}
+	for c, to := range older {
+		if !forward[c] {
+			return fmt.Errorf("%w: %s %s → %s", manifest.ErrDowngrade, c, node.Installed[c], to)
+		}
+	}
+	return nil
 }
 
 // installItem turns the system-set steps of a plan into one install item:

@@ -143,3 +143,8 @@ var (
 	ErrRebooted    = errors.New("hw: rebooted")
 	ErrUnsupported = errors.ErrUnsupported
 )
+
+// ErrBootStateLost: BootControl.Load found no readable boot state (every
+// copy corrupt). The bootloader then starts F without an order, so that
+// boot is no evidence against any set. Boot controls wrap it.
+var ErrBootStateLost = errors.New("hw: boot state lost")

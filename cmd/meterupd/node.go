@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"meterupd/agent"
 	"meterupd/boards"
@@ -141,7 +140,7 @@ func (env *cmdEnv) openNode() (*node, error) {
 		n.close()
 		return nil, err
 	}
-	a, err := agent.Open(agent.Options{Board: b, StoreDir: env.storeDir(), Logger: env.logger(), Keys: keys, Identity: id, Now: time.Now})
+	a, err := agent.Open(agent.Options{Board: b, StoreDir: env.storeDir(), Logger: env.logger(), Keys: keys, Identity: id})
 	if err != nil {
 		n.close()
 		return nil, explainJournal(err)
@@ -164,6 +163,8 @@ func explainBoard(env *cmdEnv, err error) error {
 
 func explainJournal(err error) error {
 	switch {
+	case errors.Is(err, agent.ErrJournalErased):
+		return fmt.Errorf("the journal partition is erased, but the node holds a factory set: its journal was lost (or provisioning was interrupted); nothing was changed (%w)", err)
 	case errors.Is(err, agent.ErrNotProvision):
 		return fmt.Errorf("the journal is empty: this node was never provisioned; nothing was changed (%w)", err)
 	case errors.Is(err, agent.ErrNewerJournal):
