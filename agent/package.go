@@ -97,8 +97,9 @@ func (e *PackageError) Unwrap() error { return e.Err }
 // InstallPackage installs a signed package read from r: the signature is
 // checked before any field is used, then the sequence number against the
 // floor; the node's items are selected and validated; the payloads it
-// needs stream into the package store, each hashed as it comes (a listed
-// payload missing, an unlisted one, or a wrong digest refuses the whole
+// needs stream into the package store, each hashed as it comes (a payload
+// this node needs missing, an unlisted one, or a wrong digest refuses the
+// whole package; a payload it does not need may be absent: a tailored
 // package); then the install path runs as for a bare image, and the
 // resulting slot is hashed against the signed target digest before it is
 // armed. A refused package changes nothing: not the slots, not the
@@ -119,7 +120,10 @@ func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt Install
 	if err != nil {
 		return err
 	}
-	pkg, err := manifest.OpenPackage(r, keys, manifest.Options{Floor: a.rec.Floor, Now: a.clk.Now})
+	// Tailored: a head-end may send only the payloads of this node's
+	// install path, under the manifest signed for all; storePackage
+	// refuses the package if one this node needs is absent.
+	pkg, err := manifest.OpenPackage(r, keys, manifest.Options{Floor: a.rec.Floor, Now: a.clk.Now, Tailored: true})
 	if err != nil {
 		return &PackageError{Err: err}
 	}
@@ -282,14 +286,16 @@ func (a *Agent) storePackage(pkg *manifest.Package, want map[int]bool, id string
 	if err := os.MkdirAll(a.opt.StoreDir, 0o755); err != nil {
 		return nil, fmt.Errorf("agent: package store: %w", err)
 	}
-	for i := 0; ; i++ {
-		_, pr, err := pkg.Next()
+	items := pkg.Manifest().Items
+	for {
+		it, pr, err := pkg.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return stored, err
 		}
+		i := slices.IndexFunc(items, func(x manifest.Item) bool { return x.Payload == it.Payload })
 		if !want[i] {
 			if _, err := io.Copy(io.Discard, pr); err != nil {
 				return stored, err
@@ -302,6 +308,11 @@ func (a *Agent) storePackage(pkg *manifest.Package, want map[int]bool, id string
 			return stored, err
 		}
 		stored[i] = p
+	}
+	for i := range want {
+		if _, ok := stored[i]; !ok {
+			return stored, fmt.Errorf("%w: %q, which this node's install path needs", manifest.ErrMissingPayload, items[i].Payload)
+		}
 	}
 	return stored, nil
 }
