@@ -63,6 +63,11 @@ type Options struct {
 	Identity Identity
 	// Now is the clock (manifest expiry); nil means no expiry check.
 	Now func() time.Time
+	// OnCommit, when set, is called after every journal commit with the
+	// record just committed (the daemon turns it into events). It runs on
+	// the agent's goroutine and must not modify the record or call the
+	// agent's commands.
+	OnCommit func(*Record)
 }
 
 // Agent drives the update state machine on one board. It is not safe for
@@ -187,6 +192,9 @@ func (a *Agent) commit(r *Record) error {
 		return fmt.Errorf("agent: journal commit: %w", err)
 	}
 	a.rec = r
+	if a.opt.OnCommit != nil {
+		a.opt.OnCommit(r)
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"meterupd/boards/modem"
 	"os"
 	"path/filepath"
 	"sync"
@@ -60,6 +61,9 @@ type Board struct {
 	ioFailing bool
 	closed    bool
 	scratch   []byte
+
+	radioMu sync.Mutex // guards radio (apart from mu: AT I/O is slow)
+	radio   *modem.Radio
 }
 
 // Option configures Open.

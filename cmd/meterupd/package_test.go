@@ -114,7 +114,7 @@ func TestSignedPackageInstallsAndReplayIsRefused(t *testing.T) {
 	mustMU(t, dir, "install", pkg)
 	mustMU(t, dir, "run", "--once")
 	st := status(t, dir)
-	if st.Last == nil || st.Last.Code != agent.Committed || st.Slots[1].Version != "3.0" || st.Floor != 5 || len(st.Checks) != 2 {
+	if st.Last == nil || st.Last.Code != agent.Committed || st.Slots["B"].Version != "3.0" || st.Floor != 5 || len(st.Checks) != 2 {
 		t.Fatalf("after the package: %+v", st)
 	}
 	before := snapshot(t, dir)
