@@ -118,11 +118,11 @@ type LastResult struct {
 	Reason  string     `json:"reason,omitempty"`
 }
 
-// JournalStatus tells where the journal is.
+// JournalStatus tells where the journal is. (The journal's erase and
+// commit counters count since it was opened, so they differ between a
+// daemon and a command: status does not show them.)
 type JournalStatus struct {
-	Seq     uint64 `json:"seq"`
-	Erases  int64  `json:"erases"`
-	Commits int64  `json:"commits"`
+	Seq uint64 `json:"seq"`
 }
 
 // Status reports the node's state from the last committed record. It does
@@ -134,10 +134,9 @@ func (a *Agent) Status(context.Context) (Status, error) {
 		return Status{}, err
 	}
 	bs, _ := a.b.Boot().Load()
-	js := a.j.Stats()
 	st := StatusOf(a.rec, booted, bs)
 	st.Board = a.b.Name()
-	st.Journal = JournalStatus{Seq: a.j.Seq(), Erases: js.Erases, Commits: js.Commits}
+	st.Journal = JournalStatus{Seq: a.j.Seq()}
 	if r, ok := a.b.(hw.Radio); ok {
 		if rs, ok := r.RadioStatus(); ok {
 			st.Radio = &rs

@@ -137,6 +137,9 @@ func (d *Daemon) own(ctx context.Context) error {
 			return err
 		}
 		d.cur = n
+		for _, p := range n.settings.Problems {
+			log.Warn("node configuration damaged; signed installs refused", slog.String("problem", p))
+		}
 		d.snapshot(ctx, "")
 		err = n.Start(ctx)
 		if errors.Is(err, hw.ErrRebooted) {

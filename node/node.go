@@ -115,9 +115,6 @@ func openLocked(cfg Config, onCommit func(*agent.Record)) (*Node, error) {
 		return nil, explainBoard(&cfg, err)
 	}
 	n := &Node{cfg: cfg, board: b, settings: ReadSettings(&cfg)}
-	for _, p := range n.settings.Problems {
-		cfg.Logger.Warn("node configuration damaged; signed installs refused", "problem", p)
-	}
 	a, err := agent.Open(agent.Options{Board: b, StoreDir: cfg.StorePath(), Logger: cfg.Logger,
 		Keys: n.settings.Keys, Identity: n.settings.Identity, Now: cfg.Now, OnCommit: onCommit})
 	if err != nil {

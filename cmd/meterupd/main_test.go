@@ -59,7 +59,7 @@ func snapshot(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	m := map[string]string{}
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() == "lock" {
+		if err != nil || !d.Type().IsRegular() || d.Name() == "lock" {
 			return err
 		}
 		b, err := os.ReadFile(p)
