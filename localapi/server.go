@@ -210,3 +210,5 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 		}
 	}
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
