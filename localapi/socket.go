@@ -67,11 +67,13 @@ func Listen(path string, gid int, removeStale bool) (net.Listener, error) {
 	// The socket is created with the mode the umask leaves; it is
 	// chmodded right after, and its directory on a meter (/run/meterupd)
 	// is root's alone, so nobody reaches it in between.
-	ln, err := net.Listen("unix", addr)
+	// ListenUnix and DialUnix, not Listen and Dial: those link the name
+	// resolver into the meter binary.
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("localapi: listen %s: %w", path, err)
 	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.SetUnlinkOnClose(false)
 	mode := os.FileMode(0o600)
 	if gid >= 0 {
 		if err := os.Lchown(path, -1, gid); err != nil {
@@ -109,7 +111,7 @@ func dial(path string) (net.Conn, error) {
 		return nil, err
 	}
 	defer release()
-	c, err := net.Dial("unix", addr)
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: addr, Net: "unix"})
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
 			return nil, fmt.Errorf("%w (%s): %w", ErrNoDaemon, path, err)

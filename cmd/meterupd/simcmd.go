@@ -1,3 +1,9 @@
+// The simulated meter (`meterupd sim …`, and the sim board it registers)
+// is for the bench and the demo: its fault injection is not linked into
+// the meter binaries (GOARCH arm and arm64) unless built with -tags sim.
+
+//go:build !(arm || arm64) || sim
+
 package main
 
 import (
