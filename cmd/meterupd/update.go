@@ -96,9 +96,8 @@ type progress struct {
 
 func (p *progress) event(ev localapi.Event) {
 	st := ev.Status
-	if ev.Kind == "reboot" {
-		fmt.Fprintln(p.w, ev.Message)
-		return
+	if ev.Kind != "state" {
+		return // a reboot is part of the command's outcome
 	}
 	if st.State != p.state {
 		p.state, p.tenth = st.State, -1
@@ -108,7 +107,7 @@ func (p *progress) event(ev localapi.Event) {
 	}
 	if st.State == agent.StateInstalling && st.Progress != nil && st.Progress.Total > 0 {
 		t := 10 * st.Progress.Done / st.Progress.Total
-		if t != p.tenth {
+		if t != p.tenth && t > 0 {
 			p.tenth = t
 			fmt.Fprintf(p.w, "  writing slot %s: %d%% (%d of %d bytes)\n", st.Update.Target, 10*t, st.Progress.Done, st.Progress.Total)
 		}
