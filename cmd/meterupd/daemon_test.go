@@ -17,6 +17,7 @@ import (
 
 	"meterupd/agent"
 	"meterupd/localapi"
+	"meterupd/manifest"
 )
 
 // daemon starts `meterupd --state dir run` in-process and returns once it
@@ -422,6 +423,27 @@ func TestAbandonedInstallFailsClearly(t *testing.T) {
 		if st := status(t, dir); st.State != agent.StateFailed || st.Running.Version != "1.0.0" || st.Result != agent.ResultFailed {
 			t.Errorf("daemon %v: status after an abandoned install: %+v", viaDaemon, st)
 		}
+	}
+}
+
+// TestAbandonedSignedPackageFails (issue 9): a signed package whose install
+// the agent abandons (a delta that is random bytes, with a valid digest and
+// signature) exits non-zero, not "package accepted".
+func TestAbandonedSignedPackageFails(t *testing.T) {
+	key, err := manifest.GenerateKey("ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := pkgNode(t, key.Public())
+	items, payloads := chainItems(t)
+	junk := make([]byte, 5000)
+	rand.Read(junk)
+	items, payloads = items[:1], [][]byte{junk}
+	items[0].Size, items[0].Digest = uint64(len(junk)), digest(junk)
+	pkg := writePkg(t, key, &manifest.Manifest{Schema: 1, Sequence: 7, Items: items}, payloads, nil)
+	out, err := mu(t, dir, "install", pkg)
+	if err == nil || !strings.Contains(err.Error(), "install abandoned") || !strings.Contains(err.Error(), "still runs version 1.0 in slot A") || strings.Contains(out, "package accepted") {
+		t.Fatalf("abandoned signed package: %v\n%s", err, out)
 	}
 }
 
