@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -109,5 +108,5 @@ func (cl *Client) lost(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return fmt.Errorf("localapi: connection to the daemon lost: %w", errors.Join(err, ErrStopping))
+	return fmt.Errorf("%w: the connection closed (%v)", ErrStopping, err)
 }

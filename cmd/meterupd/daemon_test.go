@@ -18,6 +18,7 @@ import (
 	"meterupd/agent"
 	"meterupd/localapi"
 	"meterupd/manifest"
+	"meterupd/node"
 )
 
 // daemon starts `meterupd --state dir run` in-process and returns once it
@@ -480,5 +481,34 @@ func TestStatusJSONNames(t *testing.T) {
 	}
 	if strings.Contains(out, `"ID"`) || strings.Contains(out, `"Code"`) || strings.Contains(out, `"Checks"`) {
 		t.Errorf("status --json shows persisted Go names:\n%s", out)
+	}
+}
+
+// TestIdleDaemonShowsLife: an idle daemon's owner goroutine keeps showing
+// signs of life (what feeds the service watchdog); a stopped one does not.
+func TestIdleDaemonShowsLife(t *testing.T) {
+	dir := newNode(t)
+	var mu sync.Mutex
+	n := 0
+	d := node.NewDaemon(node.Config{StateDir: dir})
+	d.AliveEvery = 5 * time.Millisecond
+	d.Alive = func() { mu.Lock(); n++; mu.Unlock() }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	waitDaemon(t, filepath.Join(dir, "meterupd.sock"), done)
+	mu.Lock()
+	first := n
+	mu.Unlock()
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	idle := n - first
+	mu.Unlock()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if idle < 5 {
+		t.Errorf("an idle daemon showed life %d times in 200 ms at a 5 ms period", idle)
 	}
 }

@@ -361,6 +361,9 @@ func cmdRun(ctx context.Context, env *cmdEnv, args []string) error {
 		sd.Ready()
 	}
 	d.Alive = sd.Alive
+	if iv := sd.WatchdogInterval(); iv > 0 {
+		d.AliveEvery = iv / 4 // an idle owner shows life too
+	}
 	stopWatchdog := sd.Watchdog(ctx)
 	defer stopWatchdog()
 	d.Rebooted = func(msg string) { fmt.Fprintln(env.stdout, msg) }
