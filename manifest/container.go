@@ -87,6 +87,30 @@ func (w *Writer) WritePayload(r io.Reader) error {
 		return fmt.Errorf("%w: more payloads than manifest items", ErrUnlisted)
 	}
 	it := w.items[w.next]
+	if it.BlockSize != 0 {
+		// The block list goes before the payload, so a node checks
+		// every block as it streams: read the payload once to make it.
+		p, err := io.ReadAll(io.LimitReader(r, int64(it.Size)+1))
+		if err != nil {
+			return fmt.Errorf("manifest: write payload %s: %w", it.Payload, err)
+		}
+		list, _, err := BlockList(bytes.NewReader(p), int64(len(p)), it.BlockSize)
+		if err != nil {
+			return err
+		}
+		if int64(len(p)) == int64(it.Size) {
+			if err := it.CheckBlockList(list); err != nil {
+				return err
+			}
+		}
+		if err := w.header(BlockListName(it.Payload), int64(len(list))); err != nil {
+			return err
+		}
+		if _, err := w.tw.Write(list); err != nil {
+			return fmt.Errorf("manifest: write package: %w", err)
+		}
+		r = bytes.NewReader(p)
+	}
 	if err := w.header(it.Payload, int64(it.Size)); err != nil {
 		return err
 	}
@@ -246,6 +270,29 @@ func (p *Package) next1() (Item, *PayloadReader, error) {
 	if hdr.Typeflag != tar.TypeReg {
 		return Item{}, nil, fmt.Errorf("%w: entry %q has type %q, want a regular file", ErrContainer, hdr.Name, hdr.Typeflag)
 	}
+	var list []byte
+	if p.next < len(p.m.Items) && p.m.Items[p.next].BlockSize != 0 {
+		it := p.m.Items[p.next]
+		if hdr.Name != BlockListName(it.Payload) {
+			return Item{}, nil, fmt.Errorf("%w: %q where the block list of %q belongs", ErrMissingPayload, hdr.Name, it.Payload)
+		}
+		if hdr.Size != it.BlockListSize() {
+			return Item{}, nil, fmt.Errorf("%w: block list of %q is %d bytes, want %d", ErrPayloadSize, it.Payload, hdr.Size, it.BlockListSize())
+		}
+		list = make([]byte, hdr.Size) // bounded by MaxBlockList (Validate)
+		if _, err := io.ReadFull(p.tr, list); err != nil {
+			return Item{}, nil, containerErr(err, "block list "+it.Payload)
+		}
+		if err := it.CheckBlockList(list); err != nil {
+			return Item{}, nil, err
+		}
+		if hdr, err = p.tr.Next(); err != nil {
+			return Item{}, nil, containerErr(err, "payload header")
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			return Item{}, nil, fmt.Errorf("%w: entry %q has type %q, want a regular file", ErrContainer, hdr.Name, hdr.Typeflag)
+		}
+	}
 	if err := CheckPayloadName(hdr.Name); err != nil {
 		return Item{}, nil, err
 	}
@@ -269,7 +316,13 @@ func (p *Package) next1() (Item, *PayloadReader, error) {
 		return Item{}, nil, fmt.Errorf("%w: %q is %d bytes in the container, %d in the manifest", ErrPayloadSize, hdr.Name, hdr.Size, it.Size)
 	}
 	p.next++
+	if it.BlockSize != 0 && list == nil {
+		return Item{}, nil, fmt.Errorf("%w: the block list of %q", ErrMissingPayload, it.Payload)
+	}
 	p.cur = &PayloadReader{r: p.tr, name: it.Payload, left: int64(it.Size), want: it.Digest, h: sha256.New()}
+	if list != nil {
+		p.cur.item, p.cur.list, p.cur.bh = it, list, sha256.New()
+	}
 	return it, p.cur, nil
 }
 
@@ -313,6 +366,10 @@ func roundBlock(n int64) int64 { return (n + 511) &^ 511 }
 // size and hashes everything it returns; at the end it returns io.EOF only
 // if the SHA-256 matches the manifest, and an error wrapping ErrDigest
 // otherwise. Errors are sticky.
+//
+// With block digests (schema 2) it also checks every block as it ends and
+// fails with an error wrapping ErrBlock at the first bad one, so a corrupt
+// payload stops the install at the block, not after the last byte.
 type PayloadReader struct {
 	r    io.Reader
 	name string
@@ -320,6 +377,37 @@ type PayloadReader struct {
 	want []byte
 	h    hash.Hash
 	err  error
+	// block digests, when the item has them
+	item  Item
+	list  []byte
+	bh    hash.Hash
+	block int64 // index of the block being hashed
+	inBlk int64 // bytes of it hashed so far
+}
+
+// blocks feeds p to the block hasher and checks each block that ends.
+func (r *PayloadReader) blocks(p []byte) error {
+	bs := int64(r.item.BlockSize)
+	for len(p) > 0 {
+		want := bs
+		if r.block == r.item.Blocks()-1 {
+			want = int64(r.item.Size) - r.block*bs
+		}
+		n := min(int64(len(p)), want-r.inBlk)
+		r.bh.Write(p[:n])
+		r.inBlk += n
+		p = p[n:]
+		if r.inBlk == want {
+			d := r.bh.Sum(nil)
+			if !bytes.Equal(d, r.list[r.block*DigestSize:(r.block+1)*DigestSize]) {
+				return fmt.Errorf("%w: block %d of %s", ErrBlock, r.block, r.name)
+			}
+			r.bh.Reset()
+			r.block++
+			r.inBlk = 0
+		}
+	}
+	return nil
 }
 
 func (r *PayloadReader) Read(b []byte) (int, error) {
@@ -340,6 +428,12 @@ func (r *PayloadReader) Read(b []byte) (int, error) {
 	n, err := r.r.Read(b)
 	r.h.Write(b[:n])
 	r.left -= int64(n)
+	if r.list != nil {
+		if berr := r.blocks(b[:n]); berr != nil {
+			r.err = berr
+			return n, berr
+		}
+	}
 	if err == io.EOF && r.left > 0 {
 		err = fmt.Errorf("%w: payload %s short by %d bytes", ErrTruncated, r.name, r.left)
 	} else if err == io.EOF {

@@ -80,6 +80,14 @@ func Verify(envelope []byte, keys *Keyring) (*Manifest, []byte, error) {
 	return m, kid, nil
 }
 
+// VerifyPayload checks a COSE_Sign1 against the keyring by the same rules
+// as Verify and returns its payload undecoded, with the signer's key id:
+// for other signed objects that share the envelope (technician tokens),
+// each verified against its own keyring.
+func VerifyPayload(envelope []byte, keys *Keyring) (payload, kid []byte, err error) {
+	return verifyEnvelope(envelope, keys)
+}
+
 // PayloadUnverified returns the manifest payload of a COSE_Sign1 without
 // checking the signature, for host tools (inspect, repack) only. The node
 // never calls it.

@@ -98,7 +98,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"unknown critical in check", mutate(func(g map[any]any) {
 			item0(g)[uint64(16)].([]any)[0].(map[any]any)[uint64(9)] = 1
 		}), ErrUnknownCritical},
-		{"schema 2", mutate(func(g map[any]any) { g[uint64(0)] = 2 }), ErrSchemaVersion},
+		{"schema 3", mutate(func(g map[any]any) { g[uint64(0)] = 3 }), ErrSchemaVersion},
 		{"schema missing", mutate(func(g map[any]any) { delete(g, uint64(0)) }), ErrSchemaVersion},
 		{"255-char version", mutate(func(g map[any]any) { item0(g)[uint64(5)] = long }), ErrInvalid},
 		{"version number overflow", mutate(func(g map[any]any) { item0(g)[uint64(5)] = "4294967296.1" }), ErrInvalid},

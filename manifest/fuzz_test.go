@@ -30,6 +30,8 @@ func TestGoldenTestdata(t *testing.T) {
 		"three-item.cose": env,
 		"three-item.pkg":  pack(t, env, payloads),
 	}
+	bm, bp := blockItems(t)
+	files["blocks.pkg"] = pack(t, signed(t, bm, ed), bp)
 	for name, want := range files {
 		path := filepath.Join("testdata", name)
 		if *update {

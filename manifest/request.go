@@ -14,6 +14,10 @@ type Request struct {
 	// Want lists, per component a manifest names, the version it offers
 	// for this node (empty when the manifest is not given).
 	Want map[string]string `json:"want,omitempty"`
+	// Schemas are the manifest schemas the node reads (SchemaVersion,
+	// SchemaBlocks): a distributor sends a node only a package it can
+	// read. Absent in the requests of nodes that read schema 1 alone.
+	Schemas []uint `json:"schemas,omitempty"`
 }
 
 // NewRequest returns the request of node, whose sequence floor is floor.
@@ -28,6 +32,7 @@ func NewRequest(node NodeInfo, floor uint64, m *Manifest) Request {
 		Variant:    node.Variant,
 		Versions:   map[string]string{},
 		Sequence:   floor,
+		Schemas:    Schemas,
 	}
 	for c, v := range node.Installed {
 		r.Versions[c.String()] = v

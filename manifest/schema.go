@@ -7,10 +7,21 @@ import (
 	"strings"
 )
 
-// SchemaVersion is the manifest schema this package reads and writes. A
-// manifest with another version is rejected with ErrSchemaVersion: a new
-// schema is a new number, never a silent reinterpretation.
-const SchemaVersion = 1
+// SchemaVersion is the base manifest schema: every payload is checked by
+// its whole SHA-256. SchemaBlocks adds block digests (Item.BlockSize and
+// Item.BlockRoot), so a payload fetched over a slow link is verified block
+// by block as it arrives. This package reads and writes both; a manifest
+// with another number is rejected with ErrSchemaVersion: a new schema is a
+// new number, never a silent reinterpretation. A node advertises the
+// schemas it reads in its update request (Request.Schemas), and a
+// distributor sends schema 1 to a node that names only 1.
+const (
+	SchemaVersion = 1
+	SchemaBlocks  = 2
+)
+
+// Schemas lists the manifest schemas this package reads.
+var Schemas = []uint{SchemaVersion, SchemaBlocks}
 
 // Limits on what a manifest may declare. They bound memory on the node and
 // keep every length far from 2^31.
@@ -164,6 +175,14 @@ type Item struct {
 	TargetSize   uint64     `cbor:"15,keyasint" json:"target_size"`
 	Checks       []Check    `cbor:"16,keyasint,omitempty" json:"checks,omitempty"`
 	Thresholds   Thresholds `cbor:"17,keyasint,omitempty" json:"thresholds,omitzero"`
+	// BlockSize and BlockRoot (schema 2) describe the payload's block
+	// digests: the SHA-256 of every BlockSize bytes of the payload (the
+	// last block may be short), concatenated, is the block list, which
+	// travels in the package as the entry BlockListName(Payload) just
+	// before the payload; BlockRoot is the SHA-256 of that list. Both or
+	// neither.
+	BlockSize uint32 `cbor:"18,keyasint,omitempty" json:"block_size,omitempty"`
+	BlockRoot []byte `cbor:"19,keyasint,omitempty" json:"block_root,omitempty"`
 }
 
 // HardwareRange is an inclusive range of hardware revisions plus optional
@@ -234,8 +253,8 @@ func (m *Manifest) Item(id string) (Item, bool) {
 // CBOR shape: schema version, lengths, digests, version strings, payload
 // names, unique ids and payload names. Decode calls it.
 func (m *Manifest) Validate() error {
-	if m.Schema != SchemaVersion {
-		return fmt.Errorf("%w: %d (want %d)", ErrSchemaVersion, m.Schema, SchemaVersion)
+	if m.Schema != SchemaVersion && m.Schema != SchemaBlocks {
+		return fmt.Errorf("%w: %d (this node reads %d and %d)", ErrSchemaVersion, m.Schema, SchemaVersion, SchemaBlocks)
 	}
 	if len(m.Items) > MaxItems {
 		return invalid("items", "%d items, max %d", len(m.Items), MaxItems)
@@ -334,6 +353,9 @@ func (m *Manifest) Validate() error {
 		}
 		if len(it.TargetDigest) != DigestSize {
 			return invalid(f("target_digest"), "want %d bytes, have %d", DigestSize, len(it.TargetDigest))
+		}
+		if err := checkBlocks(m.Schema, it); err != nil {
+			return &FieldError{Field: f("block_size"), Err: ErrInvalid, Msg: err.Error()}
 		}
 		if len(it.Checks) > MaxListLen {
 			return invalid(f("checks"), "too many")

@@ -174,7 +174,7 @@ func TestNewRequest(t *testing.T) {
 	got := NewRequest(n, 6, m)
 	want := Request{VendorID: 0x4d45, ClassID: 3, DeviceType: "em300", Hardware: 3,
 		Versions: map[string]string{"system": "1.0", "modem": "4.2"}, Sequence: 6,
-		Want: map[string]string{"system": "3.0"}}
+		Want: map[string]string{"system": "3.0"}, Schemas: []uint{SchemaVersion, SchemaBlocks}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("NewRequest (-want +got):\n%s", diff)
 	}

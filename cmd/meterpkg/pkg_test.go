@@ -14,6 +14,7 @@ import (
 
 	"meterupd/delta"
 	"meterupd/manifest"
+	"meterupd/pkgbuild"
 )
 
 const (
@@ -45,7 +46,7 @@ func mustRun(t *testing.T, args ...string) string {
 // payloads by item id.
 func payloads(t *testing.T, pkg string, pubs ...string) (*manifest.Manifest, map[string][]byte) {
 	t.Helper()
-	ring, err := loadKeyring(pubs)
+	ring, err := pkgbuild.LoadKeyring(pubs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,12 +243,12 @@ func TestBuildPrecomputedPayloadAndKeyUpdate(t *testing.T) {
 	if !bytes.Equal(pl["s12"], patch) || m.Items[0].Payload != "s12.bsdiff" {
 		t.Errorf("precomputed payload not carried as is")
 	}
-	ring, _ := loadKeyring([]string{edPub})
+	ring, _ := pkgbuild.LoadKeyring([]string{edPub})
 	ring2, err := ring.Apply(m.Keys)
 	if err != nil {
 		t.Fatalf("Apply(key updates from spec) = %v", err)
 	}
-	nextRing, _ := loadKeyring([]string{nextPub})
+	nextRing, _ := pkgbuild.LoadKeyring([]string{nextPub})
 	want := nextRing.Keys()[0].ID
 	if ring2.Len() != 1 || !bytes.Equal(ring2.Keys()[0].ID, want) {
 		t.Errorf("after rotation the ring holds %v, want only %x", ring2.Keys(), want)

@@ -1,4 +1,4 @@
-package modemtest
+package pty
 
 import (
 	"fmt"
@@ -8,14 +8,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// openPTY opens a pseudo-terminal pair: the master, which the simulated
-// module reads and writes, and the slave's path, which the driver opens
-// like a UART. The slave is also held open here (fd), in raw mode, so the
-// master never reads EIO while the driver has the port closed.
-func openPTY() (master *os.File, slave string, slaveFD int, err error) {
+// Open opens a pseudo-terminal pair. It returns the master, the slave's
+// device path (which a program opens like a UART) and the descriptor of
+// the slave held open in raw mode; CloseFD closes it.
+func Open() (master *os.File, slave string, slaveFD int, err error) {
 	master, err = os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, "", -1, fmt.Errorf("modemtest: open ptmx: %w", err)
+		return nil, "", -1, fmt.Errorf("pty: open ptmx: %w", err)
 	}
 	rc, err := master.SyscallConn()
 	if err != nil {
@@ -37,13 +36,13 @@ func openPTY() (master *os.File, slave string, slaveFD int, err error) {
 	}
 	if err != nil {
 		master.Close()
-		return nil, "", -1, fmt.Errorf("modemtest: unlock pty: %w", err)
+		return nil, "", -1, fmt.Errorf("pty: unlock: %w", err)
 	}
 	slave = "/dev/pts/" + strconv.FormatUint(uint64(n), 10)
 	slaveFD, err = unix.Open(slave, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		master.Close()
-		return nil, "", -1, fmt.Errorf("modemtest: open %s: %w", slave, err)
+		return nil, "", -1, fmt.Errorf("pty: open %s: %w", slave, err)
 	}
 	t, err := unix.IoctlGetTermios(slaveFD, unix.TCGETS)
 	if err == nil {
@@ -59,9 +58,10 @@ func openPTY() (master *os.File, slave string, slaveFD int, err error) {
 	if err != nil {
 		unix.Close(slaveFD)
 		master.Close()
-		return nil, "", -1, fmt.Errorf("modemtest: raw mode on %s: %w", slave, err)
+		return nil, "", -1, fmt.Errorf("pty: raw mode on %s: %w", slave, err)
 	}
 	return master, slave, slaveFD, nil
 }
 
-func closeFD(fd int) { unix.Close(fd) }
+// CloseFD closes the slave descriptor Open returned.
+func CloseFD(fd int) { unix.Close(fd) }

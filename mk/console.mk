@@ -1,0 +1,3 @@
+# Technician console pieces: the YMODEM receiver (package ymodem) is tested
+# against lrzsz's sz over a real pseudo-terminal (ymodem TestRealSz).
+DEB_PKGS += lrzsz
