@@ -27,8 +27,9 @@ const maxReboots = 16
 type Daemon struct {
 	cfg Config
 	// Ready is called once the agent has started and the socket listens
-	// (the service manager's readiness); may be nil.
-	Ready func()
+	// (the service manager's readiness), with the node's status; may be
+	// nil. It runs on the owner's goroutine: it must not send commands.
+	Ready func(agent.Status)
 	// Alive is called by the owner whenever it makes progress: between
 	// commands and at every journal commit (the service watchdog). May be
 	// nil.
@@ -143,11 +144,11 @@ func (d *Daemon) own(ctx context.Context) error {
 		d.snapshot(ctx, "")
 		err = n.Start(ctx)
 		if errors.Is(err, hw.ErrRebooted) {
+			d.rebooted(ctx, n)
 			n.Close()
 			if reboots++; reboots > maxReboots {
 				return fmt.Errorf("node: the node rebooted %d times in a row without coming to rest", reboots)
 			}
-			d.rebooted(ctx, n)
 			continue
 		}
 		if err != nil {
@@ -163,16 +164,24 @@ func (d *Daemon) own(ctx context.Context) error {
 		if !ready {
 			ready = true
 			if d.Ready != nil {
-				d.Ready()
+				var st agent.Status
+				d.mu.Lock()
+				if d.status != nil {
+					st = *d.status
+				}
+				d.mu.Unlock()
+				d.Ready(st)
 			}
 		}
 		rebooted, err := d.serve(ctx, n)
+		if rebooted {
+			d.rebooted(ctx, n)
+		}
 		n.Close()
 		if err != nil || !rebooted {
 			return err
 		}
 		reboots = 1
-		d.rebooted(ctx, n)
 	}
 }
 

@@ -350,14 +350,8 @@ func cmdRun(ctx context.Context, env *cmdEnv, args []string) error {
 	cfg.SocketGroup = *group
 	d := node.NewDaemon(cfg)
 	sd := node.NewNotifier(os.Getenv)
-	d.Ready = func() {
-		var st agent.Status
-		if c, err := localapi.Dial(ctx, cfg.SocketPath(), "meterupd run"); err == nil {
-			if c.Call(ctx, localapi.Request{Cmd: "status"}, nil, &st) == nil {
-				printResult(env.stdout, st)
-			}
-			c.Close()
-		}
+	d.Ready = func(st agent.Status) {
+		printResult(env.stdout, st)
 		sd.Ready()
 	}
 	d.Alive = sd.Alive
