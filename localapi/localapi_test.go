@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -206,4 +207,26 @@ func FuzzServe(f *testing.F) {
 		}
 		<-done
 	})
+}
+
+// TestSocketGroup: with a group the socket is 0660 and that group's.
+func TestSocketGroup(t *testing.T) {
+	const gid = 65534 // nogroup on Debian; any gid works for root
+	if os.Geteuid() != 0 {
+		t.Skip("chown to another group needs root")
+	}
+	sock := filepath.Join(t.TempDir(), "s")
+	ln, err := Listen(sock, gid, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode().Perm() != 0o660 || st.Gid != gid {
+		t.Errorf("socket mode %v gid %d, want 0660 and %d", fi.Mode().Perm(), st.Gid, gid)
+	}
 }
