@@ -85,6 +85,11 @@ type Options struct {
 	// to the bootloader's attempts (and, on a board with one, the
 	// watchdog, which it stops feeding). Default 10 minutes.
 	TrialTimeout time.Duration
+	// OnCommit, when set, is called after every journal commit with the
+	// record just committed (the daemon turns it into events). It runs on
+	// the agent's goroutine and must not modify the record or call the
+	// agent's commands.
+	OnCommit func(*Record)
 }
 
 // Agent drives the update state machine on one board. It is not safe for
@@ -241,6 +246,9 @@ func (a *Agent) commit(r *Record) error {
 		return fmt.Errorf("agent: journal commit: %w", err)
 	}
 	a.rec = r
+	if a.opt.OnCommit != nil {
+		a.opt.OnCommit(r)
+	}
 	return nil
 }
 

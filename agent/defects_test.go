@@ -79,8 +79,8 @@ func TestCorruptBootRecordIsRepaired(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Booted != hw.SlotB || r.Primary != hw.SlotB {
-			t.Errorf("booted %s, primary %s: want the primary B running again", st.Booted, r.Primary)
+		if st.Running.Slot != hw.SlotB || r.Primary != hw.SlotB {
+			t.Errorf("booted %s, primary %s: want the primary B running again", st.Running.Slot, r.Primary)
 		}
 		for _, s := range []hw.Slot{hw.SlotA, hw.SlotB} {
 			if si := r.Slots[s]; si.State != slots.Good {
@@ -177,8 +177,8 @@ func TestAbandonedInstallIsAnError(t *testing.T) {
 				if l != nil && (l.Reason == "" || !strings.Contains(installErr.Error(), l.Reason)) {
 					t.Errorf("the error %q does not carry the recorded reason %q", installErr, l.Reason)
 				}
-				if st.Booted != hw.SlotA || st.Update != nil {
-					t.Errorf("booted %s, update %+v: want A at rest", st.Booted, st.Update)
+				if st.Running.Slot != hw.SlotA || st.Update != nil {
+					t.Errorf("booted %s, update %+v: want A at rest", st.Running.Slot, st.Update)
 				}
 				return nil
 			})

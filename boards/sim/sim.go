@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"meterupd/boards/modem"
 	"os"
 	"path/filepath"
 	"sync"
@@ -62,6 +63,9 @@ type Board struct {
 	closed    bool
 	scratch   []byte
 	inv       []byte // scratch for the inverse of what an inverted part stores
+
+	radioMu sync.Mutex // guards radio (apart from mu: AT I/O is slow)
+	radio   *modem.Radio
 }
 
 // Option configures Open.

@@ -17,13 +17,7 @@
 //     AT+CEREG?/=n, AT+CMEE=n;
 //   - registration URCs when SetRegistration changes the state and
 //     AT+CREG=1/2 enabled them; URCs that arrive while a command is being
-//     received or answered are held back until after the answer;
-//   - the firmware transfer of package modem's documentation (AT+FWUPD,
-//     AT+FWDATA with its "> " prompt and raw data, given up after a second
-//     without bytes, AT+FWACT), with a
-//     staging area that survives a broken-off transfer, and a restart after
-//     activation: away for a while (input is lost), settings back to
-//     power-up defaults, then "RDY". The new revision is VersionOf(image).
+//     received or answered are held back until after the answer.
 //
 // A command the module does not know fails the test (and is answered with
 // ERROR), as periph's conntest playback does. Tests change how an answer
