@@ -44,6 +44,10 @@ type Request struct {
 	Delta        bool     `json:"delta,omitempty"`
 	SourceSHA256 string   `json:"source_sha256,omitempty"`
 	NoActivate   bool     `json:"no_activate,omitempty"`
+	// CommitTrial: a set on trial is committed first (once the request
+	// has passed every check); without it an install during a trial is
+	// refused.
+	CommitTrial bool `json:"commit_trial,omitempty"`
 	// rollback: why.
 	Reason string `json:"reason,omitempty"`
 }

@@ -206,6 +206,11 @@ func (n *Node) Handle(ctx context.Context, req localapi.Request, emit func(local
 		return nil, &localapi.Error{Code: localapi.CodeBadRequest, Message: "events need the daemon (meterupd run)"}
 	}
 	if n.direct && req.Cmd == "install" {
+		// Start decides a pending trial (it runs the health checks and
+		// commits): an install must not do that behind the user's back.
+		if u := n.agent.Record().Update; u != nil && (u.Phase == agent.Trial || u.Phase == agent.Activating) && !req.CommitTrial {
+			return nil, refused("install", fmt.Errorf("%w: version %s is on trial in slot %s", agent.ErrTrialRunning, u.Item.Version, u.Target))
+		}
 		if err := n.agent.Start(ctx); err != nil {
 			if errors.Is(err, hw.ErrRebooted) {
 				return n.outcome(ctx, "", nil, err)
@@ -271,7 +276,10 @@ func (n *Node) install(ctx context.Context, req localapi.Request) (any, error) {
 	if req.Delta {
 		item.Kind, item.SourceSHA256 = agent.Delta, req.SourceSHA256
 	}
-	err := n.agent.Install(ctx, agent.InstallRequest{ID: req.Job, Item: item, Activate: !req.NoActivate})
+	err := n.agent.Install(ctx, agent.InstallRequest{ID: req.Job, Item: item, Activate: !req.NoActivate, CommitTrial: req.CommitTrial})
+	if errors.Is(err, agent.ErrAbandoned) {
+		return nil, n.abandonedErr(n.agent.Record())
+	}
 	if err != nil && !errors.Is(err, hw.ErrRebooted) {
 		return nil, refused("install", err)
 	}
@@ -297,7 +305,15 @@ func (n *Node) installPackage(ctx context.Context, req localapi.Request, before 
 		return nil, fmt.Errorf("install refused: %w", err)
 	}
 	defer f.Close()
-	err = n.agent.InstallPackage(ctx, f, !req.NoActivate)
+	err = n.agent.InstallPackageWith(ctx, f, agent.InstallRequest{Activate: !req.NoActivate, CommitTrial: req.CommitTrial})
+	if errors.Is(err, agent.ErrAbandoned) {
+		rec := n.agent.Record()
+		aerr := n.abandonedErr(rec)
+		if rec.Last != nil {
+			return nil, &checkedError{err: aerr, checks: rec.Last.Checks}
+		}
+		return nil, aerr
+	}
 	var pe *agent.PackageError
 	if errors.As(err, &pe) {
 		return nil, &checkedError{err: refused("install", err), checks: pe.Checks}
@@ -339,7 +355,17 @@ func (n *Node) abandoned(before, after *agent.Record) error {
 	if after.Update != nil || after.Last == nil || after.Last.Code != agent.Abandoned || reflect.DeepEqual(before.Last, after.Last) {
 		return nil
 	}
-	return fmt.Errorf("install abandoned: %s; %s", after.Last.Reason, n.trueState(after))
+	return n.abandonedErr(after)
+}
+
+// abandonedErr is the sentence of an install the agent accepted and then
+// abandoned (agent.ErrAbandoned): the reason and the node's true state.
+func (n *Node) abandonedErr(rec *agent.Record) error {
+	reason := "the agent abandoned it"
+	if rec.Last != nil && rec.Last.Reason != "" {
+		reason = rec.Last.Reason
+	}
+	return fmt.Errorf("install abandoned: %s; %s", reason, n.trueState(rec))
 }
 
 // trueState is a sentence on what runs: after an abandoned install nothing

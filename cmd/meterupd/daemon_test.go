@@ -512,3 +512,26 @@ func TestIdleDaemonShowsLife(t *testing.T) {
 		t.Errorf("an idle daemon showed life %d times in 200 ms at a 5 ms period", idle)
 	}
 }
+
+// TestInstallDuringTrialIsRefused (issue 9): an install while a set is on
+// trial is refused and changes nothing; with --commit-trial the trial is
+// committed first.
+func TestInstallDuringTrialIsRefused(t *testing.T) {
+	v2, sha2 := writeImage(t, "2.0.0", 262144)
+	v3, sha3 := writeImage(t, "3.0.0", 262144)
+	dir := newNode(t)
+	mustMU(t, dir, "install", v2, "--sha256", sha2, "--version", "2.0.0") // the node reboots into the trial of B
+	before := status(t, dir)
+	out, err := mu(t, dir, "install", v3, "--sha256", sha3, "--version", "3.0.0")
+	if err == nil || !strings.Contains(err.Error(), "on trial") {
+		t.Fatalf("install during a trial: %v\n%s", err, out)
+	}
+	if after := status(t, dir); after.State != before.State || after.Slots["B"].Version != "2.0.0" || after.Slots["A"].Version != "1.0.0" {
+		t.Fatalf("a refused install changed the node: %+v → %+v", before, after)
+	}
+	mustMU(t, dir, "install", v3, "--sha256", sha3, "--version", "3.0.0", "--commit-trial", "--no-activate")
+	st := status(t, dir)
+	if st.Slots["B"].Version != "2.0.0" || st.Slots["B"].State != "good" || st.Update == nil || st.Update.Version != "3.0.0" || st.Update.Target != "A" {
+		t.Fatalf("after --commit-trial: %+v", st)
+	}
+}

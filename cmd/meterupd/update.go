@@ -21,7 +21,7 @@ import (
 
 func init() {
 	register(&command{name: "status", usage: "[--json] slots, boot control, update in progress, last result", run: cmdStatus})
-	register(&command{name: "install", usage: "PACKAGE [--no-activate] install a signed package; or FILE --sha256 HEX --version V [--delta] (development path)", run: cmdInstall})
+	register(&command{name: "install", usage: "PACKAGE [--no-activate] [--commit-trial] install a signed package; or FILE --sha256 HEX --version V [--delta] (development path)", run: cmdInstall})
 	register(&command{name: "request", usage: "[PACKAGE|MANIFEST] [--json] the software update request this node would send", run: cmdRequest})
 	register(&command{name: "activate", usage: "reboot into an installed set (after install --no-activate)", run: cmdActivate})
 	register(&command{name: "rollback", usage: "[--reason TEXT] go back to the previous set", run: cmdRollback})
@@ -211,6 +211,7 @@ func cmdInstall(ctx context.Context, env *cmdEnv, args []string) error {
 	ver := fs.String("version", "", "version of the image")
 	id := fs.String("id", "", "job id to report (default: derived from the digest)")
 	noAct := fs.Bool("no-activate", false, "install only; activate later with `meterupd activate`")
+	commitTrial := fs.Bool("commit-trial", false, "a set on trial is committed first (otherwise an install during a trial is refused)")
 	isDelta := fs.Bool("delta", false, "the files are a delta chain from the running set, in apply order")
 	srcSHA := fs.String("source-sha256", "", "with --delta: SHA-256 the running set must have")
 	rest, err := parseArgs(fs, env, args)
@@ -228,7 +229,7 @@ func cmdInstall(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	req := localapi.Request{Cmd: "install", Paths: paths, SHA256: *sha, Version: *ver, Job: *id, Delta: *isDelta, SourceSHA256: *srcSHA, NoActivate: *noAct}
+	req := localapi.Request{Cmd: "install", Paths: paths, SHA256: *sha, Version: *ver, Job: *id, Delta: *isDelta, SourceSHA256: *srcSHA, NoActivate: *noAct, CommitTrial: *commitTrial}
 	var o localapi.Outcome
 	if err := do(ctx, env, req, &o); err != nil {
 		return err
