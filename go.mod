@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/dsnet/compress v0.0.1
+	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/fxamacker/cbor/v2 v2.10.0
 	github.com/google/go-cmp v0.7.0
 	github.com/ulikunitz/xz v0.5.17
@@ -12,4 +13,9 @@ require (
 	golang.org/x/sys v0.49.0
 )
 
-require github.com/x448/float16 v0.8.4 // indirect
+require (
+	github.com/gorilla/websocket v1.5.3 // indirect
+	github.com/x448/float16 v0.8.4 // indirect
+	golang.org/x/net v0.44.0 // indirect
+	golang.org/x/sync v0.17.0 // indirect
+)

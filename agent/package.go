@@ -109,8 +109,9 @@ func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) 
 }
 
 // InstallPackageWith is InstallPackage with the options of an
-// InstallRequest (Activate, CommitTrial); its ID and Item are ignored:
-// the package gives them.
+// InstallRequest (Activate, CommitTrial, and ID: the job that sent the
+// package, reported with it; empty: "pkg-" and its sequence number); its
+// Item is ignored: the package gives it.
 func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt InstallRequest) error {
 	activate := opt.Activate
 	if err := a.idleFor(opt.CommitTrial); err != nil {
@@ -168,7 +169,10 @@ func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt Install
 		want[s.Index] = true
 		steps = append(steps, s)
 	}
-	id := fmt.Sprintf("pkg-%d", m.Sequence)
+	id := opt.ID // the head-end's job, when it sent the package
+	if id == "" {
+		id = fmt.Sprintf("pkg-%d", m.Sequence)
+	}
 	stored, err := a.storePackage(pkg, want, id)
 	if err != nil {
 		return &PackageError{Err: err, Checks: rep.Results}

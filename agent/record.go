@@ -38,6 +38,23 @@ type Record struct {
 	// repairBoot). Optional, safe to lose: an older agent drops it and
 	// at worst one more repair is tried.
 	BootRepairs int `cbor:"bootfix,omitempty"`
+
+	// Link is what the head-end link persists (issue 10, docs/mqtt.md).
+	// Optional, safe to lose: an older agent drops it, and the link then
+	// acts once more on the retained desired document, which the package's
+	// signed sequence number makes harmless.
+	Link *LinkFacts `cbor:"link,omitempty"`
+}
+
+// LinkFacts are the head-end link's persisted facts: the desired
+// document's gate (the replica's epoch and the highest version acted on in
+// it), the job that document named, and the next free report sequence
+// number (reserved in ranges, so a report costs no journal commit).
+type LinkFacts struct {
+	Epoch   uint64 `cbor:"epoch" json:"epoch"`
+	Version uint64 `cbor:"ver" json:"version"`
+	Job     string `cbor:"job,omitempty" json:"job,omitempty"`
+	Seq     uint64 `cbor:"seq,omitempty" json:"seq"`
 }
 
 // SlotInfo is what the journal knows of one slot.
@@ -158,6 +175,10 @@ func (r *Record) clone() *Record {
 	if r.Last != nil {
 		l := *r.Last
 		c.Last = &l
+	}
+	if r.Link != nil {
+		l := *r.Link
+		c.Link = &l
 	}
 	return &c
 }

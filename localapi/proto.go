@@ -50,6 +50,12 @@ type Request struct {
 	CommitTrial bool `json:"commit_trial,omitempty"`
 	// rollback: why.
 	Reason string `json:"reason,omitempty"`
+
+	// The head-end link's commands (issue 10): link-facts sets the link's
+	// persisted facts (Link; absent: only read them); needs and request
+	// take a signed manifest (Manifest, the COSE_Sign1 bytes).
+	Link     *agent.LinkFacts `json:"link,omitempty"`
+	Manifest []byte           `json:"manifest,omitempty"`
 }
 
 // clientLine is one line from a client: its hello, then requests.
@@ -146,6 +152,10 @@ var Commands = []Command{
 	{Name: "activate", Mutates: true, Help: "reboot into an installed set"},
 	{Name: "rollback", Mutates: true, Help: "go back to the previous set"},
 	{Name: "commit", Mutates: true, Help: "confirm the set on trial"},
+	// The head-end link's (issue 10).
+	{Name: "link-facts", Mutates: true, Help: "read, or set, the head-end link's persisted facts (gate, job, report sequence)"},
+	{Name: "needs", Help: "the payloads of a signed manifest this node would install"},
+	{Name: "request", Help: "the software update request for a signed manifest (or none)"},
 }
 
 // Lookup finds a command of the table.

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"meterupd/boards/hw"
 	"meterupd/journal"
 	"meterupd/localapi"
+	"meterupd/manifest"
 	"meterupd/validate"
 )
 
@@ -204,6 +206,36 @@ func (n *Node) Handle(ctx context.Context, req localapi.Request, emit func(local
 		return v, nil
 	case "events":
 		return nil, &localapi.Error{Code: localapi.CodeBadRequest, Message: "events need the daemon (meterupd run)"}
+	// The head-end link's (issue 10).
+	case "link-facts":
+		if req.Link != nil {
+			if err := n.agent.SetLinkFacts(*req.Link); err != nil {
+				return nil, err
+			}
+		}
+		return n.agent.LinkFacts(), nil
+	case "needs":
+		names, err := n.agent.Needs(req.Manifest)
+		var pe *agent.PackageError
+		if errors.As(err, &pe) {
+			return nil, &checkedError{err: err, checks: pe.Checks}
+		}
+		if names == nil {
+			names = []string{}
+		}
+		return names, err
+	case "request":
+		var m *manifest.Manifest
+		if len(req.Manifest) > 0 {
+			keys, err := n.agent.Keyring()
+			if err != nil {
+				return nil, err
+			}
+			if m, err = manifest.ReadManifest(bytes.NewReader(req.Manifest), keys); err != nil {
+				return nil, err
+			}
+		}
+		return n.agent.Request(m)
 	}
 	if n.direct && req.Cmd == "install" {
 		// Start decides a pending trial (it runs the health checks and
@@ -305,7 +337,7 @@ func (n *Node) installPackage(ctx context.Context, req localapi.Request, before 
 		return nil, fmt.Errorf("install refused: %w", err)
 	}
 	defer f.Close()
-	err = n.agent.InstallPackageWith(ctx, f, agent.InstallRequest{Activate: !req.NoActivate, CommitTrial: req.CommitTrial})
+	err = n.agent.InstallPackageWith(ctx, f, agent.InstallRequest{ID: req.Job, Activate: !req.NoActivate, CommitTrial: req.CommitTrial})
 	if errors.Is(err, agent.ErrAbandoned) {
 		rec := n.agent.Record()
 		aerr := n.abandonedErr(rec)

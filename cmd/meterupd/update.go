@@ -9,12 +9,14 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
 
 	"meterupd/agent"
 	"meterupd/boards/hw"
 	"meterupd/localapi"
 	"meterupd/manifest"
+	"meterupd/mqttlink"
 	"meterupd/node"
 	"meterupd/validate"
 )
@@ -338,6 +340,12 @@ func cmdRun(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	once := fs.Bool("once", false, "exit when the node is at rest instead of staying up")
 	group := fs.String("socket-group", "", "group given access to the local API socket (default: root only)")
+	var lc mqttlink.Config
+	fs.StringVar(&lc.Broker, "mqtt", "", "the head-end's MQTT broker: tcp://HOST:PORT or ssl://HOST:PORT (default: link.json)")
+	fs.StringVar(&lc.ID, "id", "", "the node's id in the MQTT topics (default: link.json)")
+	fs.StringVar(&lc.CA, "mqtt-ca", "", "PEM file of the broker's certificate authority (ssl://)")
+	fs.StringVar(&lc.Cert, "mqtt-cert", "", "PEM file of the node's client certificate (ssl://)")
+	fs.StringVar(&lc.Key, "mqtt-key", "", "PEM file of the node's client key (ssl://)")
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -362,9 +370,44 @@ func cmdRun(ctx context.Context, env *cmdEnv, args []string) error {
 	stopWatchdog := sd.Watchdog(ctx)
 	defer stopWatchdog()
 	d.Rebooted = func(msg string) { fmt.Fprintln(env.stdout, msg) }
-	err := d.Run(ctx)
+	link, err := headEndLink(env, cfg, d, lc)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	lctx, stopLink := context.WithCancel(ctx)
+	if link != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := link.Run(lctx); err != nil {
+				fmt.Fprintln(env.stderr, "meterupd: head-end link:", err)
+			}
+		}()
+	}
+	err = d.Run(ctx)
+	stopLink()
+	wg.Wait()
 	sd.Stopping()
 	return err
+}
+
+// headEndLink is the MQTT link the flags or link.json ask for, or nil.
+func headEndLink(env *cmdEnv, cfg node.Config, d *node.Daemon, lc mqttlink.Config) (*mqttlink.Link, error) {
+	fc, err := mqttlink.ReadFileConfig(cfg.ConfigPath("link.json"))
+	if err != nil {
+		return nil, err
+	}
+	fc.Apply(&lc)
+	if lc.Broker == "" && lc.ID == "" {
+		return nil, nil
+	}
+	lc.Node, lc.StoreDir, lc.Agent, lc.Logger = d, cfg.StorePath(), node.Version().Version, env.logger()
+	l, err := mqttlink.New(lc)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	return l, nil
 }
 
 // runOnce starts the agent until the node is at rest; a reboot of the sim
