@@ -23,8 +23,10 @@ type Broker struct {
 	t    testing.TB
 	bin  string
 	conf string
+	// Port is the plain listener's, which Pub and Sub use.
 	Port int
-	// URL is tcp://127.0.0.1:PORT (ssl:// with TLS).
+	// URL is the node's: tcp://127.0.0.1:Port, or with TLS ssl:// and a
+	// listener of its own that requires a client certificate.
 	URL string
 
 	mu  sync.Mutex
@@ -48,17 +50,20 @@ func Start(t testing.TB, o Options) *Broker {
 	dir := t.TempDir()
 	port := freePort(t)
 	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\nmax_queued_messages 10000\n", port)
-	scheme := "tcp"
+	scheme, nodePort := "tcp", port
 	if o.CertFile != "" {
-		scheme = "ssl"
-		conf += fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\n", o.CAFile, o.CertFile, o.KeyFile)
+		// The node connects with TLS; the test's own clients
+		// (mosquitto_pub/sub) use a plain listener beside it.
+		scheme, nodePort = "ssl", freePort(t)
+		conf = fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\n", nodePort, o.CAFile, o.CertFile, o.KeyFile) +
+			conf
 	}
 	conf += o.Extra
 	path := filepath.Join(dir, "mosquitto.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b := &Broker{t: t, bin: bin, conf: path, Port: port, URL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)}
+	b := &Broker{t: t, bin: bin, conf: path, Port: port, URL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, nodePort)}
 	b.start()
 	t.Cleanup(b.Stop)
 	return b
