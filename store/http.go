@@ -47,7 +47,7 @@ type HTTPError struct {
 	Status string
 }
 
-func (e *HTTPError) Error() string { return "store: http error: " + e.Status }
+func (e *HTTPError) Error() string        { return "store: http error: " + e.Status }
 func (e *HTTPError) Is(target error) bool { return target == ErrHTTP }
 
 // Temporary reports whether the request may succeed later.
