@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"meterupd/boards/hw"
+	"meterupd/delta"
 	"meterupd/internal/atomicfile"
 	"meterupd/manifest"
 	"meterupd/slots"
@@ -79,7 +80,9 @@ func (a *Agent) Request(m *manifest.Manifest) (manifest.Request, error) {
 	if err != nil {
 		return manifest.Request{}, err
 	}
-	return manifest.NewRequest(f.Node(), a.rec.Floor, m), nil
+	r := manifest.NewRequest(f.Node(), a.rec.Floor, m)
+	r.DeltaFormats = delta.NodeFormats
+	return r, nil
 }
 
 // PackageError is a signed package refused before anything changed. Checks

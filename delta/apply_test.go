@@ -151,7 +151,7 @@ func TestTamperedBlockIsNotWritten(t *testing.T) {
 	// Flip a stored digest of frame 2, block 1 (output block 9).
 	off := int64(nodeHeaderSize)
 	for f := 0; f < 2; f++ {
-		loc, _ := readFrameHeader(bytes.NewReader(p[off:]), &nodeHeader{frameSize: 16 << 10, digestLog: 12, newSize: int64(len(nw))}, int64(f), nil, off, 0)
+		loc, _ := readFrameHeader(bytes.NewReader(p[off:]), &nodeHeader{version: nodeVersion2, frameSize: 16 << 10, digestLog: 12, newSize: int64(len(nw))}, int64(f), nil, off, 0)
 		off = loc.data + loc.zd + loc.zr
 	}
 	p[off+8+digestLen] ^= 1

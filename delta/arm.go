@@ -1,6 +1,9 @@
 package delta
 
-import "encoding/binary"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // ARM branch transform (a BCJ filter, as xz's ARM filter and Zucchini do).
 //
@@ -44,4 +47,20 @@ func armConvert(p []byte, off int64, encode bool) {
 func isARMELF(b []byte) bool {
 	return len(b) >= 20 && string(b[:4]) == "\x7fELF" && b[4] == 1 && b[5] == 1 &&
 		binary.LittleEndian.Uint16(b[18:]) == 40
+}
+
+// hasARMELF reports whether b holds a 32-bit little-endian ARM ELF header
+// at a 4-aligned offset anywhere (a file system image with ARM programs).
+func hasARMELF(b []byte) bool {
+	for off := 0; off < len(b); {
+		i := bytes.Index(b[off:], []byte("\x7fELF\x01\x01"))
+		if i < 0 {
+			return false
+		}
+		if p := off + i; p%4 == 0 && isARMELF(b[p:]) {
+			return true
+		}
+		off += i + 1
+	}
+	return false
 }

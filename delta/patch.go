@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 )
 
@@ -19,7 +20,38 @@ const (
 	FormatBSDIFF40
 	// FormatBSDIFF43 is mendsley/bsdiff's ENDSLEY/BSDIFF43 format.
 	FormatBSDIFF43
+	// FormatNode1 is version 1 of the node format, for nodes that do not
+	// advertise version 2 (see NodeFormats): one transform for the whole
+	// patch, every section compressed.
+	FormatNode1
 )
+
+// NodeFormats lists the node-format versions Apply reads, oldest first. A
+// node advertises them in its update request so that a head-end sends only
+// a delta the node can apply.
+var NodeFormats = []int{nodeVersion1, nodeVersion2}
+
+// FormatForNode returns the newest node format among the versions a node
+// advertises (none advertised: version 1, the only one nodes without the
+// field read), or an error when it names none this package writes.
+func FormatForNode(versions []int) (Format, error) {
+	if len(versions) == 0 {
+		return FormatNode1, nil
+	}
+	best := 0
+	for _, v := range versions {
+		if v == nodeVersion1 || v == nodeVersion2 {
+			best = max(best, v)
+		}
+	}
+	switch best {
+	case nodeVersion2:
+		return FormatNode, nil
+	case nodeVersion1:
+		return FormatNode1, nil
+	}
+	return 0, fmt.Errorf("%w: node reads delta versions %v, none of which this head-end writes", ErrUnknownFormat, versions)
+}
 
 func (f Format) String() string {
 	switch f {
@@ -29,27 +61,33 @@ func (f Format) String() string {
 		return "bsdiff40"
 	case FormatBSDIFF43:
 		return "bsdiff43"
+	case FormatNode1:
+		return "node1"
 	}
 	return fmt.Sprintf("Format(%d)", int(f))
 }
 
 // ParseFormat parses a format name as String prints it.
 func ParseFormat(s string) (Format, error) {
-	for _, f := range []Format{FormatNode, FormatBSDIFF40, FormatBSDIFF43} {
+	for _, f := range []Format{FormatNode, FormatNode1, FormatBSDIFF40, FormatBSDIFF43} {
 		if strings.EqualFold(s, f.String()) {
 			return f, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: %q (want node, bsdiff40 or bsdiff43)", ErrUnknownFormat, s)
+	return 0, fmt.Errorf("%w: %q (want node, node1, bsdiff40 or bsdiff43)", ErrUnknownFormat, s)
 }
 
 // Transform selects the executable transform of the node format.
 type Transform int
 
 const (
-	TransformAuto Transform = iota // ARM when both images are 32-bit ARM ELF files
+	// TransformAuto: in version 2, each frame is coded both without and
+	// with the ARM transform (when both images hold a 32-bit ARM ELF file
+	// anywhere) and the smaller is kept; in version 1, ARM for the whole
+	// patch when both images are 32-bit ARM ELF files.
+	TransformAuto Transform = iota
 	TransformNone
-	TransformARM // ARM (A32) BL branch targets made absolute
+	TransformARM // ARM (A32) BL branch targets made absolute, every frame
 )
 
 // DiffOptions tune DiffWith. The zero value writes the node format with
@@ -57,8 +95,8 @@ const (
 type DiffOptions struct {
 	Format      Format
 	Transform   Transform // node format only
-	FrameSize   int64     // node format: output bytes per frame (default 256 KiB)
-	DigestBlock int64     // node format: output bytes per chained digest (default 64 KiB)
+	FrameSize   int64     // node format: output bytes per frame (default 1 MiB)
+	DigestBlock int64     // node format: output bytes per chained digest (default: the frame size)
 }
 
 // Diff returns a patch that turns old into new, in format f.
@@ -81,7 +119,7 @@ func DiffWith(old, new []byte, o DiffOptions) ([]byte, error) {
 		return writeBSDIFF40(old, new, bsdiffScript(old, new))
 	case FormatBSDIFF43:
 		return writeBSDIFF43(old, new, bsdiffScript(old, new))
-	case FormatNode:
+	case FormatNode, FormatNode1:
 	default:
 		return nil, fmt.Errorf("%w: %v", ErrUnknownFormat, o.Format)
 	}
@@ -89,17 +127,37 @@ func DiffWith(old, new []byte, o DiffOptions) ([]byte, error) {
 		o.FrameSize = DefaultFrameSize
 	}
 	if o.DigestBlock == 0 {
-		o.DigestBlock = DefaultDigestBlock
+		o.DigestBlock = min(o.FrameSize, 1<<maxDigestLog)
 	}
-	arm := o.Transform == TransformARM || (o.Transform == TransformAuto && isARMELF(old) && isARMELF(new))
-	oldT, newT := old, new
+	version := byte(nodeVersion2)
+	if o.Format == FormatNode1 {
+		version = nodeVersion1
+	}
+	plain := o.Transform == TransformNone || o.Transform == TransformAuto
+	arm := o.Transform == TransformARM
+	if o.Transform == TransformAuto {
+		if version == nodeVersion1 {
+			arm = isARMELF(old) && isARMELF(new)
+			plain = !arm
+		} else {
+			arm = hasARMELF(old) && hasARMELF(new)
+		}
+	}
+	var doms []*domain
+	if plain {
+		doms = append(doms, &domain{oldT: old, newT: new, segs: segments(bsdiffScript(old, new))})
+	}
 	if arm {
-		oldT = append([]byte(nil), old...)
-		newT = append([]byte(nil), new...)
+		oldT := append([]byte(nil), old...)
+		newT := append([]byte(nil), new...)
 		armConvert(oldT, 0, true)
 		armConvert(newT, 0, true)
+		if plain {
+			runtime.GC() // the first suffix array is garbage: keep the peak at one
+		}
+		doms = append(doms, &domain{arm: true, oldT: oldT, newT: newT, segs: segments(bsdiffScript(oldT, newT))})
 	}
-	return writeNode(old, new, oldT, newT, bsdiffScript(oldT, newT), arm, o.FrameSize, o.DigestBlock)
+	return writeNode(old, new, doms, version, o.FrameSize, o.DigestBlock)
 }
 
 // bufWriter collects Apply's blocks in memory.

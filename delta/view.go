@@ -83,15 +83,3 @@ func (a *armView) ReadAt(p []byte, off int64) (int, error) {
 	armConvert(buf, lo, a.encode)
 	return copy(p, buf[off-lo:]), nil
 }
-
-// withTransform returns v as seen in the domain a hop works in.
-func withTransform(v view, vARM, wantARM bool) view {
-	switch {
-	case vARM == wantARM:
-		return v
-	case wantARM:
-		return &armView{v: v, encode: true}
-	default:
-		return &armView{v: v, encode: false}
-	}
-}

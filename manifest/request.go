@@ -14,6 +14,11 @@ type Request struct {
 	// Want lists, per component a manifest names, the version it offers
 	// for this node (empty when the manifest is not given).
 	Want map[string]string `json:"want,omitempty"`
+	// DeltaFormats lists the node-format delta versions the node applies
+	// (delta.NodeFormats). A head-end sends a node-format delta only in one
+	// of them; a request without the field comes from a node that reads
+	// version 1 only.
+	DeltaFormats []int `json:"delta_formats,omitempty"`
 }
 
 // NewRequest returns the request of node, whose sequence floor is floor.
