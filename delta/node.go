@@ -145,29 +145,33 @@ func chainDigest(prev [32]byte, i int64, block []byte) [32]byte {
 // extra bytes.
 type entry struct{ out, add, cp, old, diff, extra int64 }
 
-// drun is a run of nonzero diff bytes: diff offset at, n bytes, stored
-// from lits[lit].
-type drun struct{ at, n, lit uint32 }
+// zrMark locates a run of the zero-run coded diff bytes: its diff offset
+// and its offset in the coded stream.
+type zrMark struct{ diff, at uint32 }
+
+// zrMarkEvery is the number of runs between two marks.
+const zrMarkEvery = 32
 
 // decodedFrame is one frame, decompressed and checked, in compact form:
-// the diff bytes, mostly zero, are kept as their nonzero runs when that is
-// smaller (it usually is ten times smaller), so that an inner chain hop can
-// keep many decoded frames in little memory.
+// the diff bytes, mostly zero, are kept zero-run coded (as zeroRuns
+// writes them, with a mark every zrMarkEvery runs for random access) when
+// that is at most half their size (on the corpus it is about a tenth), so
+// that an inner chain hop keeps many decoded frames in little memory.
 type decodedFrame struct {
 	f      int64
 	flen   int64
 	arm    bool // coded through the ARM transform
-	sparse bool // diff bytes in runs/lits, else in dense
+	sparse bool // diff bytes in zr/marks, else in dense
 	ents   []entry
 	dense  []byte
-	runs   []drun
-	lits   []byte
+	zr     []byte
+	marks  []zrMark
 	extra  []byte
 }
 
 // mem is the memory the frame holds.
 func (df *decodedFrame) mem() int64 {
-	return int64(cap(df.ents))*48 + int64(cap(df.runs))*12 + int64(cap(df.lits)+cap(df.dense)+cap(df.extra)) + 128
+	return int64(cap(df.ents))*48 + int64(cap(df.marks))*8 + int64(cap(df.zr)+cap(df.dense)+cap(df.extra)) + 128
 }
 
 // resize returns b with length n, reusing it unless it is much larger.
@@ -180,13 +184,12 @@ func resize[T any](b []T, n int) []T {
 
 // frameDecoder decodes node-format frames of one hop.
 type frameDecoder struct {
-	h       *nodeHeader
-	hop     int
-	src     view          // the hop's source
-	asrc    view          // the same through the ARM transform
-	br      *bufio.Reader // rest section
-	dbr     *bufio.Reader // diff section
-	scratch []byte        // the diff bytes of the frame being decoded
+	h    *nodeHeader
+	hop  int
+	src  view          // the hop's source
+	asrc view          // the same through the ARM transform
+	br   *bufio.Reader // rest section
+	dbr  *bufio.Reader // diff section
 }
 
 func newFrameDecoder(h *nodeHeader, hop int, src view) *frameDecoder {
@@ -280,65 +283,101 @@ func (d *frameDecoder) decode(df *decodedFrame, zd, zr []byte, f int64, loc fram
 	if _, err := d.br.ReadByte(); err != io.EOF {
 		return bad(restOff, "data after the extra bytes")
 	}
-	df.sparse, df.runs, df.lits, df.dense = true, df.runs[:0], df.lits[:0], df.dense[:0]
+	df.sparse, df.zr, df.marks, df.dense = true, df.zr[:0], df.marks[:0], df.dense[:0]
 	switch {
 	case nDiff == 0 && len(zd) != 0:
 		return bad(loc.data, "diff section without diff bytes")
 	case nDiff > 0:
-		if d.scratch == nil {
-			d.scratch = make([]byte, d.h.frameSize)
-		}
 		if loc.rawD {
 			d.dbr.Reset(bytes.NewReader(zd))
 		} else {
 			d.dbr.Reset(bzip2.NewReader(bytes.NewReader(zd)))
 		}
-		err := readZeroRuns(d.dbr, d.scratch[:nDiff])
+		err := df.readDiff(d.dbr, nDiff)
 		d.dbr.Reset(nil)
 		if err != nil {
 			return bad(loc.data, "diff bytes: %v", err)
 		}
-		df.setDiff(d.scratch[:nDiff])
 	}
 	df.f, df.flen, df.arm = f, flen, loc.arm
 	return nil
 }
 
-// setDiff stores the diff bytes p as nonzero runs when that is at most
-// half their size, else as they are.
-func (df *decodedFrame) setDiff(p []byte) {
-	runs, nz := 0, 0
-	for i := 0; i < len(p); i++ {
-		if p[i] != 0 {
-			nz++
-			if i == 0 || p[i-1] == 0 {
-				runs++
-			}
+// readDiff decodes the zero-run coded diff bytes (see zeroRuns) of a
+// frame, n bytes, from r, and checks that r ends there. It keeps them
+// coded while that takes at most half as many bytes, else as they are.
+func (df *decodedFrame) readDiff(r *bufio.Reader, n int64) error {
+	df.sparse = true
+	df.zr, df.marks, df.dense = df.zr[:0], df.marks[:0], df.dense[:0]
+	for pos, runs := int64(0), 0; pos < n; runs++ {
+		z, err := binary.ReadUvarint(r)
+		if err != nil {
+			return err
 		}
+		l, err := binary.ReadUvarint(r)
+		if err != nil {
+			return err
+		}
+		if z > uint64(n-pos) || l > uint64(n-pos)-z || z+l == 0 {
+			return errors.New("zero run out of range")
+		}
+		if df.sparse && int64(len(df.zr)+8*len(df.marks)+2*binary.MaxVarintLen32)+int64(l) > n/2 {
+			df.toDense(n)
+		}
+		if !df.sparse {
+			pos += int64(z)
+			clear(df.dense[pos-int64(z) : pos])
+			if _, err := io.ReadFull(r, df.dense[pos:pos+int64(l)]); err != nil {
+				return err
+			}
+			pos += int64(l)
+			continue
+		}
+		if runs%zrMarkEvery == 0 {
+			df.marks = append(df.marks, zrMark{diff: uint32(pos), at: uint32(len(df.zr))})
+		}
+		df.zr = binary.AppendUvarint(df.zr, z)
+		df.zr = binary.AppendUvarint(df.zr, l)
+		at := len(df.zr)
+		df.zr = append(df.zr, make([]byte, l)...)
+		if _, err := io.ReadFull(r, df.zr[at:]); err != nil {
+			return err
+		}
+		pos += int64(z + l)
 	}
-	if 12*runs+nz > len(p)/2 {
-		df.sparse = false
-		df.runs, df.lits = resize(df.runs, 0), resize(df.lits, 0)
-		df.dense = resize(df.dense, len(p))
-		copy(df.dense, p)
+	if _, err := r.ReadByte(); err != io.EOF {
+		return errors.New("data after the diff bytes")
+	}
+	return nil
+}
+
+// toDense turns the coded diff bytes read so far into n dense bytes.
+func (df *decodedFrame) toDense(n int64) {
+	df.dense = resize(df.dense, int(n))
+	clear(df.dense)
+	df.walk(0, n, func(pos int64, lits []byte) { copy(df.dense[pos:], lits) })
+	df.sparse = false
+	df.zr, df.marks = resize(df.zr, 0), resize(df.marks, 0)
+}
+
+// walk calls fn for each run of literals of the coded diff bytes that
+// overlaps [at, end), with the run's diff offset.
+func (df *decodedFrame) walk(at, end int64, fn func(pos int64, lits []byte)) {
+	k := sort.Search(len(df.marks), func(k int) bool { return int64(df.marks[k].diff) > at }) - 1
+	if k < 0 {
 		return
 	}
-	df.dense = resize(df.dense, 0)
-	df.runs = resize(df.runs, runs)[:0]
-	df.lits = resize(df.lits, nz)[:0]
-	for i := 0; i < len(p); {
-		for i < len(p) && p[i] == 0 {
-			i++
+	pos, p := int64(df.marks[k].diff), df.zr[df.marks[k].at:]
+	for pos < end && len(p) > 0 {
+		z, n1 := binary.Uvarint(p)
+		l, n2 := binary.Uvarint(p[n1:])
+		p = p[n1+n2:]
+		pos += int64(z)
+		if pos+int64(l) > at && pos < end {
+			fn(pos, p[:l])
 		}
-		j := i
-		for j < len(p) && p[j] != 0 {
-			j++
-		}
-		if j > i {
-			df.runs = append(df.runs, drun{at: uint32(i), n: uint32(j - i), lit: uint32(len(df.lits))})
-			df.lits = append(df.lits, p[i:j]...)
-		}
-		i = j
+		p = p[l:]
+		pos += int64(l)
 	}
 }
 
@@ -351,43 +390,16 @@ func (df *decodedFrame) addDiff(q []byte, at int64) {
 		return
 	}
 	end := at + int64(len(q))
-	i := sort.Search(len(df.runs), func(i int) bool { return int64(df.runs[i].at+df.runs[i].n) > at })
-	for ; i < len(df.runs) && int64(df.runs[i].at) < end; i++ {
-		r := df.runs[i]
-		lo, hi := max(int64(r.at), at), min(int64(r.at+r.n), end)
-		lit := df.lits[int64(r.lit)+lo-int64(r.at):]
+	df.walk(at, end, func(pos int64, lits []byte) {
+		lo, hi := max(pos, at), min(pos+int64(len(lits)), end)
 		for x := lo; x < hi; x++ {
-			q[x-at] += lit[x-lo]
+			q[x-at] += lits[x-pos]
 		}
-	}
+	})
 }
 
-// readZeroRuns decodes zeroRuns from r into exactly len(dst) bytes and
-// checks that r ends there.
-func readZeroRuns(r *bufio.Reader, dst []byte) error {
-	for len(dst) > 0 {
-		z, err := binary.ReadUvarint(r)
-		if err != nil {
-			return err
-		}
-		l, err := binary.ReadUvarint(r)
-		if err != nil {
-			return err
-		}
-		if z > uint64(len(dst)) || l > uint64(len(dst))-z || z+l == 0 {
-			return errors.New("zero run out of range")
-		}
-		clear(dst[:z])
-		if _, err := io.ReadFull(r, dst[z:z+l]); err != nil {
-			return err
-		}
-		dst = dst[z+l:]
-	}
-	if _, err := r.ReadByte(); err != io.EOF {
-		return errors.New("data after the diff bytes")
-	}
-	return nil
-}
+// readPiece is the most bytes readRange asks of a source view at once.
+const readPiece = 64 << 10
 
 // readRange writes the frame's output bytes [off, off+len(dst)) to dst,
 // in the frame's domain (through the ARM transform when df.arm).
@@ -400,7 +412,8 @@ func (d *frameDecoder) readRange(df *decodedFrame, dst []byte, off int64) error 
 	for len(dst) > 0 && i < len(df.ents) {
 		e := &df.ents[i]
 		if k := off - e.out; k < e.add {
-			n := min(e.add-k, int64(len(dst)))
+			// In pieces, so that the views below need small buffers.
+			n := min(e.add-k, int64(len(dst)), readPiece)
 			q := dst[:n]
 			if _, err := src.ReadAt(q, e.old+k); err != nil {
 				return err
@@ -458,7 +471,7 @@ func (h *nodeHeader) digestCount(f int64) int64 {
 
 // viewCacheBytes is the memory each inner hop may spend on decoded frames
 // (at least two are kept, whatever their size).
-var viewCacheBytes int64 = 3 << 20
+var viewCacheBytes int64 = 2 << 20
 
 // nodeView serves the output of an inner chain hop on demand: it indexes
 // the frames of the patch (read through an io.ReaderAt), decodes a frame
