@@ -88,45 +88,75 @@ const (
 	frameLenMaskR = frameRawRest - 1
 )
 
-// writeNode writes the node format. Version 1 takes exactly one domain,
-// named in the header; version 2 encodes each frame in every domain given
-// and keeps the smallest, so the transform is used only where it pays.
-func writeNode(old, new []byte, doms []*domain, version byte, frameSize, digestBlock int64) ([]byte, error) {
+// nodeWriter assembles a node-format patch: the header and the chained
+// digests are computed from the images first, then the frames of each
+// domain are encoded in turn (so that only one domain's script and images
+// are needed at a time), and each frame keeps its smallest encoding.
+type nodeWriter struct {
+	h           *nodeHeader
+	digestBlock int64
+	digests     [][]byte // per frame
+	best        []*encodedFrame
+	domains     int // domains added
+}
+
+func newNodeWriter(old, new []byte, version byte, frameSize, digestBlock int64) (*nodeWriter, error) {
 	h := &nodeHeader{version: version, frameSize: frameSize, oldSize: int64(len(old)), newSize: int64(len(new))}
 	for h.digestLog = minDigestLog; h.digestBlock() < digestBlock; h.digestLog++ {
 	}
 	if h.digestBlock() != digestBlock || digestBlock > 1<<maxDigestLog || frameSize%digestBlock != 0 || frameSize > maxFrameSize {
 		return nil, fmt.Errorf("delta: frame size %d and digest block %d: want powers of two, digest block in [4 KiB, 1 MiB] dividing the frame size (at most 4 MiB)", frameSize, digestBlock)
 	}
-	if version == nodeVersion1 {
-		if len(doms) != 1 {
-			return nil, fmt.Errorf("delta: node format 1 takes one transform, got %d", len(doms))
-		}
-		if doms[0].arm {
-			h.flags |= flagARM
-		}
-	}
 	h.oldSHA = sha256.Sum256(old)
 	h.newSHA = sha256.Sum256(new)
-	h.marshal()
-
-	out := append([]byte(nil), h.raw[:]...)
+	w := &nodeWriter{h: h, digestBlock: digestBlock, best: make([]*encodedFrame, h.frames())}
 	chain := h.newSHA
 	for f := int64(0); f < h.frames(); f++ {
 		fs := f * frameSize
 		fe := fs + h.frameLen(f)
-		var best *encodedFrame
-		for _, d := range doms {
-			e, err := encodeFrame(d, fs, fe, frameSize, version)
-			if err != nil {
-				return nil, err
-			}
-			if best == nil || e.size() < best.size() {
-				best = e
-			}
+		var d []byte
+		for b := fs; b < fe; b += digestBlock {
+			chain = chainDigest(chain, b/digestBlock, new[b:min(b+digestBlock, fe)])
+			d = append(d, chain[:digestLen]...)
 		}
+		w.digests = append(w.digests, d)
+	}
+	return w, nil
+}
+
+// add encodes every frame in domain d and keeps, per frame, the smaller of
+// this encoding and the best so far. Version 1 takes exactly one domain.
+func (w *nodeWriter) add(d *domain) error {
+	if w.h.version == nodeVersion1 {
+		if w.domains > 0 {
+			return fmt.Errorf("delta: node format 1 takes one transform")
+		}
+		if d.arm {
+			w.h.flags |= flagARM
+		}
+	}
+	w.domains++
+	for f := range w.best {
+		fs := int64(f) * w.h.frameSize
+		e, err := encodeFrame(d, fs, fs+w.h.frameLen(int64(f)), w.h.frameSize, w.h.version)
+		if err != nil {
+			return err
+		}
+		if w.best[f] == nil || e.size() < w.best[f].size() {
+			w.best[f] = e
+		}
+	}
+	return nil
+}
+
+// bytes returns the patch.
+func (w *nodeWriter) bytes() []byte {
+	h := w.h
+	h.marshal()
+	out := append([]byte(nil), h.raw[:]...)
+	for f, best := range w.best {
 		zd, zr := uint32(len(best.zd)), uint32(len(best.zr))
-		if best.arm && version == nodeVersion2 {
+		if best.arm && h.version == nodeVersion2 {
 			zd |= frameARM
 		}
 		if best.rawD {
@@ -137,14 +167,11 @@ func writeNode(old, new []byte, doms []*domain, version byte, frameSize, digestB
 		}
 		out = binary.LittleEndian.AppendUint32(out, zd)
 		out = binary.LittleEndian.AppendUint32(out, zr)
-		for b := fs; b < fe; b += digestBlock {
-			chain = chainDigest(chain, b/digestBlock, new[b:min(b+digestBlock, fe)])
-			out = append(out, chain[:digestLen]...)
-		}
+		out = append(out, w.digests[f]...)
 		out = append(out, best.zd...)
 		out = append(out, best.zr...)
 	}
-	return out, nil
+	return out
 }
 
 // encodeFrame encodes output [fs, fe) with the script of domain d.

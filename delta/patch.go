@@ -97,6 +97,11 @@ type DiffOptions struct {
 	Transform   Transform // node format only
 	FrameSize   int64     // node format: output bytes per frame (default 1 MiB)
 	DigestBlock int64     // node format: output bytes per chained digest (default: the frame size)
+	// InPlace lets the node format's ARM pass transform old and new in
+	// place instead of copying them (2 bytes per image byte less at the
+	// peak); they are restored before DiffWith returns, so they must not
+	// be read concurrently. For host tools that own the images.
+	InPlace bool
 }
 
 // Diff returns a patch that turns old into new, in format f.
@@ -143,21 +148,34 @@ func DiffWith(old, new []byte, o DiffOptions) ([]byte, error) {
 			arm = hasARMELF(old) && hasARMELF(new)
 		}
 	}
-	var doms []*domain
+	w, err := newNodeWriter(old, new, version, o.FrameSize, o.DigestBlock)
+	if err != nil {
+		return nil, err
+	}
 	if plain {
-		doms = append(doms, &domain{oldT: old, newT: new, segs: segments(bsdiffScript(old, new))})
+		if err := w.add(&domain{oldT: old, newT: new, segs: segments(bsdiffScript(old, new))}); err != nil {
+			return nil, err
+		}
 	}
 	if arm {
-		oldT := append([]byte(nil), old...)
-		newT := append([]byte(nil), new...)
+		oldT, newT := old, new
+		if o.InPlace && (len(old) == 0 || len(new) == 0 || &old[0] != &new[0]) {
+			defer armConvert(old, 0, false)
+			defer armConvert(new, 0, false)
+		} else {
+			oldT = append([]byte(nil), old...)
+			newT = append([]byte(nil), new...)
+		}
 		armConvert(oldT, 0, true)
 		armConvert(newT, 0, true)
 		if plain {
 			runtime.GC() // the first suffix array is garbage: keep the peak at one
 		}
-		doms = append(doms, &domain{arm: true, oldT: oldT, newT: newT, segs: segments(bsdiffScript(oldT, newT))})
+		if err := w.add(&domain{arm: true, oldT: oldT, newT: newT, segs: segments(bsdiffScript(oldT, newT))}); err != nil {
+			return nil, err
+		}
 	}
-	return writeNode(old, new, doms, version, o.FrameSize, o.DigestBlock)
+	return w.bytes(), nil
 }
 
 // bufWriter collects Apply's blocks in memory.
