@@ -509,9 +509,7 @@ func (s *nodeStream) next() ([]byte, bool, [32]byte, error) {
 		if err := s.dec.readRange(&s.df, s.buf, 0); err != nil {
 			return nil, false, [32]byte{}, err
 		}
-		if s.df.arm {
-			armConvert(s.buf, s.fstart, false)
-		}
+		s.df.x.convert(s.buf, s.fstart, false)
 		s.bpos = 0
 		s.f++
 		restart = true

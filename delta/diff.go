@@ -3,6 +3,9 @@ package delta
 import (
 	"encoding/binary"
 	"math/bits"
+	"runtime"
+	"slices"
+	"sync"
 )
 
 // ctrl is one bsdiff control entry: add bytes of old (from the current old
@@ -71,6 +74,34 @@ func (m *matcher) search(s []byte) (pos, n int) {
 // first returned entry may have add+copy == 0 (a bare seek).
 func bsdiffScript(old, new []byte) []ctrl {
 	m := &matcher{old: old, sa: suffixArray(old)}
+	return m.script(new)
+}
+
+// scriptSegments is bsdiffScript for the node format, as segments: new is
+// cut into one part per CPU (of at least 1 MiB) whose scripts are searched
+// in parallel in the one suffix array. A part starts without the previous
+// match's offset, which costs a few bytes at each cut.
+func scriptSegments(old, new []byte) []segment {
+	m := &matcher{old: old, sa: suffixArray(old)}
+	parts := max(1, min(runtime.GOMAXPROCS(0), len(new)>>20))
+	segs := make([][]segment, parts)
+	var wg sync.WaitGroup
+	for i := range parts {
+		lo, hi := len(new)*i/parts, len(new)*(i+1)/parts
+		wg.Go(func() {
+			segs[i] = segments(m.script(new[lo:hi]))
+			for j := range segs[i] {
+				segs[i][j].newPos += int64(lo)
+			}
+		})
+	}
+	wg.Wait()
+	return slices.Concat(segs...)
+}
+
+// script is bsdiffScript's search for new in m's old image.
+func (m *matcher) script(new []byte) []ctrl {
+	old := m.old
 	oldSize, newSize := len(old), len(new)
 	var out []ctrl
 	var scan, n, pos, lastScan, lastPos, lastOffset int

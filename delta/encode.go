@@ -64,7 +64,7 @@ func frameEntries(segs []segment, minAdd int64) (ents []ctrl, adds []segment, ex
 // branch transform applied to both. oldT and newT are the images in that
 // domain and segs the bsdiff script found there.
 type domain struct {
-	arm        bool
+	x          xform
 	oldT, newT []byte
 	segs       []segment
 	si         int // first segment not wholly before the frame being encoded
@@ -73,7 +73,7 @@ type domain struct {
 // encodedFrame is one frame's two compressed sections and its flags.
 type encodedFrame struct {
 	zd, zr     []byte
-	arm        bool
+	x          xform
 	rawD, rawR bool // section stored uncompressed (version 2)
 }
 
@@ -84,8 +84,9 @@ const (
 	frameARM      = 1 << 31 // in the diff length: the frame is coded through the ARM transform
 	frameRawDiff  = 1 << 30 // in the diff length: zero-run coded diff bytes, not bzip2
 	frameRawRest  = 1 << 31 // in the rest length: control and extra bytes, not LZMA2
+	frameThumb    = 1 << 30 // in the rest length: the frame is coded through the Thumb-2 transform
 	frameLenMaskD = frameRawDiff - 1
-	frameLenMaskR = frameRawRest - 1
+	frameLenMaskR = frameThumb - 1
 )
 
 // nodeWriter assembles a node-format patch: the header and the chained
@@ -131,8 +132,11 @@ func (w *nodeWriter) add(d *domain) error {
 		if w.domains > 0 {
 			return fmt.Errorf("delta: node format 1 takes one transform")
 		}
-		if d.arm {
+		switch d.x {
+		case xformARM:
 			w.h.flags |= flagARM
+		case xformThumb:
+			return fmt.Errorf("delta: node format 1 has no Thumb transform")
 		}
 	}
 	w.domains++
@@ -156,8 +160,11 @@ func (w *nodeWriter) bytes() []byte {
 	out := append([]byte(nil), h.raw[:]...)
 	for f, best := range w.best {
 		zd, zr := uint32(len(best.zd)), uint32(len(best.zr))
-		if best.arm && h.version == nodeVersion2 {
+		if best.x == xformARM && h.version == nodeVersion2 {
 			zd |= frameARM
+		}
+		if best.x == xformThumb {
+			zr |= frameThumb
 		}
 		if best.rawD {
 			zd |= frameRawDiff
@@ -217,7 +224,7 @@ func encodeFrame(d *domain, fs, fe, frameSize int64, version byte) (*encodedFram
 	for _, s := range extras {
 		payload = append(payload, d.newT[s.newPos:s.newPos+s.n]...)
 	}
-	e := &encodedFrame{arm: d.arm}
+	e := &encodedFrame{x: d.x}
 	var err error
 	if len(diff) > 0 {
 		zr := zeroRuns(diff)

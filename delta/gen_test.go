@@ -19,6 +19,7 @@ func TestTestdata(t *testing.T) {
 		"arm":    {append(armELFHeader(), image(102, 6000)...), append(armELFHeader(), mutate(image(102, 6000), 103, 30)...)},
 		"tiny":   {[]byte("x"), []byte("hello")},
 		"shrink": {image(104, 2000), image(104, 700)},
+		"thumb":  {thumbImage(105, 6000), mutate(thumbImage(105, 6000), 106, 30)},
 	}
 	if *update {
 		bsdiff := realtoolPath(t)

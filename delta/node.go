@@ -160,8 +160,8 @@ const zrMarkEvery = 32
 type decodedFrame struct {
 	f      int64
 	flen   int64
-	arm    bool // coded through the ARM transform
-	sparse bool // diff bytes in zr/marks, else in dense
+	x      xform // the transform the frame is coded through
+	sparse bool  // diff bytes in zr/marks, else in dense
 	ents   []entry
 	dense  []byte
 	zr     []byte
@@ -187,14 +187,15 @@ type frameDecoder struct {
 	h    *nodeHeader
 	hop  int
 	src  view          // the hop's source
-	asrc view          // the same through the ARM transform
+	xsrc [3]view       // the same through each transform
 	br   *bufio.Reader // rest section
 	dbr  *bufio.Reader // diff section
 }
 
 func newFrameDecoder(h *nodeHeader, hop int, src view) *frameDecoder {
-	return &frameDecoder{h: h, hop: hop, src: src, asrc: &armView{v: src, encode: true},
-		br: bufio.NewReaderSize(nil, 4096), dbr: bufio.NewReaderSize(nil, 4096)}
+	return &frameDecoder{h: h, hop: hop, src: src,
+		xsrc: [3]view{src, &xformView{v: src, x: xformARM, encode: true}, &xformView{v: src, x: xformThumb, encode: true}},
+		br:   bufio.NewReaderSize(nil, 4096), dbr: bufio.NewReaderSize(nil, 4096)}
 }
 
 // maxCompressedFrame bounds each compressed section of a frame.
@@ -207,7 +208,7 @@ type frameLoc struct {
 	off        int64 // patch offset of the frame header
 	data       int64 // patch offset of the diff section; the rest follows
 	zd, zr     int64 // compressed lengths of the two sections
-	arm        bool  // frame coded through the ARM transform
+	x          xform // the transform the frame is coded through
 	rawD, rawR bool  // section stored without compression
 }
 
@@ -299,7 +300,7 @@ func (d *frameDecoder) decode(df *decodedFrame, zd, zr []byte, f int64, loc fram
 			return bad(loc.data, "diff bytes: %v", err)
 		}
 	}
-	df.f, df.flen, df.arm = f, flen, loc.arm
+	df.f, df.flen, df.x = f, flen, loc.x
 	return nil
 }
 
@@ -402,12 +403,9 @@ func (df *decodedFrame) addDiff(q []byte, at int64) {
 const readPiece = 64 << 10
 
 // readRange writes the frame's output bytes [off, off+len(dst)) to dst,
-// in the frame's domain (through the ARM transform when df.arm).
+// in the frame's domain (through its transform df.x).
 func (d *frameDecoder) readRange(df *decodedFrame, dst []byte, off int64) error {
-	src := d.src
-	if df.arm {
-		src = d.asrc
-	}
+	src := d.xsrc[df.x]
 	i := sort.Search(len(df.ents), func(i int) bool { return df.ents[i].out+df.ents[i].add+df.ents[i].cp > off })
 	for len(dst) > 0 && i < len(df.ents) {
 		e := &df.ents[i]
@@ -439,9 +437,20 @@ func readFrameHeader(r io.Reader, h *nodeHeader, f int64, digests []byte, off in
 		return frameLoc{}, frameReadErr(err, off, hop, f)
 	}
 	zd, zr := binary.LittleEndian.Uint32(lb[:]), binary.LittleEndian.Uint32(lb[4:])
-	loc := frameLoc{off: off, arm: h.arm()}
+	loc := frameLoc{off: off}
+	if h.arm() {
+		loc.x = xformARM
+	}
 	if h.version == nodeVersion2 {
-		loc.arm, loc.rawD, loc.rawR = zd&frameARM != 0, zd&frameRawDiff != 0, zr&frameRawRest != 0
+		loc.rawD, loc.rawR = zd&frameRawDiff != 0, zr&frameRawRest != 0
+		switch {
+		case zd&frameARM != 0 && zr&frameThumb != 0:
+			return frameLoc{}, &CorruptError{Hop: hop, Offset: off, Reason: fmt.Sprintf("frame %d: two transforms", f)}
+		case zd&frameARM != 0:
+			loc.x = xformARM
+		case zr&frameThumb != 0:
+			loc.x = xformThumb
+		}
 		zd, zr = zd&frameLenMaskD, zr&frameLenMaskR
 	}
 	loc.zd, loc.zr = int64(zd), int64(zr)
@@ -563,18 +572,18 @@ func (v *nodeView) ReadAt(p []byte, off int64) (int, error) {
 		fs := f * v.h.frameSize
 		fo := off - fs
 		k := min(int64(len(p)-n), df.flen-fo)
-		if !df.arm {
+		if df.x == xformNone {
 			if err := v.dec.readRange(df, p[n:n+int(k)], fo); err != nil {
 				return n, err
 			}
 		} else {
-			// Whole words, as the transform works on them.
-			lo, hi := fo&^3, min((fo+k+3)&^3, df.flen)
+			// With the bytes around that the transform needs.
+			lo, hi := xformSpan(fo, fo+k, 0, df.flen)
 			v.out = resize(v.out, int(hi-lo))
 			if err := v.dec.readRange(df, v.out, lo); err != nil {
 				return n, err
 			}
-			armConvert(v.out, fs+lo, false)
+			df.x.convert(v.out, fs+lo, false)
 			copy(p[n:n+int(k)], v.out[fo-lo:])
 		}
 		n += int(k)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 )
 
@@ -87,7 +88,8 @@ const (
 	// patch when both images are 32-bit ARM ELF files.
 	TransformAuto Transform = iota
 	TransformNone
-	TransformARM // ARM (A32) BL branch targets made absolute, every frame
+	TransformARM   // ARM (A32) BL branch targets made absolute, every frame
+	TransformThumb // Thumb-2 BL branch targets made absolute, every frame (version 2)
 )
 
 // DiffOptions tune DiffWith. The zero value writes the node format with
@@ -138,42 +140,82 @@ func DiffWith(old, new []byte, o DiffOptions) ([]byte, error) {
 	if o.Format == FormatNode1 {
 		version = nodeVersion1
 	}
-	plain := o.Transform == TransformNone || o.Transform == TransformAuto
-	arm := o.Transform == TransformARM
-	if o.Transform == TransformAuto {
-		if version == nodeVersion1 {
-			arm = isARMELF(old) && isARMELF(new)
-			plain = !arm
-		} else {
-			arm = hasARMELF(old) && hasARMELF(new)
+	var xs []xform
+	switch o.Transform {
+	case TransformNone:
+		xs = []xform{xformNone}
+	case TransformARM:
+		xs = []xform{xformARM}
+	case TransformThumb:
+		xs = []xform{xformThumb}
+	case TransformAuto:
+		switch {
+		case version == nodeVersion1 && isARMELF(old) && isARMELF(new):
+			xs = []xform{xformARM}
+		case version == nodeVersion1:
+			xs = []xform{xformNone}
+		case hasARMELF(old) && hasARMELF(new):
+			// Both ARM transforms are tried where the new image's branches
+			// say that code of that kind is there: A32 BL words and Thumb-2
+			// BL pairs occur about as often in data, but code of one kind
+			// has tens of times more of its own.
+			xs = []xform{xformNone, xformARM}
+			if a32, thumb := blCounts(new); thumb > a32 {
+				xs = []xform{xformNone, xformThumb}
+				if 4*a32 > thumb {
+					xs = append(xs, xformARM)
+				}
+			}
+		default:
+			xs = []xform{xformNone}
 		}
+	default:
+		return nil, fmt.Errorf("delta: unknown transform %d", o.Transform)
+	}
+	if version == nodeVersion1 && xs[0] == xformThumb {
+		return nil, fmt.Errorf("delta: node format 1 has no Thumb transform")
 	}
 	w, err := newNodeWriter(old, new, version, o.FrameSize, o.DigestBlock)
 	if err != nil {
 		return nil, err
 	}
-	if plain {
-		if err := w.add(&domain{oldT: old, newT: new, segs: segments(bsdiffScript(old, new))}); err != nil {
+	// One transform at a time: each pass needs its images and one suffix
+	// array. With InPlace the images are transformed in place and put back
+	// (unless old and new are the same slice), else copied once.
+	inPlace := o.InPlace && (len(old) == 0 || len(new) == 0 || &old[0] != &new[0])
+	var oldT, newT []byte
+	cur, copied := xformNone, false
+	for i, x := range xs {
+		if i > 0 {
+			runtime.GC() // the last pass's suffix array is garbage: keep the peak at one
+		}
+		switch {
+		case x == xformNone && cur == xformNone:
+			oldT, newT = old, new
+		case inPlace:
+			cur.convert(old, 0, false)
+			cur.convert(new, 0, false)
+			oldT, newT = old, new
+		case !copied:
+			oldT, newT, copied = slices.Clone(old), slices.Clone(new), true
+		default:
+			cur.convert(oldT, 0, false)
+			cur.convert(newT, 0, false)
+		}
+		x.convert(oldT, 0, true)
+		x.convert(newT, 0, true)
+		cur = x
+		if err := w.add(&domain{x: x, oldT: oldT, newT: newT, segs: scriptSegments(oldT, newT)}); err != nil {
+			if inPlace {
+				cur.convert(old, 0, false)
+				cur.convert(new, 0, false)
+			}
 			return nil, err
 		}
 	}
-	if arm {
-		oldT, newT := old, new
-		if o.InPlace && (len(old) == 0 || len(new) == 0 || &old[0] != &new[0]) {
-			defer armConvert(old, 0, false)
-			defer armConvert(new, 0, false)
-		} else {
-			oldT = append([]byte(nil), old...)
-			newT = append([]byte(nil), new...)
-		}
-		armConvert(oldT, 0, true)
-		armConvert(newT, 0, true)
-		if plain {
-			runtime.GC() // the first suffix array is garbage: keep the peak at one
-		}
-		if err := w.add(&domain{arm: true, oldT: oldT, newT: newT, segs: segments(bsdiffScript(oldT, newT))}); err != nil {
-			return nil, err
-		}
+	if inPlace {
+		cur.convert(old, 0, false)
+		cur.convert(new, 0, false)
 	}
 	return w.bytes(), nil
 }

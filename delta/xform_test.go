@@ -1,0 +1,86 @@
+package delta
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// thumbImage is Thumb-2-like code: random halfwords with BL pairs.
+func thumbImage(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 3))
+	b := append(armELFHeader(), make([]byte, 0, n)...)
+	for len(b) < n {
+		if r.IntN(3) == 0 {
+			off := uint32(r.IntN(1 << 16))
+			b = binary.LittleEndian.AppendUint16(b, uint16(0xF000|off>>11&0x7FF))
+			b = binary.LittleEndian.AppendUint16(b, uint16(0xF800|off&0x7FF))
+			continue
+		}
+		b = binary.LittleEndian.AppendUint16(b, uint16(r.Uint32()))
+	}
+	return b[:n]
+}
+
+// TestTransformsAreLocal: each transform is a bijection, and converting
+// any range through xformView (with the bytes around it) gives the bytes
+// of the whole image converted at once, so frames and reads of any size
+// agree with the encoder.
+func TestTransformsAreLocal(t *testing.T) {
+	img := append(thumbImage(400, 20_000), image(401, 20_000)...)
+	for _, x := range []xform{xformARM, xformThumb} {
+		whole := slices.Clone(img)
+		x.convert(whole, 0, true)
+		if bytes.Equal(whole, img) {
+			t.Fatalf("transform %d changed nothing", x)
+		}
+		back := slices.Clone(whole)
+		x.convert(back, 0, false)
+		if !bytes.Equal(back, img) {
+			t.Fatalf("transform %d: decode(encode(img)) != img", x)
+		}
+		v := &xformView{v: &readerView{r: bytes.NewReader(img), size: int64(len(img))}, x: x, encode: true}
+		r := rand.New(rand.NewPCG(402, 0))
+		for range 2000 {
+			lo := r.IntN(len(img))
+			hi := lo + r.IntN(min(len(img)-lo, 9000)+1)
+			got := make([]byte, hi-lo)
+			if _, err := v.ReadAt(got, int64(lo)); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, whole[lo:hi]) {
+				t.Fatalf("transform %d: view [%d,%d) differs from the whole image converted", x, lo, hi)
+			}
+		}
+	}
+}
+
+// TestThumbRoundTrip: Thumb-2 code diffs with the Thumb transform
+// (chosen by the branch counts), applies alone and inside a chain whose
+// inner hop is read at random.
+func TestThumbRoundTrip(t *testing.T) {
+	v0 := thumbImage(410, 200_000)
+	v1 := mutate(v0, 411, 60)
+	v2 := mutate(v1, 412, 60)
+	var ps [][]byte
+	for _, pr := range [][2][]byte{{v0, v1}, {v1, v2}} {
+		p, err := DiffWith(pr[0], pr[1], DiffOptions{FrameSize: 16 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	if a32, thumb := blCounts(v1); thumb <= a32 {
+		t.Fatalf("thumbImage has %d Thumb BLs and %d A32 BLs", thumb, a32)
+	}
+	got, err := Chain(v0, readers(ps))
+	if err != nil || !bytes.Equal(got, v2) {
+		t.Fatalf("Chain = %d bytes, %v; want v2", len(got), err)
+	}
+	none, _ := DiffWith(v0, v1, DiffOptions{FrameSize: 16 << 10, Transform: TransformNone})
+	if len(ps[0]) > len(none) {
+		t.Fatalf("auto %d bytes, more than without a transform (%d)", len(ps[0]), len(none))
+	}
+}
