@@ -41,7 +41,7 @@ mapfile -t vs < <(printf '%s\n' "$exe"/*.bin | sort -V)
 # OUT; returns CMD's status (a crash is reported, not fatal).
 measure() {
   local out=$1; shift
-  if /usr/bin/time -f '%e %M' -o "$work/time.txt" "$@" >/dev/null 2>"$work/err.txt"; then
+  if /usr/bin/time -f '%e %M %U %S' -o "$work/time.txt" "$@" >/dev/null 2>"$work/err.txt"; then
     cat "$work/time.txt" >>"$out"
   else
     local rc=$?
@@ -49,8 +49,9 @@ measure() {
     return $rc
   fi
 }
-# best FILE: minimum wall time and maximum RSS (MiB) over the lines of FILE.
-best() { awk 'NR==1||$1<w{w=$1} $2>m{m=$2} END{printf "%.2f %.1f\n", w, m/1024}' "$1"; }
+# best FILE: minimum wall time, maximum RSS (MiB) and minimum CPU time
+# (user + system) over the lines of FILE.
+best() { awk 'NR==1||$1<w{w=$1} NR==1||$3+$4<c{c=$3+$4} $2>m{m=$2} END{printf "%.2f %.1f %.2f\n", w, m/1024, c}' "$1"; }
 size() { stat -c %s "$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", a/b}'; }
 declare -A logsum count worst
@@ -68,7 +69,7 @@ row() {
     bd="crashed ($(tr '\n' ' ' <"$work/err.txt" | cut -c1-60))"
   fi
   xdelta3 -9 -e -f -s "$old" "$new" "$p.xd3"
-  zstd -q -f -19 --long=31 --patch-from="$old" "$new" -o "$p.zst"
+  zstd -q -f -19 --long=27 --patch-from="$old" "$new" -o "$p.zst" 2>/dev/null
   for ((r = 0; r < runs; r++)); do
     measure "$p.oapply.t" "$mp" patch "$old" "$p.node" "$p.out"
     cmp -s "$p.out" "$new" || { echo "bench-delta: meterpkg patch output differs ($group $label)" >&2; exit 1; }
@@ -79,17 +80,17 @@ row() {
   done
   local sn so sx sz
   sn=$(size "$new") so=$(size "$p.node") sx=$(size "$p.xd3") sz=$(size "$p.zst")
-  read -r dw dm < <(best "$p.odiff.t")
-  read -r ow om < <(best "$p.oapply.t")
+  read -r dw dm dc < <(best "$p.odiff.t")
+  read -r ow om _ < <(best "$p.oapply.t")
   local ba="–"
   if [ "$sb" != crashed ]; then
-    read -r ew em < <(best "$p.bdiff.t"); read -r bw bm < <(best "$p.bapply.t")
-    rb=$(ratio "$so" "$sb") bd="$ew s / $em MiB" ba="$bw / $bm" bcol=$sb
+    read -r ew em ec < <(best "$p.bdiff.t"); read -r bw bm _ < <(best "$p.bapply.t")
+    rb=$(ratio "$so" "$sb") bd="$ew s ($ec) / $em MiB" ba="$bw / $bm" bcol=$sb
     logsum[$group]=$(awk -v s="${logsum[$group]:-0}" -v r="$rb" 'BEGIN{print s + log(r)}')
     count[$group]=$((${count[$group]:-0} + 1))
     worst[$group]=$(awk -v w="${worst[$group]:-0}" -v r="$rb" 'BEGIN{print (r > w ? r : w)}')
   fi
-  echo "| $group | $label | $sn | $bcol | $so | $rb | $sx ($(ratio "$so" "$sx")) | $sz ($(ratio "$so" "$sz")) | $dw s / $dm MiB | $bd | $ow / $om | $ba |"
+  echo "| $group | $label | $sn | $bcol | $so | $rb | $sx ($(ratio "$so" "$sx")) | $sz ($(ratio "$so" "$sz")) | $dw s ($dc) / $dm MiB | $bd | $ow / $om | $ba |"
 }
 
 echo "## delta benchmark"
@@ -98,8 +99,8 @@ echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average at start: $(cut -d'
 echo "- machine: $(nproc) × $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr), $(go version | cut -d' ' -f3)"
 echo "- executables: $(head -1 "$exe/SOURCE" 2>/dev/null) ($(basename -a "${vs[@]}" | tr '\n' ' '))"
 echo "- system images: $img/r1..r3 .tar and .ext4 (../shared/corpus/fetch-system-images.sh)"
-echo "- tools: Debian bsdiff $(dpkg-query -W -f '${Version}' bsdiff 2>/dev/null), xdelta3 $(dpkg-query -W -f '${Version}' xdelta3 2>/dev/null) -9, zstd $(zstd -V | grep -o 'v[0-9.]*') -19 --long=31 --patch-from"
-echo "- times: best wall time of one diff, best of $runs applies; RSS: peak (GNU time). Sizes in bytes; (x) = ours / that tool."
+echo "- tools: Debian bsdiff $(dpkg-query -W -f '${Version}' bsdiff 2>/dev/null), xdelta3 $(dpkg-query -W -f '${Version}' xdelta3 2>/dev/null) -9, zstd $(zstd -V | grep -o 'v[0-9.]*') -19 --long=27 --patch-from"
+echo "- times: wall time of one diff (in brackets its CPU time, user + system), best wall time of $runs applies; RSS: peak (GNU time). Sizes in bytes; (x) = ours / that tool."
 echo
 echo "| corpus | pair | new size | bsdiff | ours (node 2) | ours/bsdiff | xdelta3 -9 | zstd --patch-from | diff ours s / MiB | diff bsdiff s / MiB | apply ours s / MiB | bspatch s / MiB |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -155,7 +156,7 @@ chain() {
     measure "$work/$label.seq.t" bash -c 'mp=$1 src=$2 tmp=$3; shift 3; i=0; for d; do i=$((i + 1)); "$mp" patch "$src" "$d" "$tmp.$i" >/dev/null; src=$tmp.$i; done' _ "$mp" "${f[0]}" "$work/$label.seq" "${ds[@]}"
     cmp -s "$work/$label.seq.$((${#f[@]} - 1))" "${f[-1]}" || { echo "bench-delta: sequential output differs ($label)" >&2; exit 1; }
   done
-  read -r cw cm < <(best "$work/$label.chain.t"); read -r sw sm < <(best "$work/$label.seq.t")
+  read -r cw cm _ < <(best "$work/$label.chain.t"); read -r sw sm _ < <(best "$work/$label.seq.t")
   echo "| $label | $(size "${f[-1]}") | $(cat "${ds[@]}" | wc -c) | $cw / $cm | $sw / $sm | $(ratio "$cw" "$sw") |"
   rm -f "$work/$label".seq.* "$work/$label.out"
 }
