@@ -284,27 +284,3 @@ func TestCheckpointRoundTrip(t *testing.T) {
 		t.Fatalf("UnmarshalBinary(MarshalBinary(c)) = %+v, want %+v", d, c)
 	}
 }
-
-func TestVerifyBlocks(t *testing.T) {
-	old := image(70, 50_000)
-	nw := mutate(old, 71, 40)
-	p, err := DiffWith(old, nw, DiffOptions{FrameSize: 8 << 10, DigestBlock: 4 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name string
-		dst  []byte
-		want int64
-	}{
-		{"complete", nw, int64(len(nw))},
-		{"empty", nil, 0},
-		{"half-written", append(append([]byte(nil), nw[:20000]...), make([]byte, len(nw)-20000)...), 16384},
-		{"bit-flip-in-block-3", func() []byte { b := append([]byte(nil), nw...); b[3*4096+7] ^= 1; return b }(), 3 * 4096},
-	} {
-		got, err := VerifyBlocks(bytes.NewReader(p), bytes.NewReader(tc.dst))
-		if err != nil || got != tc.want {
-			t.Errorf("VerifyBlocks(%s) = %d, %v; want %d", tc.name, got, err, tc.want)
-		}
-	}
-}
