@@ -2,7 +2,9 @@ package delta
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -82,5 +84,46 @@ func TestThumbRoundTrip(t *testing.T) {
 	none, _ := DiffWith(v0, v1, DiffOptions{FrameSize: 16 << 10, Transform: TransformNone})
 	if len(ps[0]) > len(none) {
 		t.Fatalf("auto %d bytes, more than without a transform (%d)", len(ps[0]), len(none))
+	}
+}
+
+// TestCorruptVersion2 flips bits and bytes all over version-2 patches
+// (frames with both transforms, raw and compressed sections), applied
+// alone and as a chain's inner hop: every outcome is the right image or a
+// typed error, never a panic or a write past the cap.
+func TestCorruptVersion2(t *testing.T) {
+	v0 := append(armImage(420, 40_000), thumbImage(421, 40_000)...)
+	v1 := mutate(v0, 422, 40)
+	v1[100] ^= 1
+	good, err := DiffWith(v0, v1, DiffOptions{FrameSize: 8 << 10, DigestBlock: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, _ := DiffWith(v1, v1, DiffOptions{FrameSize: 8 << 10})
+	r := rand.New(rand.NewPCG(423, 0))
+	for i := range 1000 {
+		p := slices.Clone(good)
+		for range 1 + r.IntN(3) {
+			at := nodeHeaderSize + r.IntN(len(p)-nodeHeaderSize)
+			if r.IntN(2) == 0 {
+				p[at] ^= 1 << r.IntN(8)
+			} else {
+				p[at] = byte(r.Uint32())
+			}
+		}
+		for _, chain := range [][][]byte{{p}, {p, same}} {
+			w := &flash{bs: 4096}
+			_, err := Apply(context.Background(), bytes.NewReader(v0), int64(len(v0)), readers(chain), w, Options{BlockSize: 4096, MaxSize: 1 << 20})
+			if len(w.data) > 1<<20 {
+				t.Fatalf("mutation %d: wrote past the cap", i)
+			}
+			var ce *CorruptError
+			if err != nil && !errors.As(err, &ce) && !errors.Is(err, ErrTargetMismatch) {
+				t.Fatalf("mutation %d: error %v is not typed", i, err)
+			}
+			if err == nil && !bytes.Equal(w.data, v1) {
+				t.Fatalf("mutation %d: no error but the output is not v1", i)
+			}
+		}
 	}
 }
