@@ -20,6 +20,7 @@ func TestTestdata(t *testing.T) {
 		"tiny":   {[]byte("x"), []byte("hello")},
 		"shrink": {image(104, 2000), image(104, 700)},
 		"thumb":  {thumbImage(105, 6000), mutate(thumbImage(105, 6000), 106, 30)},
+		"moved":  func() [2][]byte { o, n := movedCode(107, 16_000); return [2][]byte{o, n} }(),
 	}
 	if *update {
 		bsdiff := realtoolPath(t)

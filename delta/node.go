@@ -210,6 +210,7 @@ type frameLoc struct {
 	zd, zr     int64 // compressed lengths of the two sections
 	x          xform // the transform the frame is coded through
 	rawD, rawR bool  // section stored without compression
+	lzmaD      bool  // diff section in LZMA2, not bzip2
 }
 
 // decode decodes frame f into df from its compressed diff section zd and
@@ -289,9 +290,16 @@ func (d *frameDecoder) decode(df *decodedFrame, zd, zr []byte, f int64, loc fram
 	case nDiff == 0 && len(zd) != 0:
 		return bad(loc.data, "diff section without diff bytes")
 	case nDiff > 0:
-		if loc.rawD {
+		switch {
+		case loc.rawD:
 			d.dbr.Reset(bytes.NewReader(zd))
-		} else {
+		case loc.lzmaD:
+			lr, err := lzma.Reader2Config{DictCap: lzmaDictCap}.NewReader2(bytes.NewReader(zd))
+			if err != nil {
+				return bad(loc.data, "%v", err)
+			}
+			d.dbr.Reset(lr)
+		default:
 			d.dbr.Reset(bzip2.NewReader(bytes.NewReader(zd)))
 		}
 		err := df.readDiff(d.dbr, nDiff)
@@ -442,8 +450,10 @@ func readFrameHeader(r io.Reader, h *nodeHeader, f int64, digests []byte, off in
 		loc.x = xformARM
 	}
 	if h.version == nodeVersion2 {
-		loc.rawD, loc.rawR = zd&frameRawDiff != 0, zr&frameRawRest != 0
+		loc.rawD, loc.rawR, loc.lzmaD = zd&frameRawDiff != 0, zr&frameRawRest != 0, zd&frameLZMADiff != 0
 		switch {
+		case loc.rawD && loc.lzmaD:
+			return frameLoc{}, &CorruptError{Hop: hop, Offset: off, Reason: fmt.Sprintf("frame %d: diff section both raw and LZMA2", f)}
 		case zd&frameARM != 0 && zr&frameThumb != 0:
 			return frameLoc{}, &CorruptError{Hop: hop, Offset: off, Reason: fmt.Sprintf("frame %d: two transforms", f)}
 		case zd&frameARM != 0:

@@ -95,13 +95,20 @@ func TestCorruptVersion2(t *testing.T) {
 	v0 := append(armImage(420, 40_000), thumbImage(421, 40_000)...)
 	v1 := mutate(v0, 422, 40)
 	v1[100] ^= 1
-	good, err := DiffWith(v0, v1, DiffOptions{FrameSize: 8 << 10, DigestBlock: 4 << 10})
+	m0, m1 := movedCode(424, 200_000) // ARM frames, LZMA2 diff sections
+	corruptV2(t, v0, v1, 8<<10)
+	corruptV2(t, m0, m1, 32<<10)
+}
+
+func corruptV2(t *testing.T, v0, v1 []byte, frame int64) {
+	t.Helper()
+	good, err := DiffWith(v0, v1, DiffOptions{FrameSize: frame, DigestBlock: 4 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	same, _ := DiffWith(v1, v1, DiffOptions{FrameSize: 8 << 10})
-	r := rand.New(rand.NewPCG(423, 0))
-	for i := range 1000 {
+	same, _ := DiffWith(v1, v1, DiffOptions{FrameSize: frame})
+	r := rand.New(rand.NewPCG(423, uint64(frame)))
+	for i := range 300 {
 		p := slices.Clone(good)
 		for range 1 + r.IntN(3) {
 			at := nodeHeaderSize + r.IntN(len(p)-nodeHeaderSize)
@@ -126,4 +133,38 @@ func TestCorruptVersion2(t *testing.T) {
 			}
 		}
 	}
+}
+
+// movedCode returns an A32 image (calls to 16 functions at its start,
+// then a table of absolute pointers to them) and its next version, where
+// 4 KiB of new code was inserted after the functions: every later call
+// changes its relative offset (the ARM transform undoes that), and every
+// pointer changes by 4096 (which neither transform undoes, so the diff
+// bytes are not all zero but compress).
+func movedCode(seed uint64, n int) (old, nw []byte) {
+	const ins, at = 4096, 8 << 10
+	build := func(shift int) []byte {
+		b := armELFHeader()
+		for len(b) < at {
+			b = binary.LittleEndian.AppendUint32(b, uint32(len(b))*2654435761)
+		}
+		if shift > 0 {
+			b = append(b, image(seed, shift)...)
+		}
+		rr := rand.New(rand.NewPCG(seed, 5))
+		for len(b) < n+shift {
+			pc := len(b)
+			if rr.IntN(3) == 0 {
+				target := 64 + 512*rr.IntN(16)
+				b = binary.LittleEndian.AppendUint32(b, 0xEB000000|uint32((target-pc-8)/4)&0xFFFFFF)
+			} else {
+				b = binary.LittleEndian.AppendUint32(b, rr.Uint32())
+			}
+		}
+		for i := range n / 10 {
+			b = binary.LittleEndian.AppendUint32(b, uint32(0x10000+at+shift+64*(i%300)))
+		}
+		return b
+	}
+	return build(0), build(ins)
 }
