@@ -93,52 +93,6 @@ row() {
   echo "| $group | $label | $sn | $bcol | $so | $rb | $sx ($(ratio "$so" "$sx")) | $sz ($(ratio "$so" "$sz")) | $dw s ($dc) / $dm MiB | $bd | $ow / $om | $ba |"
 }
 
-echo "## delta benchmark"
-echo
-echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "- machine: $(nproc) × $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr), $(go version | cut -d' ' -f3)"
-echo "- executables: $(head -1 "$exe/SOURCE" 2>/dev/null) ($(basename -a "${vs[@]}" | tr '\n' ' '))"
-echo "- system images: $img/r1..r3 .tar and .ext4 (../shared/corpus/fetch-system-images.sh)"
-echo "- tools: Debian bsdiff $(dpkg-query -W -f '${Version}' bsdiff 2>/dev/null), xdelta3 $(dpkg-query -W -f '${Version}' xdelta3 2>/dev/null) -9, zstd $(zstd -V | grep -o 'v[0-9.]*') -19 --long=27 --patch-from"
-echo "- times: wall time of one diff (in brackets its CPU time, user + system), best wall time of $runs applies; RSS: peak (GNU time). Sizes in bytes; (x) = ours / that tool."
-echo
-echo "| corpus | pair | new size | bsdiff | ours (node 2) | ours/bsdiff | xdelta3 -9 | zstd --patch-from | diff ours s / MiB | diff bsdiff s / MiB | apply ours s / MiB | bspatch s / MiB |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-n=${#vs[@]}
-for ((i = 0; i + 1 < n; i++)); do
-  row exe "$(basename "${vs[i]}" .bin)→$(basename "${vs[i+1]}" .bin)" "${vs[i]}" "${vs[i+1]}"
-done
-if [ -z "${QUICK:-}" ]; then
-  for ((i = 0; i + 2 < n; i++)); do
-    row exe-skip "$(basename "${vs[i]}" .bin)→$(basename "${vs[i+2]}" .bin)" "${vs[i]}" "${vs[i+2]}"
-  done
-  head -c 65536 /dev/zero | cat - "${vs[1]}" >"$work/shifted.bin"
-  row shifted "$(basename "${vs[1]}" .bin)+64KiB" "${vs[1]}" "$work/shifted.bin"
-  for t in tar ext4; do
-    row "$t" "r1→r2" "$img/r1.$t" "$img/r2.$t"
-    row "$t" "r2→r3" "$img/r2.$t" "$img/r3.$t"
-    row "$t-skip" "r1→r3" "$img/r1.$t" "$img/r3.$t"
-  done
-fi
-# The ~80 MB pair and the 8x chain: each version followed by the same
-# 70 MiB of random data, as a root file system where one executable changes.
-big=()
-if [ -z "${QUICK:-}" ]; then
-  sz=$(size "${vs[0]}")
-  head -c $((7 * sz)) /dev/urandom >"$work/filler"
-  for v in "${vs[@]:0:4}"; do
-    cat "$v" "$work/filler" >"$work/x8-$(basename "$v")"
-    big+=("$work/x8-$(basename "$v")")
-  done
-  rm -f "$work/filler"
-  row x8 "$(basename "${vs[0]}" .bin)→$(basename "${vs[1]}" .bin)" "${big[0]}" "${big[1]}"
-fi
-echo
-for g in "${!count[@]}"; do
-  echo "- $g: geometric mean of ours/bsdiff over ${count[$g]} pairs $(awk -v s="${logsum[$g]}" -v n="${count[$g]}" 'BEGIN{printf "%.3f", exp(s/n)}'), worst ${worst[$g]}"
-done | sort
-echo
-
 # chain LABEL FILES...: the chain applied in one pass, and the same patches
 # applied one after another (each output written, as a node would not).
 chain() {
@@ -160,8 +114,62 @@ chain() {
   echo "| $label | $(size "${f[-1]}") | $(cat "${ds[@]}" | wc -c) | $cw / $cm | $sw / $sm | $(ratio "$cw" "$sw") |"
   rm -f "$work/$label".seq.* "$work/$label.out"
 }
-echo "| 3-hop chain $(basename "${vs[0]}" .bin)→$(basename "${vs[3]}" .bin) | image bytes | patch bytes | one pass s / MiB | one after another s / MiB (max) | time ratio |"
-echo "|---|---|---|---|---|---|"
-chain x1 "${vs[@]:0:4}"
-[ -n "${QUICK:-}" ] || chain x8 "${big[@]}"
+echo "## delta benchmark"
+echo
+echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "- machine: $(nproc) × $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr), $(go version | cut -d' ' -f3)"
+echo "- executables: $(head -1 "$exe/SOURCE" 2>/dev/null) ($(basename -a "${vs[@]}" | tr '\n' ' '))"
+echo "- system images: $img/r1..r3 .tar and .ext4 (../shared/corpus/fetch-system-images.sh)"
+echo "- tools: Debian bsdiff $(dpkg-query -W -f '${Version}' bsdiff 2>/dev/null), xdelta3 $(dpkg-query -W -f '${Version}' xdelta3 2>/dev/null) -9, zstd $(zstd -V | grep -o 'v[0-9.]*') -19 --long=27 --patch-from"
+echo "- times: wall time of one diff (in brackets its CPU time, user + system), best wall time of $runs applies; RSS: peak (GNU time). Sizes in bytes; (x) = ours / that tool."
+echo
+echo "| corpus | pair | new size | bsdiff | ours (node 2) | ours/bsdiff | xdelta3 -9 | zstd --patch-from | diff ours s / MiB | diff bsdiff s / MiB | apply ours s / MiB | bspatch s / MiB |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+# Largest first: the system images, the ~80 MB pair, then the executables.
+# The ~80 MB pair and the 8x chain: each version followed by the same
+# 70 MiB of random data, as a root file system where one executable changes.
+n=${#vs[@]}
+big=()
+if [ -z "${QUICK:-}" ]; then
+  for t in tar ext4; do
+    row "$t" "r1→r2" "$img/r1.$t" "$img/r2.$t"
+    row "$t" "r2→r3" "$img/r2.$t" "$img/r3.$t"
+    row "$t-skip" "r1→r3" "$img/r1.$t" "$img/r3.$t"
+  done
+  sz=$(size "${vs[0]}")
+  head -c $((7 * sz)) /dev/urandom >"$work/filler"
+  for v in "${vs[@]:0:4}"; do
+    cat "$v" "$work/filler" >"$work/x8-$(basename "$v")"
+    big+=("$work/x8-$(basename "$v")")
+  done
+  rm -f "$work/filler"
+  row x8 "$(basename "${vs[0]}" .bin)→$(basename "${vs[1]}" .bin)" "${big[0]}" "${big[1]}"
+fi
+{
+  echo "| 3-hop chain $(basename "${vs[0]}" .bin)→$(basename "${vs[3]}" .bin) | image bytes | patch bytes | one pass s / MiB | one after another s / MiB (max) | time ratio |"
+  echo "|---|---|---|---|---|---|"
+  chain x1 "${vs[@]:0:4}"
+  [ -n "${QUICK:-}" ] || chain x8 "${big[@]}"
+} >"$work/chains.md"
 rm -f "$work"/x8-*
+for ((i = 0; i + 1 < n; i++)); do
+  # A step changing under 0.1 % of the bytes in place is a version-only
+  # release: its own group, out of the executables' mean.
+  g=exe
+  changed=$(cmp -l "${vs[i]}" "${vs[i+1]}" 2>/dev/null | wc -l || true)
+  if [ $((changed * 1000)) -lt "$(size "${vs[i+1]}")" ]; then g=version-only; fi
+  row "$g" "$(basename "${vs[i]}" .bin)→$(basename "${vs[i+1]}" .bin)" "${vs[i]}" "${vs[i+1]}"
+done
+if [ -z "${QUICK:-}" ]; then
+  head -c 65536 /dev/zero | cat - "${vs[1]}" >"$work/shifted.bin"
+  row shifted "$(basename "${vs[1]}" .bin)+64KiB" "${vs[1]}" "$work/shifted.bin"
+  for ((i = 0; i + 2 < n; i++)); do
+    row exe-skip "$(basename "${vs[i]}" .bin)→$(basename "${vs[i+2]}" .bin)" "${vs[i]}" "${vs[i+2]}"
+  done
+fi
+echo
+for g in "${!count[@]}"; do
+  echo "- $g: geometric mean of ours/bsdiff over ${count[$g]} pairs $(awk -v s="${logsum[$g]}" -v n="${count[$g]}" 'BEGIN{printf "%.3f", exp(s/n)}'), worst ${worst[$g]}"
+done | sort
+echo
+cat "$work/chains.md"
