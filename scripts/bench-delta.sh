@@ -16,13 +16,15 @@
 # size and on the 8x images. Prints markdown (docs/delta.md holds a run).
 #
 # usage: scripts/bench-delta.sh   (env RUNS: apply repeats, default 3;
-#        QUICK=1: executables steps only, for trying the script)
+#        QUICK=1: executables steps only, for trying the script;
+#        PART=exe: the executables and the 1x chain only, PART=images: the
+#        rest; two parts in two work dirs (WORK) use both cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exe=.cache/corpus
 img=.cache/sysimg
 runs=${RUNS:-3}
-work=.cache/bench-delta
+work=${WORK:-.cache/bench-delta}
 mkdir -p "$work"
 if ! ls "$exe"/*.bin >/dev/null 2>&1; then
   bash ../shared/corpus/fetch-corpus.sh "$exe"
@@ -130,7 +132,7 @@ echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 # 70 MiB of random data, as a root file system where one executable changes.
 n=${#vs[@]}
 big=()
-if [ -z "${QUICK:-}" ]; then
+if [ -z "${QUICK:-}" ] && [ "${PART:-}" != exe ]; then
   for t in tar ext4; do
     row "$t" "r1→r2" "$img/r1.$t" "$img/r2.$t"
     row "$t" "r2→r3" "$img/r2.$t" "$img/r3.$t"
@@ -149,9 +151,10 @@ fi
   echo "| 3-hop chain $(basename "${vs[0]}" .bin)→$(basename "${vs[3]}" .bin) | image bytes | patch bytes | one pass s / MiB | one after another s / MiB (max) | time ratio |"
   echo "|---|---|---|---|---|---|"
   chain x1 "${vs[@]:0:4}"
-  [ -n "${QUICK:-}" ] || chain x8 "${big[@]}"
+  [ -n "${QUICK:-}" ] || [ "${PART:-}" = exe ] || chain x8 "${big[@]}"
 } >"$work/chains.md"
 rm -f "$work"/x8-*
+[ "${PART:-}" = images ] && n=0
 for ((i = 0; i + 1 < n; i++)); do
   # A step changing under 0.1 % of the bytes in place is a version-only
   # release: its own group, out of the executables' mean.
@@ -160,7 +163,7 @@ for ((i = 0; i + 1 < n; i++)); do
   if [ $((changed * 1000)) -lt "$(size "${vs[i+1]}")" ]; then g=version-only; fi
   row "$g" "$(basename "${vs[i]}" .bin)→$(basename "${vs[i+1]}" .bin)" "${vs[i]}" "${vs[i+1]}"
 done
-if [ -z "${QUICK:-}" ]; then
+if [ -z "${QUICK:-}" ] && [ "${PART:-}" != images ]; then
   head -c 65536 /dev/zero | cat - "${vs[1]}" >"$work/shifted.bin"
   row shifted "$(basename "${vs[1]}" .bin)+64KiB" "${vs[1]}" "$work/shifted.bin"
   for ((i = 0; i + 2 < n; i++)); do
