@@ -68,7 +68,7 @@
 // so a corrupt or tampered patch is still caught before the first bad
 // block is written (*BlockMismatchError names the frame's first digest
 // block), at 16 bytes per MiB instead of 256. A version-only release (two
-// bytes of a 10 MiB executable) costs 523 bytes where bsdiff needs 165:
+// bytes of a 10 MiB executable) costs 528 bytes where bsdiff needs 165:
 // the 100-byte header and, per frame, 8 bytes of lengths, 16 of digest and
 // the two sections, stored raw when that is smaller.
 //
@@ -105,7 +105,8 @@
 // bzip2's block sorting suits the mostly-zero diff stream; LZ77 suits the
 // extra bytes (new code and strings). Hence codec 2: bzip2 for diff bytes,
 // LZMA2 for control and extra. Frame size trades size against random
-// access for inner chain hops; on the r1→r2 system image (tar, version 2):
+// access for inner chain hops; on the r1→r2 system image (tar, version 2
+// before LZMA2 diff sections):
 // 256 KiB frames 1504245 bytes, 512 KiB 1465356, 1 MiB 1447725 (the
 // default), 2 MiB 1452519, 4 MiB 1474376 — smaller frames lose compression
 // context, larger ones the finer choice of transform. Coding the zero runs
