@@ -14,6 +14,7 @@ import (
 	"slices"
 
 	"meterupd/boards/hw"
+	"meterupd/delta"
 	"meterupd/internal/atomicfile"
 	"meterupd/manifest"
 	"meterupd/slots"
@@ -81,7 +82,9 @@ func (a *Agent) Request(m *manifest.Manifest) (manifest.Request, error) {
 	if err != nil {
 		return manifest.Request{}, err
 	}
-	return manifest.NewRequest(f.Node(), a.rec.Floor, m), nil
+	r := manifest.NewRequest(f.Node(), a.rec.Floor, m)
+	r.DeltaFormats = delta.NodeFormats
+	return r, nil
 }
 
 // PackageError is a signed package refused before anything changed. Checks

@@ -297,7 +297,6 @@ func openChain(src io.ReaderAt, srcSize int64, patches []io.Reader, opt Options)
 	var id [16]byte
 	idh := sha256.New()
 	var cur view = &readerView{r: src, size: srcSize}
-	curARM := false
 	var prev *nodeHeader
 	fail := func(err error) (producer, [16]byte, chan error, error) {
 		if srcCheck != nil {
@@ -339,7 +338,7 @@ func openChain(src io.ReaderAt, srcSize int64, patches []io.Reader, opt Options)
 			case cur.Size() != h.oldSize:
 				return fail(fmt.Errorf("%w: patch %d expects a %d-byte source, have %d", ErrSourceMismatch, i, h.oldSize, cur.Size()))
 			}
-			hsrc := withTransform(cur, curARM, h.arm())
+			hsrc := cur
 			if last {
 				s, err := newNodeStream(h, r, hsrc, i)
 				if err != nil {
@@ -356,12 +355,12 @@ func openChain(src io.ReaderAt, srcSize int64, patches []io.Reader, opt Options)
 			if err != nil {
 				return fail(err)
 			}
-			cur, curARM, prev = v, h.arm(), h
+			cur, prev = v, h
 		default:
 			if !last {
 				return fail(fmt.Errorf("%w (patch %d is %v)", ErrChainUnsupported, i, format))
 			}
-			hsrc := withTransform(cur, curARM, false)
+			hsrc := cur
 			var s *bsStream
 			if format == FormatBSDIFF40 {
 				ra, size, err := patchAt(r, b, opt.MaxPatchBuffer)
@@ -433,7 +432,6 @@ type nodeStream struct {
 	r       io.Reader
 	off     int64 // patch offset of r
 	hop     int
-	src     view
 	dec     *frameDecoder
 	df      decodedFrame
 	f       int64 // next frame to read
@@ -447,7 +445,7 @@ type nodeStream struct {
 
 func newNodeStream(h *nodeHeader, r io.Reader, src view, hop int) (*nodeStream, error) {
 	return &nodeStream{
-		h: h, r: r, off: nodeHeaderSize, hop: hop, src: src, dec: newFrameDecoder(h, hop), chain: h.newSHA,
+		h: h, r: r, off: nodeHeaderSize, hop: hop, dec: newFrameDecoder(h, hop, src), chain: h.newSHA,
 		digests: make([]byte, (h.frameSize/h.digestBlock())*digestLen),
 	}, nil
 }
@@ -508,12 +506,10 @@ func (s *nodeStream) next() ([]byte, bool, [32]byte, error) {
 		}
 		s.fstart = s.f * s.h.frameSize
 		s.buf = s.buf[:s.h.frameLen(s.f)]
-		if err := s.df.readRange(s.buf, 0, s.src); err != nil {
+		if err := s.dec.readRange(&s.df, s.buf, 0); err != nil {
 			return nil, false, [32]byte{}, err
 		}
-		if s.h.arm() {
-			armConvert(s.buf, s.fstart, false)
-		}
+		s.df.x.convert(s.buf, s.fstart, false)
 		s.bpos = 0
 		s.f++
 		restart = true

@@ -151,7 +151,7 @@ func TestTamperedBlockIsNotWritten(t *testing.T) {
 	// Flip a stored digest of frame 2, block 1 (output block 9).
 	off := int64(nodeHeaderSize)
 	for f := 0; f < 2; f++ {
-		loc, _ := readFrameHeader(bytes.NewReader(p[off:]), &nodeHeader{frameSize: 16 << 10, digestLog: 12, newSize: int64(len(nw))}, int64(f), nil, off, 0)
+		loc, _ := readFrameHeader(bytes.NewReader(p[off:]), &nodeHeader{version: nodeVersion2, frameSize: 16 << 10, digestLog: 12, newSize: int64(len(nw))}, int64(f), nil, off, 0)
 		off = loc.data + loc.zd + loc.zr
 	}
 	p[off+8+digestLen] ^= 1
@@ -173,6 +173,15 @@ func TestResumeAfterCut(t *testing.T) {
 	vs, ps := chainFixture(t, []Transform{TransformARM, TransformNone, TransformARM})
 	b43, _ := Diff(vs[2], vs[3], FormatBSDIFF43)
 	b40, _ := Diff(vs[0], vs[1], FormatBSDIFF40)
+	// One digest per frame, as Diff makes by default.
+	var perFrame [][]byte
+	for i := range 3 {
+		p, err := DiffWith(vs[i], vs[i+1], DiffOptions{FrameSize: 16 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		perFrame = append(perFrame, p)
+	}
 	for _, tc := range []struct {
 		name    string
 		src     []byte
@@ -183,6 +192,7 @@ func TestResumeAfterCut(t *testing.T) {
 		{"node-chain-4k", vs[0], ps, vs[3], 4096},
 		{"node-chain-12k", vs[0], ps, vs[3], 12 << 10},
 		{"node-chain-1k", vs[0], ps, vs[3], 1024},
+		{"node-chain-frame-digest", vs[0], perFrame, vs[3], 4096},
 		{"node-bsdiff43", vs[0], [][]byte{ps[0], ps[1], b43}, vs[3], 8192},
 		{"bsdiff40", vs[0], [][]byte{b40}, vs[1], 8192},
 	} {
@@ -285,26 +295,29 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	}
 }
 
-func TestVerifyBlocks(t *testing.T) {
-	old := image(70, 50_000)
-	nw := mutate(old, 71, 40)
-	p, err := DiffWith(old, nw, DiffOptions{FrameSize: 8 << 10, DigestBlock: 4 << 10})
+// TestTamperedFrameIsNotWritten: with one digest per frame (the default),
+// a bad frame is caught before any of its blocks is written.
+func TestTamperedFrameIsNotWritten(t *testing.T) {
+	old := image(52, 100_000)
+	nw := mutate(old, 53, 100)
+	p, err := DiffWith(old, nw, DiffOptions{FrameSize: 16 << 10, Transform: TransformNone})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name string
-		dst  []byte
-		want int64
-	}{
-		{"complete", nw, int64(len(nw))},
-		{"empty", nil, 0},
-		{"half-written", append(append([]byte(nil), nw[:20000]...), make([]byte, len(nw)-20000)...), 16384},
-		{"bit-flip-in-block-3", func() []byte { b := append([]byte(nil), nw...); b[3*4096+7] ^= 1; return b }(), 3 * 4096},
-	} {
-		got, err := VerifyBlocks(bytes.NewReader(p), bytes.NewReader(tc.dst))
-		if err != nil || got != tc.want {
-			t.Errorf("VerifyBlocks(%s) = %d, %v; want %d", tc.name, got, err, tc.want)
-		}
+	h, _ := parseNodeHeader(p[:nodeHeaderSize], 1<<30)
+	off := int64(nodeHeaderSize)
+	for f := range int64(2) {
+		loc, _ := readFrameHeader(bytes.NewReader(p[off:]), h, f, nil, off, 0)
+		off = loc.data + loc.zd + loc.zr
+	}
+	p[off+8] ^= 1 // frame 2's digest
+	w := &flash{bs: 4096}
+	_, err = Apply(context.Background(), bytes.NewReader(old), int64(len(old)), readers([][]byte{p}), w, Options{BlockSize: 4096})
+	var bm *BlockMismatchError
+	if !errors.As(err, &bm) || bm.Offset != 2*16<<10 {
+		t.Fatalf("Apply(tampered frame digest) = %v, want *BlockMismatchError at frame 2", err)
+	}
+	if len(w.written) != 8 {
+		t.Fatalf("Apply(tampered frame digest) wrote %d blocks, want the 8 of frames 0 and 1", len(w.written))
 	}
 }

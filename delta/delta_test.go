@@ -80,7 +80,7 @@ func pairs() []pair {
 }
 
 func TestRoundTrip(t *testing.T) {
-	for _, f := range []Format{FormatNode, FormatBSDIFF40, FormatBSDIFF43} {
+	for _, f := range []Format{FormatNode, FormatNode1, FormatBSDIFF40, FormatBSDIFF43} {
 		for _, p := range pairs() {
 			t.Run(f.String()+"/"+p.name, func(t *testing.T) {
 				patch, err := Diff(p.old, p.new, f)

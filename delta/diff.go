@@ -1,6 +1,12 @@
 package delta
 
-import "bytes"
+import (
+	"encoding/binary"
+	"math/bits"
+	"runtime"
+	"slices"
+	"sync"
+)
 
 // ctrl is one bsdiff control entry: add bytes of old (from the current old
 // position) plus the diff stream, then copy bytes of the extra stream, then
@@ -13,9 +19,17 @@ type matcher struct {
 	sa  []int32
 }
 
+// matchLen returns the length of the common prefix of a and b, eight
+// bytes at a time.
 func matchLen(a, b []byte) int {
 	n := min(len(a), len(b))
-	for i := 0; i < n; i++ {
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
+			return i + bits.TrailingZeros64(x)/8
+		}
+	}
+	for ; i < n; i++ {
 		if a[i] != b[i] {
 			return i
 		}
@@ -24,28 +38,34 @@ func matchLen(a, b []byte) int {
 }
 
 // search returns the position in old and the length of the longest prefix
-// of s that occurs in old.
+// of s that occurs in old. It is bsdiff's binary search over the suffix
+// array, deciding exactly as bsdiff does (a suffix that is a prefix of s,
+// or s of it, counts as not less), but every suffix between lo and hi
+// shares at least min(llo, lhi) bytes with s, so comparisons start there
+// instead of at the first byte: long matches cost their length once, not
+// once per step.
 func (m *matcher) search(s []byte) (pos, n int) {
 	lo, hi := 0, len(m.sa)-1
 	if hi < 0 {
 		return 0, 0
 	}
+	llo := matchLen(m.old[m.sa[lo]:], s)
+	lhi := matchLen(m.old[m.sa[hi]:], s)
 	for hi-lo >= 2 {
 		mid := lo + (hi-lo)/2
 		suf := m.old[m.sa[mid]:]
-		k := min(len(suf), len(s))
-		if bytes.Compare(suf[:k], s[:k]) < 0 {
-			lo = mid
+		k := min(llo, lhi)
+		l := k + matchLen(suf[k:], s[k:])
+		if l < len(suf) && l < len(s) && suf[l] < s[l] {
+			lo, llo = mid, l
 		} else {
-			hi = mid
+			hi, lhi = mid, l
 		}
 	}
-	x := matchLen(m.old[m.sa[lo]:], s)
-	y := matchLen(m.old[m.sa[hi]:], s)
-	if x > y {
-		return int(m.sa[lo]), x
+	if llo > lhi {
+		return int(m.sa[lo]), llo
 	}
-	return int(m.sa[hi]), y
+	return int(m.sa[hi]), lhi
 }
 
 // bsdiffScript computes the control entries that turn old into new, with
@@ -54,6 +74,34 @@ func (m *matcher) search(s []byte) (pos, n int) {
 // first returned entry may have add+copy == 0 (a bare seek).
 func bsdiffScript(old, new []byte) []ctrl {
 	m := &matcher{old: old, sa: suffixArray(old)}
+	return m.script(new)
+}
+
+// scriptSegments is bsdiffScript for the node format, as segments: new is
+// cut into one part per CPU (of at least 1 MiB) whose scripts are searched
+// in parallel in the one suffix array. A part starts without the previous
+// match's offset, which costs a few bytes at each cut.
+func scriptSegments(old, new []byte) []segment {
+	m := &matcher{old: old, sa: suffixArray(old)}
+	parts := max(1, min(runtime.GOMAXPROCS(0), len(new)>>20))
+	segs := make([][]segment, parts)
+	var wg sync.WaitGroup
+	for i := range parts {
+		lo, hi := len(new)*i/parts, len(new)*(i+1)/parts
+		wg.Go(func() {
+			segs[i] = segments(m.script(new[lo:hi]))
+			for j := range segs[i] {
+				segs[i][j].newPos += int64(lo)
+			}
+		})
+	}
+	wg.Wait()
+	return slices.Concat(segs...)
+}
+
+// script is bsdiffScript's search for new in m's old image.
+func (m *matcher) script(new []byte) []ctrl {
+	old := m.old
 	oldSize, newSize := len(old), len(new)
 	var out []ctrl
 	var scan, n, pos, lastScan, lastPos, lastOffset int

@@ -19,42 +19,79 @@
 //   - the node format (below), which Diff writes by default.
 //
 // Diff writes all three. Its search is Percival's: a suffix array of the
-// old image (index/suffixarray's SA-IS, read back through Index.Write;
-// prefix doubling as fallback), approximate matches extended forwards and
-// backwards so that the diff bytes are mostly zero. It holds both images
-// and about 10 bytes per old byte in RAM: the head-end runs it, not a node.
+// old image (index/suffixarray's SA-IS, read back through Index.Write as
+// it is written; prefix doubling as fallback), approximate matches
+// extended forwards and backwards so that the diff bytes are mostly zero.
+// The binary search over the suffix array remembers how many bytes its two
+// ends share with the searched text, so a long match costs its length
+// once; the new image is cut into one part per CPU, searched in parallel
+// in the one array. It holds both images and about 8 bytes per old byte
+// at the peak (the index's array and the one read back): the head-end runs
+// it, not a node.
 //
 // # The node format
 //
 //	header (100 bytes, little endian):
-//	  "MTRDLT01" | version 1 | flags (bit 0: ARM branch transform) |
-//	  codec 2 | log2 digest block | u32 frame size | u64 old size |
-//	  u64 new size | SHA-256 of old | SHA-256 of new | CRC-32 of the above
+//	  "MTRDLT01" | version (1 or 2) | flags | codec 2 | log2 digest block |
+//	  u32 frame size | u64 old size | u64 new size | SHA-256 of old |
+//	  SHA-256 of new | CRC-32 of the above
 //	frame i (one per frame size of output; the last may be short):
 //	  u32 diff section length | u32 rest section length |
 //	  16-byte chained digest per digest block of the frame's output |
-//	  diff section: bzip2 of the frame's diff bytes, zero-run coded
-//	    (uvarint zeros, uvarint literals, the literals; repeated), empty
-//	    if the frame has no diff bytes |
-//	  rest section: LZMA2 (256 KiB dictionary) of: uvarint old position,
-//	    uvarint entry count, entries (uvarint add, uvarint copy, varint
-//	    seek), then the frame's extra bytes
+//	  diff section: the frame's diff bytes, zero-run coded (uvarint zeros,
+//	    uvarint literals, the literals; repeated), bzip2-compressed;
+//	    empty if the frame has no diff bytes |
+//	  rest section: uvarint old position, uvarint entry count, entries
+//	    (uvarint add, uvarint copy, varint seek), then the frame's extra
+//	    bytes, LZMA2-compressed (256 KiB dictionary)
+//
+// Version 2 (what Diff writes) decides per frame, in the top bits of the
+// two lengths: bit 31 of the diff length, the frame is coded through the
+// ARM (A32) transform; bit 30 of the rest length, through the Thumb-2
+// transform (not both); bit 30 of the diff length, the diff section is
+// stored zero-run coded without bzip2; bit 29 of the diff length, it is
+// LZMA2-compressed instead of bzip2 (bzip2 wins on most frames, LZMA2 on
+// some: keeping the smaller saves 7 % of the diff bytes on the system
+// images); bit 31 of the rest length, the rest section is stored without
+// LZMA2. Header flags are 0. Version 1 (what
+// nodes that do not advertise version 2 get: FormatNode1) has header flag
+// bit 0 for the ARM transform of the whole patch and every section
+// compressed. Apply reads both; a node built before version 2 refuses a
+// version-2 patch with a *CorruptError before writing anything.
 //
 // A frame's entries cover exactly its output, and every old range they
 // read lies inside the old image; a frame decodes on its own. The chained
 // digest of digest block k is SHA-256(digest k-1 || k as u64 || block k),
 // starting from the new image's SHA-256, and the first 16 bytes are stored.
-// Apply checks each block before it writes it, so a corrupt or tampered
-// patch is caught at the block where it happens (*BlockMismatchError), and
-// VerifyBlocks proves which blocks in flash are already right.
+// Diff makes the digest block the frame (1 MiB) by default: Apply decodes
+// a whole frame into RAM and checks it before it writes any of its blocks,
+// so a corrupt or tampered patch is still caught before the first bad
+// block is written (*BlockMismatchError names the frame's first digest
+// block), at 16 bytes per MiB instead of 256. A version-only release (two
+// bytes of a 10 MiB executable) costs 528 bytes where bsdiff needs 165:
+// the 100-byte header and, per frame, 8 bytes of lengths, 16 of digest and
+// the two sections, stored raw when that is smaller.
 //
-// With the ARM transform (chosen when both images are 32-bit ARM ELF
-// files, as Go's GOARCH=arm executables are), both images are diffed after
-// turning the relative offsets of A32 BL instructions into absolute
-// targets (see arm.go), so calls into code that moved stop costing diff
-// bytes; Apply reads the source and writes the output through the inverse.
-// On the corpus pair below it shrinks the bzip2-compressed diff stream from
-// 204495 to 160817 bytes (−21 %); the extra stream barely changes.
+// # Executable transforms
+//
+// An A32 BL instruction (top byte 0xEB) holds its target relative to its
+// own address; a Thumb-2 BL pair does too. When code moves between
+// releases, every call across the moved region changes; turning the
+// offsets into absolute targets (arm.go) keeps a call unchanged when its
+// target stayed and the caller moved, but changes it when both moved
+// together, where the relative form was unchanged. Which of the two holds
+// depends on the region, so version 2 encodes each frame in every domain
+// (plain; ARM; Thumb-2 where the new image has more Thumb-2 BL pairs than
+// A32 BL words), each with its own bsdiff script, and keeps the smallest.
+// Shifted code, data and non-ARM content are then never penalised: on an
+// esbuild executable shifted by 64 KiB, and on the 8x image of random data
+// behind an executable, the frames are coded plain. Each pass needs its
+// own suffix array (one at a time); meterpkg lets Diff transform the
+// images in place (DiffOptions.InPlace) instead of copying them.
+//
+// Both transforms are position-local (a word or halfword pair is converted
+// or not from its own bytes; no conversion crosses a 4 KiB boundary), so a
+// frame, or any range a later chain hop reads, converts on its own.
 //
 // Compression was chosen by measurement on the esbuild linux-arm corpus,
 // pair 0.27.2→0.27.3 (10.6 MB, ARM transform on; sizes in bytes of the diff
@@ -68,13 +105,14 @@
 // bzip2's block sorting suits the mostly-zero diff stream; LZ77 suits the
 // extra bytes (new code and strings). Hence codec 2: bzip2 for diff bytes,
 // LZMA2 for control and extra. Frame size trades size against random
-// access for inner chain hops; on the same pair, without zero-run coding:
-// 64 KiB frames 284758 bytes, 256 KiB 249539, 512 KiB 230958, 1 MiB
-// 217580. Coding the zero runs of the diff bytes before bzip2 shrinks its
-// input about 12 times (10.5 MB to 0.8 MB), so decoding is that much
-// faster, for a size change within ±1 % (512 KiB 229233, 1 MiB 219043, the
-// default, with a 256 KiB LZMA2 dictionary). Debian's bsdiff makes 259904
-// bytes for that pair: 0.84×. docs/delta.md has the benchmark over the corpus.
+// access for inner chain hops; on the r1→r2 system image (tar, version 2
+// before LZMA2 diff sections):
+// 256 KiB frames 1504245 bytes, 512 KiB 1465356, 1 MiB 1447725 (the
+// default), 2 MiB 1452519, 4 MiB 1474376 — smaller frames lose compression
+// context, larger ones the finer choice of transform. Coding the zero runs
+// of the diff bytes before bzip2 shrinks its input about 12 times, so
+// decoding is that much faster, for a size change within ±1 %.
+// docs/delta.md has the benchmark over both corpora.
 //
 // # Applying on a node
 //
@@ -84,8 +122,13 @@
 //   - patches is the chain v1→v2→…→vN, each an io.Reader read once, in
 //     order, from its first byte. Inner hops (all but the last) must be in
 //     the node format; their output is never stored: a later hop reads its
-//     source through them. An inner hop keeps its last two decoded frames
-//     (control entries and diff and extra bytes, not output) and produces
+//     source through them. An inner hop keeps decoded frames (control
+//     entries, extra bytes and the diff bytes still zero-run coded, with a
+//     mark every 32 runs for random access; about a tenth of the frame) in
+//     a least-recently-used cache of 2 MiB, so that a later hop reading
+//     its source out of order does not decode a frame again: on the
+//     executable corpus every inner frame is decoded once (11 decodes for
+//     11 frames, where two plain frames per hop made 283). It produces
 //     only the bytes asked for, reading its own source the same way. An
 //     inner hop is read through io.ReaderAt when the reader has it (an
 //     *os.File on the package store), else buffered in RAM (capped).
@@ -106,13 +149,15 @@
 // (ErrSourceMismatch; hashed in a goroutine beside the decoding of the
 // first frames, and awaited before the first write or error) and each next
 // hop's declared source against the hop before; while writing, every digest
-// block; at the end, the output's SHA-256 (ErrTargetMismatch). Bsdiff formats carry no digests: the caller
-// checks the result against its manifest, as it should anyway.
+// block; at the end, the output's SHA-256 (ErrTargetMismatch). Bsdiff
+// formats carry no digests: the caller checks the result against its
+// manifest, as it should anyway.
 //
 // Memory on the node is flat in the image size and in the patch size (when
 // patches are files): the last hop holds one frame of output and one
-// decoded frame (2 × 1 MiB), each inner hop two decoded frames, and each
-// frame decode allocates a bzip2 block (400 kB per 100 kB of zero-run
+// decoded frame (up to 2 × 1 MiB), each inner hop at most 2 MiB of
+// decoded frames (at least two), sources are read in 64 KiB pieces, and
+// each frame decode allocates a bzip2 block (400 kB per 100 kB of zero-run
 // coded diff) and a 256 KiB LZMA2 dictionary that are garbage right after.
 // Run the agent with a soft memory limit (GOMEMLIMIT) so that the collector
 // reclaims them early; meterpkg patch and chain set 12 MiB.

@@ -89,7 +89,7 @@ func FuzzDiffRoundTrip(f *testing.F) {
 		if len(old) > 1<<16 || len(nw) > 1<<16 {
 			return
 		}
-		for _, format := range []Format{FormatNode, FormatBSDIFF40, FormatBSDIFF43} {
+		for _, format := range []Format{FormatNode, FormatNode1, FormatBSDIFF40, FormatBSDIFF43} {
 			p, err := DiffWith(old, nw, DiffOptions{Format: format, FrameSize: 4 << 10, DigestBlock: 4 << 10})
 			if err != nil {
 				t.Fatalf("%v: Diff: %v", format, err)

@@ -19,6 +19,8 @@ func TestTestdata(t *testing.T) {
 		"arm":    {append(armELFHeader(), image(102, 6000)...), append(armELFHeader(), mutate(image(102, 6000), 103, 30)...)},
 		"tiny":   {[]byte("x"), []byte("hello")},
 		"shrink": {image(104, 2000), image(104, 700)},
+		"thumb":  {thumbImage(105, 6000), mutate(thumbImage(105, 6000), 106, 30)},
+		"moved":  func() [2][]byte { o, n := movedCode(107, 16_000); return [2][]byte{o, n} }(),
 	}
 	if *update {
 		bsdiff := realtoolPath(t)
@@ -26,7 +28,7 @@ func TestTestdata(t *testing.T) {
 			base := filepath.Join("testdata", name)
 			os.WriteFile(base+".old", c[0], 0o644)
 			os.WriteFile(base+".new", c[1], 0o644)
-			for ext, f := range map[string]Format{".node": FormatNode, ".bsdiff43": FormatBSDIFF43, ".ours40": FormatBSDIFF40} {
+			for ext, f := range map[string]Format{".node": FormatNode, ".node1": FormatNode1, ".bsdiff43": FormatBSDIFF43, ".ours40": FormatBSDIFF40} {
 				p, err := DiffWith(c[0], c[1], DiffOptions{Format: f, FrameSize: 4 << 10, DigestBlock: 4 << 10})
 				if err != nil {
 					t.Fatal(err)
@@ -45,7 +47,7 @@ func TestTestdata(t *testing.T) {
 			t.Fatalf("%v (run go test -run TestTestdata -update)", err)
 		}
 		want, _ := os.ReadFile(base + ".new")
-		for _, ext := range []string{".node", ".bsdiff43", ".ours40", ".bsdiff40"} {
+		for _, ext := range []string{".node", ".node1", ".bsdiff43", ".ours40", ".bsdiff40"} {
 			p, err := os.ReadFile(base + ext)
 			if err != nil {
 				t.Fatal(err)

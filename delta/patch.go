@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
+	"slices"
 	"strings"
 )
 
@@ -19,7 +21,38 @@ const (
 	FormatBSDIFF40
 	// FormatBSDIFF43 is mendsley/bsdiff's ENDSLEY/BSDIFF43 format.
 	FormatBSDIFF43
+	// FormatNode1 is version 1 of the node format, for nodes that do not
+	// advertise version 2 (see NodeFormats): one transform for the whole
+	// patch, every section compressed.
+	FormatNode1
 )
+
+// NodeFormats lists the node-format versions Apply reads, oldest first. A
+// node advertises them in its update request so that a head-end sends only
+// a delta the node can apply.
+var NodeFormats = []int{nodeVersion1, nodeVersion2}
+
+// FormatForNode returns the newest node format among the versions a node
+// advertises (none advertised: version 1, the only one nodes without the
+// field read), or an error when it names none this package writes.
+func FormatForNode(versions []int) (Format, error) {
+	if len(versions) == 0 {
+		return FormatNode1, nil
+	}
+	best := 0
+	for _, v := range versions {
+		if v == nodeVersion1 || v == nodeVersion2 {
+			best = max(best, v)
+		}
+	}
+	switch best {
+	case nodeVersion2:
+		return FormatNode, nil
+	case nodeVersion1:
+		return FormatNode1, nil
+	}
+	return 0, fmt.Errorf("%w: node reads delta versions %v, none of which this head-end writes", ErrUnknownFormat, versions)
+}
 
 func (f Format) String() string {
 	switch f {
@@ -29,27 +62,34 @@ func (f Format) String() string {
 		return "bsdiff40"
 	case FormatBSDIFF43:
 		return "bsdiff43"
+	case FormatNode1:
+		return "node1"
 	}
 	return fmt.Sprintf("Format(%d)", int(f))
 }
 
 // ParseFormat parses a format name as String prints it.
 func ParseFormat(s string) (Format, error) {
-	for _, f := range []Format{FormatNode, FormatBSDIFF40, FormatBSDIFF43} {
+	for _, f := range []Format{FormatNode, FormatNode1, FormatBSDIFF40, FormatBSDIFF43} {
 		if strings.EqualFold(s, f.String()) {
 			return f, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: %q (want node, bsdiff40 or bsdiff43)", ErrUnknownFormat, s)
+	return 0, fmt.Errorf("%w: %q (want node, node1, bsdiff40 or bsdiff43)", ErrUnknownFormat, s)
 }
 
 // Transform selects the executable transform of the node format.
 type Transform int
 
 const (
-	TransformAuto Transform = iota // ARM when both images are 32-bit ARM ELF files
+	// TransformAuto: in version 2, each frame is coded both without and
+	// with the ARM transform (when both images hold a 32-bit ARM ELF file
+	// anywhere) and the smaller is kept; in version 1, ARM for the whole
+	// patch when both images are 32-bit ARM ELF files.
+	TransformAuto Transform = iota
 	TransformNone
-	TransformARM // ARM (A32) BL branch targets made absolute
+	TransformARM   // ARM (A32) BL branch targets made absolute, every frame
+	TransformThumb // Thumb-2 BL branch targets made absolute, every frame (version 2)
 )
 
 // DiffOptions tune DiffWith. The zero value writes the node format with
@@ -57,8 +97,13 @@ const (
 type DiffOptions struct {
 	Format      Format
 	Transform   Transform // node format only
-	FrameSize   int64     // node format: output bytes per frame (default 256 KiB)
-	DigestBlock int64     // node format: output bytes per chained digest (default 64 KiB)
+	FrameSize   int64     // node format: output bytes per frame (default 1 MiB)
+	DigestBlock int64     // node format: output bytes per chained digest (default: the frame size)
+	// InPlace lets the node format's ARM pass transform old and new in
+	// place instead of copying them (2 bytes per image byte less at the
+	// peak); they are restored before DiffWith returns, so they must not
+	// be read concurrently. For host tools that own the images.
+	InPlace bool
 }
 
 // Diff returns a patch that turns old into new, in format f.
@@ -81,7 +126,7 @@ func DiffWith(old, new []byte, o DiffOptions) ([]byte, error) {
 		return writeBSDIFF40(old, new, bsdiffScript(old, new))
 	case FormatBSDIFF43:
 		return writeBSDIFF43(old, new, bsdiffScript(old, new))
-	case FormatNode:
+	case FormatNode, FormatNode1:
 	default:
 		return nil, fmt.Errorf("%w: %v", ErrUnknownFormat, o.Format)
 	}
@@ -89,17 +134,90 @@ func DiffWith(old, new []byte, o DiffOptions) ([]byte, error) {
 		o.FrameSize = DefaultFrameSize
 	}
 	if o.DigestBlock == 0 {
-		o.DigestBlock = DefaultDigestBlock
+		o.DigestBlock = min(o.FrameSize, 1<<maxDigestLog)
 	}
-	arm := o.Transform == TransformARM || (o.Transform == TransformAuto && isARMELF(old) && isARMELF(new))
-	oldT, newT := old, new
-	if arm {
-		oldT = append([]byte(nil), old...)
-		newT = append([]byte(nil), new...)
-		armConvert(oldT, 0, true)
-		armConvert(newT, 0, true)
+	version := byte(nodeVersion2)
+	if o.Format == FormatNode1 {
+		version = nodeVersion1
 	}
-	return writeNode(old, new, oldT, newT, bsdiffScript(oldT, newT), arm, o.FrameSize, o.DigestBlock)
+	var xs []xform
+	switch o.Transform {
+	case TransformNone:
+		xs = []xform{xformNone}
+	case TransformARM:
+		xs = []xform{xformARM}
+	case TransformThumb:
+		xs = []xform{xformThumb}
+	case TransformAuto:
+		switch {
+		case version == nodeVersion1 && isARMELF(old) && isARMELF(new):
+			xs = []xform{xformARM}
+		case version == nodeVersion1:
+			xs = []xform{xformNone}
+		case hasARMELF(old) && hasARMELF(new):
+			// Both ARM transforms are tried where the new image's branches
+			// say that code of that kind is there: A32 BL words and Thumb-2
+			// BL pairs occur about as often in data, but code of one kind
+			// has tens of times more of its own.
+			xs = []xform{xformNone, xformARM}
+			if a32, thumb := blCounts(new); thumb > a32 {
+				xs = []xform{xformNone, xformThumb}
+				if 4*a32 > thumb {
+					xs = append(xs, xformARM)
+				}
+			}
+		default:
+			xs = []xform{xformNone}
+		}
+	default:
+		return nil, fmt.Errorf("delta: unknown transform %d", o.Transform)
+	}
+	if version == nodeVersion1 && xs[0] == xformThumb {
+		return nil, fmt.Errorf("delta: node format 1 has no Thumb transform")
+	}
+	w, err := newNodeWriter(old, new, version, o.FrameSize, o.DigestBlock)
+	if err != nil {
+		return nil, err
+	}
+	// One transform at a time: each pass needs its images and one suffix
+	// array. With InPlace the images are transformed in place and put back
+	// (unless old and new are the same slice), else copied once.
+	inPlace := o.InPlace && (len(old) == 0 || len(new) == 0 || &old[0] != &new[0])
+	var oldT, newT []byte
+	cur, copied := xformNone, false
+	for i, x := range xs {
+		if i > 0 {
+			runtime.GC() // the last pass's suffix array is garbage: keep the peak at one
+		}
+		switch {
+		case x == xformNone && cur == xformNone:
+			oldT, newT = old, new
+		case inPlace:
+			cur.convert(old, 0, false)
+			cur.convert(new, 0, false)
+			oldT, newT = old, new
+		case !copied:
+			oldT, newT, copied = slices.Clone(old), slices.Clone(new), true
+		default:
+			cur.convert(oldT, 0, false)
+			cur.convert(newT, 0, false)
+		}
+		x.convert(oldT, 0, true)
+		x.convert(newT, 0, true)
+		cur = x
+		if err := w.add(&domain{x: x, oldT: oldT, newT: newT, segs: scriptSegments(oldT, newT)}); err != nil {
+			if inPlace {
+				cur.convert(old, 0, false)
+				cur.convert(new, 0, false)
+			}
+			return nil, err
+		}
+	}
+	if inPlace {
+		cur.convert(old, 0, false)
+		cur.convert(new, 0, false)
+	}
+	return w.bytes(), nil
 }
 
 // bufWriter collects Apply's blocks in memory.

@@ -3,6 +3,7 @@ package delta
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"index/suffixarray"
 )
 
@@ -24,48 +25,93 @@ func suffixArray(b []byte) []int32 {
 }
 
 func stdSuffixArray(b []byte) ([]int32, bool) {
-	var buf bytes.Buffer
-	buf.Grow(6 * len(b))
-	if err := suffixarray.New(b).Write(&buf); err != nil {
+	p := &saParser{b: b, sa: make([]int32, 0, len(b))}
+	if err := suffixarray.New(b).Write(p); err != nil || !p.done() {
 		return nil, false
 	}
-	p := buf.Bytes()
-	const slot = binary.MaxVarintLen64
-	if len(p) < slot {
-		return nil, false
-	}
-	if n, k := binary.Varint(p); k <= 0 || n != int64(len(b)) {
-		return nil, false
-	}
-	p = p[slot:]
-	if len(p) < len(b) || !bytes.Equal(p[:len(b)], b) {
-		return nil, false
-	}
-	p = p[len(b):]
-	sa := make([]int32, 0, len(b))
-	for len(p) > 0 {
-		if len(p) < slot {
-			return nil, false
-		}
-		size, k := binary.Varint(p)
-		if k <= 0 || size < slot || size > int64(len(p)) {
-			return nil, false
-		}
-		chunk := p[slot:size]
-		for len(chunk) > 0 {
-			v, k := binary.Uvarint(chunk)
-			if k <= 0 || v >= uint64(len(b)) {
-				return nil, false
+	return p.sa, true
+}
+
+// saSlot is the size of the fixed varint slots of Index.Write's layout.
+const saSlot = binary.MaxVarintLen64
+
+// saParser reads the suffix array out of Index.Write's output as it is
+// written, so that the serialized form (about 6 bytes per input byte) is
+// never held: the peak is the index's own array and this one.
+type saParser struct {
+	b     []byte
+	sa    []int32
+	stage int   // 0: length slot, 1: data, 2: chunk slot, 3: chunk body
+	need  int64 // bytes left in the data or the chunk body
+	carry []byte
+	bad   bool
+}
+
+var errSALayout = errors.New("delta: unexpected suffix array layout")
+
+func (p *saParser) Write(q []byte) (int, error) {
+	n := len(q)
+	for len(q) > 0 && !p.bad {
+		switch p.stage {
+		case 0, 2:
+			k := min(saSlot-len(p.carry), len(q))
+			p.carry, q = append(p.carry, q[:k]...), q[k:]
+			if len(p.carry) < saSlot {
+				continue
 			}
-			sa = append(sa, int32(v))
-			chunk = chunk[k:]
+			v, k2 := binary.Varint(p.carry)
+			p.carry = p.carry[:0]
+			switch {
+			case k2 <= 0:
+				p.bad = true
+			case p.stage == 0:
+				p.bad = v != int64(len(p.b))
+				p.stage, p.need = 1, v
+			default:
+				p.bad = v < saSlot
+				p.stage, p.need = 3, v-saSlot
+			}
+		case 1:
+			k := min(p.need, int64(len(q)))
+			at := int64(len(p.b)) - p.need
+			p.bad = !bytes.Equal(q[:k], p.b[at:at+k])
+			p.need, q = p.need-k, q[k:]
+		case 3:
+			k := min(p.need, int64(len(q)))
+			body := q[:k]
+			p.need, q = p.need-k, q[k:]
+			if len(p.carry) > 0 {
+				body = append(p.carry, body...)
+				p.carry = p.carry[:0]
+			}
+			for len(body) > 0 {
+				v, k := binary.Uvarint(body)
+				if k == 0 {
+					p.carry = append(p.carry, body...)
+					break
+				}
+				if k < 0 || v >= uint64(len(p.b)) || len(p.sa) == len(p.b) {
+					p.bad = true
+					break
+				}
+				p.sa = append(p.sa, int32(v))
+				body = body[k:]
+			}
+			p.bad = p.bad || (p.need == 0 && len(p.carry) > 0)
 		}
-		p = p[size:]
+		if (p.stage == 1 || p.stage == 3) && p.need == 0 {
+			p.stage = 2
+		}
 	}
-	if len(sa) != len(b) {
-		return nil, false
+	if p.bad {
+		return 0, errSALayout
 	}
-	return sa, true
+	return n, nil
+}
+
+// done reports whether a whole, well-formed array was read.
+func (p *saParser) done() bool {
+	return !p.bad && p.stage == 2 && len(p.carry) == 0 && len(p.sa) == len(p.b)
 }
 
 // doublingSuffixArray returns the suffix array of b: the start offsets of all

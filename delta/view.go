@@ -56,22 +56,22 @@ func readOld(v view, p []byte, off int64) error {
 	return err
 }
 
-// armView serves another view through the ARM branch transform.
-type armView struct {
+// xformView serves another view through an executable transform.
+type xformView struct {
 	v       view
+	x       xform
 	encode  bool
 	scratch []byte
 }
 
-func (a *armView) Size() int64 { return a.v.Size() }
+func (a *xformView) Size() int64 { return a.v.Size() }
 
-func (a *armView) ReadAt(p []byte, off int64) (int, error) {
+func (a *xformView) ReadAt(p []byte, off int64) (int, error) {
 	size := a.v.Size()
 	if off < 0 || off > size || int64(len(p)) > size-off {
 		return 0, fmt.Errorf("delta: read [%d,+%d) outside the %d-byte image", off, len(p), size)
 	}
-	lo := off &^ 3
-	hi := min((off+int64(len(p))+3)&^3, size)
+	lo, hi := xformSpan(off, off+int64(len(p)), 0, size)
 	n := int(hi - lo)
 	if cap(a.scratch) < n {
 		a.scratch = make([]byte, n)
@@ -80,18 +80,13 @@ func (a *armView) ReadAt(p []byte, off int64) (int, error) {
 	if _, err := a.v.ReadAt(buf, lo); err != nil {
 		return 0, err
 	}
-	armConvert(buf, lo, a.encode)
+	a.x.convert(buf, lo, a.encode)
 	return copy(p, buf[off-lo:]), nil
 }
 
-// withTransform returns v as seen in the domain a hop works in.
-func withTransform(v view, vARM, wantARM bool) view {
-	switch {
-	case vARM == wantARM:
-		return v
-	case wantARM:
-		return &armView{v: v, encode: true}
-	default:
-		return &armView{v: v, encode: false}
-	}
+// xformSpan widens [lo, hi) to the bytes a transform of it needs: whole
+// words and one more on each side, within [start, end) (start a multiple
+// of 4).
+func xformSpan(lo, hi, start, end int64) (int64, int64) {
+	return max(lo&^3-4, start), min((hi+3)&^3+4, end)
 }

@@ -18,6 +18,11 @@ type Request struct {
 	// SchemaBlocks): a distributor sends a node only a package it can
 	// read. Absent in the requests of nodes that read schema 1 alone.
 	Schemas []uint `json:"schemas,omitempty"`
+	// DeltaFormats lists the node-format delta versions the node applies
+	// (delta.NodeFormats). A head-end sends a node-format delta only in one
+	// of them; a request without the field comes from a node that reads
+	// version 1 only.
+	DeltaFormats []int `json:"delta_formats,omitempty"`
 }
 
 // NewRequest returns the request of node, whose sequence floor is floor.

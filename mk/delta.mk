@@ -1,10 +1,12 @@
 # delta: the delta engine (package delta, meterpkg diff/patch/chain).
 # Real tools: Debian's bsdiff/bspatch (compatibility tests in make test);
-# xdelta3, zstd and GNU time for the benchmark.
-DEB_PKGS += bsdiff xdelta3 zstd time
+# xdelta3, zstd and GNU time for the benchmark; npm and e2fsprogs (mke2fs)
+# to build the corpora (executables; system images as tar and ext4).
+DEB_PKGS += bsdiff xdelta3 zstd time npm e2fsprogs
 
 .PHONY: bench-delta
 # bench-delta compares our deltas with bsdiff, xdelta3 and zstd on the real
-# corpus (downloaded once into .cache/corpus) and prints a markdown table.
+# corpora (executables and system images, downloaded once into .cache/) and
+# prints a markdown table. It takes about half an hour on 2 cores.
 bench-delta: deps
 	@bash scripts/bench-delta.sh
