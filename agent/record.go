@@ -38,6 +38,11 @@ type Record struct {
 	// repairBoot). Optional, safe to lose: an older agent drops it and
 	// at worst one more repair is tried.
 	BootRepairs int `cbor:"bootfix,omitempty"`
+
+	// Issue 12 (technician console). Console is the console's login
+	// guard: failures in a row and the lockout they led to. Optional: an
+	// older agent drops it, which at worst ends a lockout early.
+	Console *ConsoleGuard `cbor:"console,omitempty"`
 }
 
 // SlotInfo is what the journal knows of one slot.
@@ -158,6 +163,10 @@ func (r *Record) clone() *Record {
 	if r.Last != nil {
 		l := *r.Last
 		c.Last = &l
+	}
+	if r.Console != nil {
+		g := *r.Console
+		c.Console = &g
 	}
 	return &c
 }

@@ -35,6 +35,10 @@ type Node struct {
 	direct bool
 	// emit gets the state events of the command in progress (direct).
 	emit func(localapi.Event)
+	// Issue 12: the console's login state, and where its events go (the
+	// daemon's subscribers).
+	con     *consoleAuth
+	onEvent func(localapi.Event)
 }
 
 func (n *Node) emitState() {
@@ -122,6 +126,7 @@ func openLocked(cfg Config, onCommit func(*agent.Record)) (*Node, error) {
 		return nil, explainJournal(err)
 	}
 	n.agent = a
+	n.openConsole() // issue 12
 	return n, nil
 }
 
@@ -204,6 +209,14 @@ func (n *Node) Handle(ctx context.Context, req localapi.Request, emit func(local
 		return v, nil
 	case "events":
 		return nil, &localapi.Error{Code: localapi.CodeBadRequest, Message: "events need the daemon (meterupd run)"}
+	// Issue 12: the console's login, and its sessions on mutating commands.
+	case "challenge", "login", "logout", "revoke":
+		return n.consoleCommand(req)
+	}
+	if req.Via == localapi.ViaConsole {
+		if err := n.consoleAllows(ctx, req); err != nil {
+			return nil, err
+		}
 	}
 	if n.direct && req.Cmd == "install" {
 		// Start decides a pending trial (it runs the health checks and
