@@ -90,6 +90,11 @@ func (c *Console) Serve(ctx context.Context) error {
 		c.Idle = DefaultIdle
 	}
 	c.p = newPort(c.Port)
+	if cl, ok := c.Port.(io.Closer); ok {
+		// A read waits up to the idle timeout: closing the port ends it.
+		stop := context.AfterFunc(ctx, func() { cl.Close() })
+		defer stop()
+	}
 	c.printf("meterupd console; type help\n")
 	defer c.logout(context.Background(), "")
 	for ctx.Err() == nil {

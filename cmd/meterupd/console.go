@@ -29,6 +29,7 @@ type stdio struct {
 
 func (s *stdio) Read(p []byte) (int, error)        { return s.in.Read(p) }
 func (s *stdio) Write(p []byte) (int, error)       { return s.out.Write(p) }
+func (s *stdio) Close() error                      { return s.in.Close() }
 func (s *stdio) SetReadDeadline(t time.Time) error { return s.in.SetReadDeadline(t) }
 
 func runConsole(ctx context.Context, env *cmdEnv, args []string) error {
