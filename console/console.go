@@ -296,6 +296,13 @@ func (c *Console) run(ctx context.Context, line string) (end bool) {
 			return false
 		}
 		c.answer(cmd.Name, outcomeText(o), o)
+		if o.Rebooted && c.session != nil {
+			// The node restarted: its sessions are gone with it.
+			c.session = nil
+			if !c.JSON {
+				c.printf("the node restarted, which ended the session: log in again\n")
+			}
+		}
 	}
 	return false
 }
@@ -424,9 +431,14 @@ func (c *Console) install(ctx context.Context) {
 	abs, _ := filepath.Abs(path)
 	c.printf("received %s (%d bytes); verifying and installing\n", h.Name, h.Size)
 	var o localapi.Outcome
+	shown := int64(-1)
 	err = c.call(ctx, localapi.Request{Cmd: "install", Paths: []string{abs}, NoActivate: true}, func(ev localapi.Event) {
-		if !c.JSON && ev.Kind == "state" && ev.Status.Progress != nil && ev.Status.Progress.Total > 0 {
-			c.printf("  %s %d%%\n", ev.Status.State, 100*ev.Status.Progress.Done/ev.Status.Progress.Total)
+		// Every quarter: at 9600 baud a line per erase block is too much.
+		if p := ev.Status.Progress; !c.JSON && ev.Kind == "state" && p != nil && p.Total > 0 {
+			if q := 4 * p.Done / p.Total; q != shown {
+				shown = q
+				c.printf("  %s %d%%\n", ev.Status.State, 100*p.Done/p.Total)
+			}
 		}
 	}, &o)
 	if err != nil {
@@ -437,11 +449,10 @@ func (c *Console) install(ctx context.Context) {
 }
 
 func outcomeText(o localapi.Outcome) string {
-	s := o.Message
 	if o.Rebooted {
-		s += fmt.Sprintf("; the node rebooted into slot %s", o.Booted)
+		return fmt.Sprintf("%s; the node rebooted into slot %s", o.Message, o.Booted)
 	}
-	return s
+	return o.Message
 }
 
 func eventText(ev localapi.Event) string {

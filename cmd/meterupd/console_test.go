@@ -363,9 +363,9 @@ func TestConsoleSessionOverPty(t *testing.T) {
 		t.Fatalf("after the console install: %+v", st)
 	}
 	p.send("activate\r")
-	p.expect(`trial armed; the node rebooted into slot B`, 60*time.Second)
+	p.expect(`trial armed; the node rebooted into slot B\r\nthe node restarted, which ended the session: log in again\r\nmeterupd> `, 60*time.Second)
 	p.send("status\r")
 	p.expect(`running slot B version 3\.0`, 30*time.Second)
-	p.send("logout\r")
-	p.expect(`not logged in|logged out`, 5*time.Second)
+	p.send("commit\r")
+	p.expect(`refused: log in first`, 5*time.Second)
 }
