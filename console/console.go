@@ -263,7 +263,11 @@ func (c *Console) run(ctx context.Context, line string) (end bool) {
 			c.refuse("version", err)
 			return false
 		}
-		c.answer("version", fmt.Sprintf("meterupd %s (commit %s, %s), board %s, local API %d", v.Version, v.Commit, v.Go, v.Board, v.Proto), v)
+		built := v.Go
+		if v.Commit != "" {
+			built = "commit " + v.Commit + ", " + v.Go
+		}
+		c.answer("version", fmt.Sprintf("meterupd %s (%s), board %s, local API %d", v.Version, built, v.Board, v.Proto), v)
 	case "journal":
 		var recs []json.RawMessage
 		if err := c.call(ctx, localapi.Request{Cmd: "journal"}, nil, &recs); err != nil {

@@ -347,6 +347,28 @@ func TestConsoleSessionOverPty(t *testing.T) {
 	p.send("json off\r")
 	p.expect(`json off`, 5*time.Second)
 
+	// A batch of two files is refused whole: nothing installed, no
+	// upload left in the store, the node as it was.
+	st0 := status(t, k.dir)
+	p.send("install\r")
+	p.expect(`start the YMODEM upload now`, 10*time.Second)
+	two := exec.Command(sz, "--ymodem", "-k", k.pkg, k.pkg)
+	two.Stdin, two.Stdout = master, master
+	if err := two.Run(); err == nil {
+		t.Errorf("sz of a two-file batch succeeded")
+	}
+	p.buf = p.buf[:0]
+	p.expect(`refused: upload failed, nothing installed: ymodem`, 20*time.Second)
+	if st := status(t, k.dir); st.Update != nil || st.Slots["B"] != st0.Slots["B"] {
+		t.Errorf("a refused batch changed the node: %+v", st)
+	}
+	if m, _ := filepath.Glob(filepath.Join(k.dir, "store", "console-upload-*")); len(m) != 0 {
+		t.Errorf("uploads left in the store: %v", m)
+	}
+	time.Sleep(500 * time.Millisecond)
+	p.send("\r")
+	p.expect(`meterupd alice# $`, 10*time.Second)
+
 	p.send("install\r")
 	p.expect(`start the YMODEM upload now`, 10*time.Second)
 	cmd := exec.Command(sz, "--ymodem", "-k", k.pkg)
@@ -368,4 +390,57 @@ func TestConsoleSessionOverPty(t *testing.T) {
 	p.expect(`running slot B version 3\.0`, 30*time.Second)
 	p.send("commit\r")
 	p.expect(`refused: log in first`, 5*time.Second)
+}
+
+// TestConsoleStdioGetty: `meterupd console --stdio` as a getty starts it,
+// on a terminal as its standard input and output (the pty's slave): it
+// takes the terminal raw, echoes and edits itself, and `exit` ends it.
+func TestConsoleStdioGetty(t *testing.T) {
+	dir := newNode(t)
+	daemon(t, dir)
+	bin := filepath.Join(t.TempDir(), "meterupd")
+	if out, err := exec.Command("go", "build", "-o", bin, "meterupd/cmd/meterupd").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	master, slave, sfd, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	defer pty.CloseFD(sfd)
+	tty, err := os.OpenFile(slave, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	cmd := exec.Command(bin, "--state", dir, "console", "--stdio")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	defer func() {
+		select {
+		case <-waited:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+		}
+	}()
+	p := &ptyLine{t: t, m: master}
+	p.expect(`meterupd> `, 10*time.Second)
+	p.send("versoin\x7f\x7f\x7fion\r")
+	p.expect(`ion\r\nmeterupd \S+ \(.*go[0-9.]+\), board sim`, 10*time.Second)
+	p.send("status\r")
+	p.expect(`state idle, running slot A`, 10*time.Second)
+	p.send("exit\r")
+	p.expect(`bye`, 10*time.Second)
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Errorf("console --stdio: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("console --stdio did not end at exit")
+	}
 }
