@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,9 @@ import (
 	"time"
 
 	"meterupd/agent"
+	"meterupd/audit"
+	"meterupd/boards/hw"
+	"meterupd/boards/sim"
 	"meterupd/internal/pty"
 	"meterupd/internal/realtool"
 	"meterupd/localapi"
@@ -213,6 +217,27 @@ func TestConsoleLoginRefusals(t *testing.T) {
 	// Still locked after a restart: the journal keeps the lockout.
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+	// The operational ring kept every failure, the lockout and the login.
+	b, err := sim.Open(k.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := b.Partition(hw.PartOpLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ol, err := audit.OpenOpLog(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[audit.OpKind]int{}
+	for _, e := range ol.Events() {
+		kinds[e.Kind]++
+	}
+	b.Close()
+	if want := map[audit.OpKind]int{audit.OpLoginFailed: 9, audit.OpLockout: 1, audit.OpLogin: 1}; !maps.Equal(kinds, want) {
+		t.Errorf("operational ring %v, want %v", kinds, want)
 	}
 	daemon(t, k.dir)
 	if err := call(t, k.dir, localapi.Request{Cmd: "challenge"}, nil); err == nil || !strings.Contains(err.Error(), "console locked") {
