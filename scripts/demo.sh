@@ -171,6 +171,7 @@ mu journal | tail -6 | sed 's/^/    /'
 step version
 stop_daemon
 
+command -v sz >/dev/null && command -v socat >/dev/null || { echo "story 5 needs sz (lrzsz) and socat: make deps installs them" >&2; exit 1; }
 say "Story 5 — a technician at the meter's optical port: log in with a signed token, upload a package with sz."
 echo "  The utility makes a technician authority key (never a package key); a new meter trusts it for logins,"
 echo "  and knows its id (m-0042) and group (feeder-7)."
@@ -194,6 +195,15 @@ extra_pids+=($!)
 exec 3<>"$work/ttyLaptop"
 # listen SECONDS: what the console says, shown as the technician sees it.
 listen() { timeout "${1:-1}" cat <&3 | tr -d '\r' >"$work/said" || true; sed 's/^/    | /' "$work/said"; }
+# listen_for PATTERN SECONDS: listen until the console's answer matches.
+listen_for() {
+  : >"$work/said"
+  for _ in $(seq "$2"); do
+    timeout 1 cat <&3 | tr -d '\r' >>"$work/said" || true
+    grep -q "$1" "$work/said" && break
+  done
+  sed 's/^/    | /' "$work/said"
+}
 type_line() { printf '\n  (the technician types) %s\n' "$1"; printf '%s\r' "$2" >&3; listen "${3:-1}"; }
 listen 1
 type_line "status" status
@@ -206,9 +216,13 @@ echo "    ${line:0:60}…  (one line, pasted on the console)"
 type_line "login … (pasted)" "$line"
 type_line "install" install
 printf '\n  $ sz --ymodem -k update.pkg < ttyLaptop > ttyLaptop      (picocom: C-a C-s)\n'
-sz --ymodem -k update.pkg <&3 >&3 2>"$work/sz.log" && echo "    sz: update.pkg sent" || { echo "    sz failed:"; sed 's/^/    /' "$work/sz.log"; }
-listen 8
-type_line "activate" activate 4
+if sz --ymodem -k update.pkg <&3 >&3 2>"$work/sz.log"; then
+  echo "    sz: update.pkg sent"
+else
+  echo "    sz failed:"; sed 's/^/    /' "$work/sz.log"
+fi
+listen_for 'alice# $' 120
+printf '\n  (the technician types) activate\n'; printf 'activate\r' >&3; listen_for 'meterupd> $' 60
 type_line "status" status 2
 type_line "logout" logout
 exec 3>&-
