@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"meterupd/agent"
+	"meterupd/audit"
 	"meterupd/localapi"
 	"meterupd/ymodem"
 )
@@ -282,6 +283,18 @@ func (c *Console) run(ctx context.Context, line string) (end bool) {
 		c.answer("journal", b.String(), recs)
 	case "events":
 		c.events(ctx)
+	case "audit":
+		var l audit.Listing
+		if err := c.call(ctx, localapi.Request{Cmd: "audit"}, nil, &l); err != nil {
+			c.refuse("audit", err)
+			return false
+		}
+		var b strings.Builder
+		if err := audit.WriteText(&b, l.Records, l.Verify); err != nil {
+			c.refuse("audit", err)
+			return false
+		}
+		c.answer("audit", b.String(), l)
 	case "login":
 		c.login(ctx, cmd.Arg)
 	case "logout":

@@ -45,6 +45,7 @@ var specs = map[string]spec{
 	"journal":  {help: "the journal's records"},
 	"version":  {help: "meterupd's version and board"},
 	"events":   {help: "follow the node's progress; any key stops"},
+	"audit":    {help: "the legal audit trail and whether its chain holds"},
 	"login":    {help: "login: get a challenge; login NONCE TOKEN SIGNATURE: log in", args: "login"},
 	"logout":   {help: "end the session"},
 	"install":  {help: "receive a package with YMODEM (sz --ymodem) and install it", needs: "install"},
@@ -57,7 +58,7 @@ var specs = map[string]spec{
 }
 
 // order is the help's order.
-var order = []string{"help", "status", "journal", "version", "events", "login", "logout", "install", "activate", "rollback", "commit", "json", "echo", "exit"}
+var order = []string{"help", "status", "journal", "version", "events", "audit", "login", "logout", "install", "activate", "rollback", "commit", "json", "echo", "exit"}
 
 // Parse parses one line (without its end of line). Empty input is
 // Command{} and no error. It never panics and allocates nothing sized

@@ -181,6 +181,7 @@ var Commands = []Command{
 	{Name: "login", Help: "check a login line; answers a console session"},
 	{Name: "logout", Help: "end a console session"},
 	{Name: "revoke", Mutates: true, Help: "replace the revoked technician token list (the head-end's)"},
+	{Name: "audit", Help: "the legal audit trail and its chain's verification (audit.Listing)"},
 }
 
 // Lookup finds a command of the table.

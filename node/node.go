@@ -212,6 +212,8 @@ func (n *Node) Handle(ctx context.Context, req localapi.Request, emit func(local
 	// Issue 12: the console's login, and its sessions on mutating commands.
 	case "challenge", "login", "logout", "revoke":
 		return n.consoleCommand(req)
+	case "audit":
+		return n.auditListing()
 	}
 	if req.Via == localapi.ViaConsole {
 		if err := n.consoleAllows(ctx, req); err != nil {

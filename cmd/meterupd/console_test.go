@@ -355,6 +355,8 @@ func TestConsoleSessionOverPty(t *testing.T) {
 	p.expect(`refused: console: line too long`, 10*time.Second)
 	p.send("stat\x7f\x7fatus\r") // backspace twice
 	p.expect(`state idle`, 10*time.Second)
+	p.send("audit\r")
+	p.expect(`chain: intact, \d+ records`, 10*time.Second)
 
 	p.send("login\r")
 	ch := p.expect(`challenge ([0-9a-f]{32})`, 10*time.Second)[1]
