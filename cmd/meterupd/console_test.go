@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -469,5 +470,52 @@ func TestConsoleStdioGetty(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Errorf("console --stdio did not end at exit")
+	}
+}
+
+// TestMeterpkgConsoleLogin: the technician's tool logs in by itself over a
+// null-modem (two real pseudo-terminals joined by the test), the meter's
+// console on one end, `meterpkg console` on the other; a bad token is
+// refused with the node's reason.
+func TestMeterpkgConsoleLogin(t *testing.T) {
+	k := newConsoleKit(t)
+	good := k.token(t, "good")
+	other := k.token(t, "other", "--nodes", "m-9999")
+	daemon(t, k.dir)
+	m1, s1, fd1, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m1.Close()
+	defer pty.CloseFD(fd1)
+	m2, s2, fd2, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	defer pty.CloseFD(fd2)
+	go io.Copy(m1, m2) // the cable
+	go io.Copy(m2, m1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	cout := &syncBuffer{}
+	go func() { done <- run(ctx, []string{"--state", k.dir, "console", "--port", s1}, cout, cout) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("console: %v", err)
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // the console opens its port
+	out, err := exec.Command(k.meterpkg, "console", "--port", s2, "--token", other, "--key", filepath.Join(k.keys, "alice.key.pem"), "--timeout", "20s").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "token not for this node") {
+		t.Errorf("another node's token: %v\n%s", err, out)
+	}
+	out, err = exec.Command(k.meterpkg, "console", "--port", s2, "--token", good, "--key", filepath.Join(k.keys, "alice.key.pem"), "--timeout", "20s").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "logged in as alice, scopes install activate rollback commit") {
+		t.Errorf("meterpkg console: %v\n%s", err, out)
+	}
+	if g := guard(t, k.dir); g != (agent.ConsoleGuard{}) {
+		t.Errorf("guard after a good login: %+v", g)
 	}
 }
