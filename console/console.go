@@ -442,6 +442,7 @@ func (c *Console) install(ctx context.Context) {
 	// Let the sender finish and the terminal settle before talking.
 	time.Sleep(200 * time.Millisecond)
 	if err != nil {
+		os.Remove(path) // before the answer: a refusal leaves nothing
 		c.refuse("install", fmt.Errorf("upload failed, nothing installed: %w", err))
 		return
 	}
@@ -458,6 +459,7 @@ func (c *Console) install(ctx context.Context) {
 			}
 		}
 	}, &o)
+	os.Remove(path) // the daemon has answered: the agent holds its own copy
 	if err != nil {
 		c.refuse("install", err)
 		return

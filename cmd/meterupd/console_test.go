@@ -318,29 +318,8 @@ func TestConsoleSessionOverPty(t *testing.T) {
 	k := newConsoleKit(t)
 	tok := k.token(t, "alice", "--scope", "install,activate,commit")
 	daemon(t, k.dir)
-	master, slave, sfd, err := pty.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer master.Close()
-	defer pty.CloseFD(sfd)
-	ctx, cancel := context.WithCancel(context.Background())
-	cout := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--state", k.dir, "console", "--port", slave, "--idle", "1m"}, cout, cout)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("console: %v\n%s", err, cout.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("the console did not stop")
-		}
-	}()
+	master, slave := openPTY(t)
+	cout := startConsole(t, k.dir, slave, "--idle", "1m")
 	p := &ptyLine{t: t, m: master}
 	p.expect(`meterupd> `, 10*time.Second)
 	p.send("status\r")
@@ -430,12 +409,7 @@ func TestConsoleStdioGetty(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "meterupd/cmd/meterupd").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	master, slave, sfd, err := pty.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer master.Close()
-	defer pty.CloseFD(sfd)
+	master, slave := openPTY(t)
 	tty, err := os.OpenFile(slave, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -482,30 +456,11 @@ func TestMeterpkgConsoleLogin(t *testing.T) {
 	good := k.token(t, "good")
 	other := k.token(t, "other", "--nodes", "m-9999")
 	daemon(t, k.dir)
-	m1, s1, fd1, err := pty.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m1.Close()
-	defer pty.CloseFD(fd1)
-	m2, s2, fd2, err := pty.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m2.Close()
-	defer pty.CloseFD(fd2)
+	m1, s1 := openPTY(t)
+	m2, s2 := openPTY(t)
 	go io.Copy(m1, m2) // the cable
 	go io.Copy(m2, m1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	cout := &syncBuffer{}
-	go func() { done <- run(ctx, []string{"--state", k.dir, "console", "--port", s1}, cout, cout) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("console: %v", err)
-		}
-	}()
+	startConsole(t, k.dir, s1)
 	time.Sleep(300 * time.Millisecond) // the console opens its port
 	out, err := exec.Command(k.meterpkg, "console", "--port", s2, "--token", other, "--key", filepath.Join(k.keys, "alice.key.pem"), "--timeout", "20s").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "token not for this node") {
@@ -518,4 +473,43 @@ func TestMeterpkgConsoleLogin(t *testing.T) {
 	if g := guard(t, k.dir); g != (agent.ConsoleGuard{}) {
 		t.Errorf("guard after a good login: %+v", g)
 	}
+}
+
+// openPTY opens a pseudo-terminal for the test: its master, and the path
+// of its slave (which a program opens like a UART).
+func openPTY(t *testing.T) (*os.File, string) {
+	t.Helper()
+	master, slave, sfd, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		master.Close()
+		pty.CloseFD(sfd)
+	})
+	return master, slave
+}
+
+// startConsole runs `meterupd console --port slave` in-process until the
+// test ends; the cleanup checks it stopped cleanly.
+func startConsole(t *testing.T, dir, slave string, flags ...string) *syncBuffer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cout := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"--state", dir, "console", "--port", slave}, flags...), cout, cout)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("console: %v\n%s", err, cout.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("the console did not stop")
+		}
+	})
+	return cout
 }
