@@ -274,14 +274,7 @@ func (n *Node) loginFailed(now time.Time, cause error) error {
 	if r := n.agent.Record().Console; r != nil {
 		g = *r
 	}
-	g.Fails++
-	locked := time.Duration(0)
-	if g.Fails >= MaxFails {
-		locked = LockoutSteps[min(g.Lockouts, len(LockoutSteps)-1)]
-		g.Lockouts++
-		g.Fails = 0
-		g.Until = now.Add(locked).Unix()
-	}
+	g, locked := failed(g, now)
 	if err := n.agent.SetConsole(&g); err != nil {
 		return fmt.Errorf("login refused: %w; and the journal could not count it: %w", cause, err)
 	}
@@ -292,6 +285,20 @@ func (n *Node) loginFailed(now time.Time, cause error) error {
 		return fmt.Errorf("login refused: %w; %d failures in a row: %w for %s, until %s", cause, MaxFails, ErrConsoleLocked, locked, until)
 	}
 	return fmt.Errorf("login refused: %w (failure %d of %d before a lockout)", cause, g.Fails, MaxFails)
+}
+
+// failed is the guard after one more failure at now, and the lockout it
+// starts (0: none).
+func failed(g agent.ConsoleGuard, now time.Time) (agent.ConsoleGuard, time.Duration) {
+	g.Fails++
+	if g.Fails < MaxFails {
+		return g, 0
+	}
+	locked := LockoutSteps[min(g.Lockouts, len(LockoutSteps)-1)]
+	g.Lockouts++
+	g.Fails = 0
+	g.Until = now.Add(locked).Unix()
+	return g, locked
 }
 
 // opEvent keeps a login event in the operational ring and reports it as an

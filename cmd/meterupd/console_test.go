@@ -143,7 +143,11 @@ func TestConsoleLoginRefusals(t *testing.T) {
 	refuse := func(name, line string, want error) {
 		t.Helper()
 		var s localapi.Session
+		began := time.Now()
 		err := call(t, k.dir, localapi.Request{Cmd: "login", Login: line}, &s)
+		if took := time.Since(began); took < node.LoginDelay {
+			t.Errorf("%s: refused after %s, before the delay per attempt (%s)", name, took, node.LoginDelay)
+		}
 		if err == nil || !strings.Contains(err.Error(), want.Error()) {
 			t.Fatalf("%s: login = %v, want %v", name, err, want)
 		}
