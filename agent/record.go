@@ -39,6 +39,10 @@ type Record struct {
 	// at worst one more repair is tried.
 	BootRepairs int `cbor:"bootfix,omitempty"`
 
+	// Issue 12 (technician console). Console is the console's login
+	// guard: failures in a row and the lockout they led to. Optional: an
+	// older agent drops it, which at worst ends a lockout early.
+	Console *ConsoleGuard `cbor:"console,omitempty"`
 	// Link is what the head-end link persists (issue 10, docs/mqtt.md).
 	// Optional, safe to lose: an older agent drops it, and the link then
 	// acts once more on the retained desired document, which the package's
@@ -179,6 +183,10 @@ func (r *Record) clone() *Record {
 	if r.Link != nil {
 		l := *r.Link
 		c.Link = &l
+	}
+	if r.Console != nil {
+		g := *r.Console
+		c.Console = &g
 	}
 	return &c
 }

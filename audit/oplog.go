@@ -19,6 +19,7 @@ const (
 	OpVetoAnswered OpKind = "veto-answered"
 	OpLoginFailed  OpKind = "login-failed"
 	OpLockout      OpKind = "lockout"
+	OpLogin        OpKind = "login" // a technician logged in at the console (issue 12)
 )
 
 // Event is one operational event.

@@ -56,6 +56,35 @@ type Request struct {
 	// take a signed manifest (Manifest, the COSE_Sign1 bytes).
 	Link     *agent.LinkFacts `json:"link,omitempty"`
 	Manifest []byte           `json:"manifest,omitempty"`
+	// Issue 12 (technician console). Login is the pasted login line
+	// (login); Session names the console session a request acts for
+	// (logout, and every mutating request with Via "console"); Via is
+	// the client kind: "console" requests must carry a live session with
+	// the command's scope. Revoked is the whole revocation list, token ids
+	// (cti) in hex (revoke).
+	Login   string   `json:"login,omitempty"`
+	Session string   `json:"session,omitempty"`
+	Via     string   `json:"via,omitempty"`
+	Revoked []string `json:"revoked,omitempty"`
+}
+
+// ViaConsole marks a request from the technician console.
+const ViaConsole = "console"
+
+// Challenge is the answer to challenge: a fresh login challenge for the
+// node's id (issue 12).
+type Challenge struct {
+	Challenge string `json:"challenge"`
+	NodeID    string `json:"node_id"`
+}
+
+// Session is the answer to login: a console session with the token's
+// subject, scopes and end (issue 12).
+type Session struct {
+	ID      string   `json:"session"`
+	Subject string   `json:"subject"`
+	Scopes  []string `json:"scopes"`
+	Expires int64    `json:"expires"` // Unix seconds
 }
 
 // clientLine is one line from a client: its hello, then requests.
@@ -156,6 +185,12 @@ var Commands = []Command{
 	{Name: "link-facts", Mutates: true, Help: "read, or set, the head-end link's persisted facts (gate, job, report sequence)"},
 	{Name: "needs", Help: "the payloads of a signed manifest this node would install"},
 	{Name: "request", Help: "the software update request for a signed manifest (or none)"},
+	// Issue 12 (technician console).
+	{Name: "challenge", Help: "a fresh login challenge for the console"},
+	{Name: "login", Help: "check a login line; answers a console session"},
+	{Name: "logout", Help: "end a console session"},
+	{Name: "revoke", Mutates: true, Help: "replace the revoked technician token list (the head-end's)"},
+	{Name: "audit", Help: "the legal audit trail and its chain's verification (audit.Listing)"},
 }
 
 // Lookup finds a command of the table.

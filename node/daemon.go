@@ -138,6 +138,7 @@ func (d *Daemon) own(ctx context.Context) error {
 			return err
 		}
 		d.cur = n
+		n.onEvent = d.publish // issue 12: console logins and lockouts
 		for _, p := range n.settings.Problems {
 			log.Warn("node configuration damaged; signed installs refused", slog.String("problem", p))
 		}
@@ -290,6 +291,15 @@ func (d *Daemon) subscribe() (chan localapi.Event, func()) {
 	}
 }
 
+func loginDelay(ctx context.Context) {
+	t := time.NewTimer(LoginDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
 // Handle serves one client request (localapi.Handler). Status and version
 // answer at once from the last committed record; events stream until the
 // client leaves; every other command is queued to the owner and runs to
@@ -347,6 +357,9 @@ func (d *Daemon) Handle(ctx context.Context, req localapi.Request, emit func(loc
 		case ev := <-evs:
 			emit(ev)
 		case r := <-j.done:
+			if req.Cmd == "login" && r.err != nil {
+				loginDelay(ctx) // issue 12: a delay per failed attempt
+			}
 			for {
 				select {
 				case ev := <-evs:

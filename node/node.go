@@ -37,6 +37,10 @@ type Node struct {
 	direct bool
 	// emit gets the state events of the command in progress (direct).
 	emit func(localapi.Event)
+	// Issue 12: the console's login state, and where its events go (the
+	// daemon's subscribers).
+	con     *consoleAuth
+	onEvent func(localapi.Event)
 }
 
 func (n *Node) emitState() {
@@ -124,6 +128,7 @@ func openLocked(cfg Config, onCommit func(*agent.Record)) (*Node, error) {
 		return nil, explainJournal(err)
 	}
 	n.agent = a
+	n.openConsole() // issue 12
 	return n, nil
 }
 
@@ -236,6 +241,16 @@ func (n *Node) Handle(ctx context.Context, req localapi.Request, emit func(local
 			}
 		}
 		return n.agent.Request(m)
+	// Issue 12: the console's login, and its sessions on mutating commands.
+	case "challenge", "login", "logout", "revoke":
+		return n.consoleCommand(req)
+	case "audit":
+		return n.auditListing()
+	}
+	if req.Via == localapi.ViaConsole {
+		if err := n.consoleAllows(ctx, req); err != nil {
+			return nil, err
+		}
 	}
 	if n.direct && req.Cmd == "install" {
 		// Start decides a pending trial (it runs the health checks and

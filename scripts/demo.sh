@@ -8,7 +8,9 @@ bin=$(cd "${1:-bin}" && pwd)
 work=$(mktemp -d)
 daemon_pid=
 events_pid=
+extra_pids=()
 cleanup() {
+  for p in "${extra_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ -n "$events_pid" ]; then kill "$events_pid" 2>/dev/null || true; fi
   if [ -n "$daemon_pid" ]; then kill "$daemon_pid" 2>/dev/null || true; wait "$daemon_pid" 2>/dev/null || true; fi
   rm -rf "$work"
@@ -167,4 +169,61 @@ step status
 printf '\n  $ meterupd journal   (its last 6 records: every step, power-safe)\n'
 mu journal | tail -6 | sed 's/^/    /'
 step version
+stop_daemon
+
+command -v sz >/dev/null && command -v socat >/dev/null || { echo "story 5 needs sz (lrzsz) and socat: make deps installs them" >&2; exit 1; }
+say "Story 5 — a technician at the meter's optical port: log in with a signed token, upload a package with sz."
+echo "  The utility makes a technician authority key (never a package key); a new meter trusts it for logins,"
+echo "  and knows its id (m-0042) and group (feeder-7)."
+printf '\n  $ meterpkg keygen --alg ed25519 techauth; meterpkg keygen --alg ed25519 alice\n'
+mp keygen --alg ed25519 techauth >/dev/null
+mp keygen --alg ed25519 alice >/dev/null
+node="$work/meter2"
+step sim init "$node" --version 1.0 --image-size $((4 << 20)) --keys release.pub.pem --id m-0042 --groups feeder-7 --tech-keys techauth.pub.pem
+: >"$work/daemon.log"
+: >"$work/events.log"
+start_daemon
+printf '\n  $ meterpkg token issue --key techauth.key.pem --tech-key alice.pub.pem --subject alice --nodes m-0042 --scope install,activate,commit --valid 8h -o alice.token\n'
+mp token issue --key techauth.key.pem --tech-key alice.pub.pem --subject alice --nodes m-0042 --scope install,activate,commit --valid 8h -o alice.token | sed 's/^/    /'
+echo "  A null-modem cable between the meter's port and the laptop: two pseudo-terminals joined by socat."
+socat PTY,link="$work/ttyMeter",raw,echo=0 PTY,link="$work/ttyLaptop",raw,echo=0 2>/dev/null &
+extra_pids+=($!)
+for _ in $(seq 50); do [ -e "$work/ttyMeter" ] && [ -e "$work/ttyLaptop" ] && break; sleep 0.1; done
+printf '  $ meterupd console --port ttyMeter --baud 9600 &     (on the meter, started by init)\n'
+"$bin/meterupd" --state "$node" console --port "$work/ttyMeter" --baud 9600 >>"$work/console.log" 2>&1 &
+extra_pids+=($!)
+exec 3<>"$work/ttyLaptop"
+# listen SECONDS: what the console says, shown as the technician sees it.
+listen() { timeout "${1:-1}" cat <&3 | tr -d '\r' >"$work/said" || true; sed 's/^/    | /' "$work/said"; }
+# listen_for PATTERN SECONDS: listen until the console's answer matches.
+listen_for() {
+  : >"$work/said"
+  for _ in $(seq "$2"); do
+    timeout 1 cat <&3 | tr -d '\r' >>"$work/said" || true
+    grep -q "$1" "$work/said" && break
+  done
+  sed 's/^/    | /' "$work/said"
+}
+type_line() { printf '\n  (the technician types) %s\n' "$1"; printf '%s\r' "$2" >&3; listen "${3:-1}"; }
+listen 1
+type_line "status" status
+type_line "install   (before logging in)" install
+type_line "login" login
+ch=$(sed -n 's/^challenge \([0-9a-f]*\)$/\1/p' "$work/said" | head -1)
+printf '\n  On the laptop:\n  $ meterpkg token answer --token alice.token --key alice.key.pem --challenge %s --node m-0042\n' "$ch"
+line=$(mp token answer --token alice.token --key alice.key.pem --challenge "$ch" --node m-0042)
+echo "    ${line:0:60}…  (one line, pasted on the console)"
+type_line "login … (pasted)" "$line"
+type_line "install" install
+printf '\n  $ sz --ymodem -k update.pkg < ttyLaptop > ttyLaptop      (picocom: C-a C-s)\n'
+if sz --ymodem -k update.pkg <&3 >&3 2>"$work/sz.log"; then
+  echo "    sz: update.pkg sent"
+else
+  echo "    sz failed:"; sed 's/^/    /' "$work/sz.log"
+fi
+listen_for 'alice# $' 120
+printf '\n  (the technician types) activate\n'; printf 'activate\r' >&3; listen_for 'meterupd> $' 60
+type_line "status" status 2
+type_line "logout" logout
+exec 3>&-
 stop_daemon

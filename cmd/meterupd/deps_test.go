@@ -16,7 +16,7 @@ var nodeModules = map[string]string{
 	"github.com/fxamacker/cbor/v2": "journal records and manifests (CBOR with decoder limits)",
 	"github.com/x448/float16":      "required by fxamacker/cbor",
 	"github.com/veraison/go-cose":  "COSE_Sign1 verification of manifests",
-	"go.bug.st/serial":             "the modem's UART",
+	"go.bug.st/serial":             "the modem's UART, the technician console's port",
 	"golang.org/x/sys":             "MTD ioctls, pseudo-terminals, module loading",
 	"github.com/ulikunitz/xz":      "delta: decompression of node-format streams",
 	"github.com/dsnet/compress":    "delta: bzip2 of BSDIFF40/43 patches",

@@ -66,6 +66,9 @@ func simInit(env *cmdEnv, args []string) error {
 	keys := fs.String("keys", "", "PEM file of the public keys the node trusts for signed packages")
 	devType := fs.String("device-type", "em300", "device type of the simulated meter")
 	hwRev := fs.Uint("hardware", 2, "hardware revision of the simulated meter")
+	nodeID := fs.String("id", "", "the node's id, as technician tokens name it (node:ID)")
+	groups := fs.String("groups", "", "comma-separated groups of the node, as tokens name them (group:NAME)")
+	techKeys := fs.String("tech-keys", "", "PEM file of the technician authority keys (console login; never the package keys)")
 	pos, err := parseArgs(fs, env, args)
 	if err != nil {
 		return err
@@ -118,6 +121,9 @@ func simInit(env *cmdEnv, args []string) error {
 		if err := os.WriteFile(env.configPath("keys.pem"), pem, 0o644); err != nil {
 			return err
 		}
+	}
+	if err := provisionConsole(env, *nodeID, *groups, *techKeys); err != nil {
+		return err
 	}
 	s, err := b.PowerOn()
 	if err != nil {
