@@ -1,0 +1,145 @@
+package headend
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"meterupd/shadow"
+)
+
+// fakeNode is a node that speaks the contract of docs/mqtt.md through
+// package shadow's documents and nothing else: it gates desired documents
+// by epoch and version, acts once on a job, reports with a rising seq and
+// resends a report until the replica accepts it. It installs nothing: a
+// package's job ends committed on version next, or rolled back (result
+// 100) when fail is set. Until the node's own MQTT link lands, it stands
+// for it in the head-end's tests.
+type fakeNode struct {
+	t       testing.TB
+	id      string
+	next    string // the version a job takes it to
+	fail    bool
+	c       paho.Client
+	mu      sync.Mutex
+	gate    shadow.Gate
+	seq     uint64
+	version string
+	acted   map[string]int // job → times acted on
+	acked   uint64
+	ignored int // duplicate or stale documents
+}
+
+func startFakeNode(t testing.TB, broker, id, version, next string, fail bool) *fakeNode {
+	t.Helper()
+	n := &fakeNode{t: t, id: id, next: next, fail: fail, version: version, acted: map[string]int{}}
+	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(id).SetCleanSession(false).
+		SetAutoReconnect(true).SetConnectRetry(true).SetOrderMatters(true)
+	opts.SetOnConnectHandler(func(c paho.Client) {
+		c.Subscribe("state/"+id+"/update/delta", 1, n.onDelta)
+		c.Subscribe("state/"+id+"/update/accepted", 1, n.onAccepted)
+	})
+	n.c = paho.NewClient(opts)
+	if tok := n.c.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+		t.Fatalf("node %s: connect: %v", id, tok.Error())
+	}
+	t.Cleanup(func() { n.c.Disconnect(0) })
+	n.report("", "idle", 0)
+	return n
+}
+
+func (n *fakeNode) onDelta(_ paho.Client, m paho.Message) {
+	d, err := shadow.ParseDelta(m.Payload(), 0)
+	if err != nil {
+		n.report("", "idle", shadow.ResultBadDocument)
+		return
+	}
+	n.mu.Lock()
+	v := n.gate.Check(d)
+	if v != shadow.Act {
+		n.ignored++
+		n.mu.Unlock()
+		return
+	}
+	n.gate = n.gate.After(d)
+	job := d.Desired.Job
+	if d.Desired.Package == nil || d.Desired.Cancel {
+		n.mu.Unlock()
+		return
+	}
+	n.acted[job]++
+	n.mu.Unlock()
+	go func() {
+		n.report(job, "downloading", 0)
+		if n.fail {
+			n.report(job, "rolled-back", shadow.ResultRolledBack)
+			return
+		}
+		n.mu.Lock()
+		n.version = n.next
+		n.mu.Unlock()
+		n.report(job, "committed", shadow.ResultSuccess)
+	}()
+}
+
+func (n *fakeNode) onAccepted(_ paho.Client, m paho.Message) {
+	var a struct {
+		Seq uint64 `json:"seq"`
+	}
+	if json.Unmarshal(m.Payload(), &a) == nil {
+		n.mu.Lock()
+		n.acked = max(n.acked, a.Seq)
+		n.mu.Unlock()
+	}
+}
+
+// report publishes the next report and resends it until it is accepted.
+func (n *fakeNode) report(job, state string, result shadow.Result) {
+	n.mu.Lock()
+	n.seq++
+	seq := n.seq
+	doc := map[string]any{"seq": seq, "reported": map[string]any{
+		"job": job, "state": state, "result": result, "reason": "",
+		"progress": map[string]int{"done": 0, "total": 0},
+		"running":  map[string]string{"slot": "a", "version": n.version},
+		"slots":    map[string]any{}, "agent": "fake", "device_type": "em300",
+	}}
+	n.mu.Unlock()
+	b, _ := json.Marshal(doc)
+	for range 200 {
+		n.c.Publish("state/"+n.id+"/update", 1, false, b).WaitTimeout(5 * time.Second)
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) {
+			n.mu.Lock()
+			ok := n.acked >= seq
+			n.mu.Unlock()
+			if ok {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	n.t.Errorf("node %s: report %d never accepted", n.id, seq)
+}
+
+func (n *fakeNode) String() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return fmt.Sprintf("%s v%s gate=%+v acted=%v", n.id, n.version, n.gate, n.acted)
+}
+
+// eventually polls cond until it holds or the time is up.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
