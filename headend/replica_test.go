@@ -24,7 +24,10 @@ func testLog(t testing.TB) *slog.Logger {
 
 type tWriter struct{ t testing.TB }
 
-func (w tWriter) Write(b []byte) (int, error) { w.t.Log(strings.TrimSpace(string(b))); return len(b), nil }
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
 
 // brokers runs f on the embedded broker and on a real mosquitto.
 func brokers(t *testing.T, f func(t *testing.T, url string, link func() Link)) {
