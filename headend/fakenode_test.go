@@ -39,13 +39,16 @@ func startFakeNode(t testing.TB, broker, id, version, next string, fail bool) *f
 	n := &fakeNode{t: t, id: id, next: next, fail: fail, version: version, acted: map[string]int{}}
 	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(id).SetCleanSession(false).
 		SetAutoReconnect(true).SetConnectRetry(true).SetOrderMatters(true)
-	opts.SetOnConnectHandler(func(c paho.Client) {
-		c.Subscribe("state/"+id+"/update/delta", 1, n.onDelta)
-		c.Subscribe("state/"+id+"/update/accepted", 1, n.onAccepted)
-	})
 	n.c = paho.NewClient(opts)
 	if tok := n.c.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
 		t.Fatalf("node %s: connect: %v", id, tok.Error())
+	}
+	// Subscribed before the first report, so its accepted is not missed;
+	// the persistent session keeps the subscriptions over reconnects.
+	for topic, h := range map[string]paho.MessageHandler{"accepted": n.onAccepted, "delta": n.onDelta} {
+		if tok := n.c.Subscribe("state/"+id+"/update/"+topic, 1, h); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+			t.Fatalf("node %s: subscribe: %v", id, tok.Error())
+		}
 	}
 	t.Cleanup(func() { n.c.Disconnect(0) })
 	n.report("", "idle", 0)
