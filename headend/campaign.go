@@ -1,6 +1,7 @@
 package headend
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -85,6 +86,11 @@ type Campaigns struct {
 	BaseURL  string // of the package server, e.g. http://10.0.0.1:8080
 	Log      *slog.Logger
 	Now      func() time.Time
+	// ResendAfter is how long a sent node may go without reporting on
+	// its job before its document is published again (the instance that
+	// sent it may have stopped between recording and publishing); 0: 30s.
+	// The copy has the same version: a node that has it ignores it.
+	ResendAfter time.Duration
 }
 
 // DefaultWaveTimeout is how long a node of a wave may stay silent.
@@ -300,10 +306,6 @@ func outcome(rep Reported) (TargetState, bool) {
 	return "", false
 }
 
-// resendAfter is how long a sent node may lack its desired document before
-// a Tick publishes it (an instance stopped between the two steps).
-const resendAfter = 30 * time.Second
-
 // Tick advances every running campaign one step. It is safe to run on
 // several instances at once.
 func (m *Campaigns) Tick(ctx context.Context) error {
@@ -357,7 +359,7 @@ func (m *Campaigns) tick(ctx context.Context, c Campaign) error {
 				} else if ok {
 					t.State = TargetUnreachable
 				}
-			} else if now.Sub(t.Since) > resendAfter {
+			} else if n.Job != c.ID && now.Sub(t.Since) > cmp.Or(m.ResendAfter, 30*time.Second) {
 				if err := m.ensureSent(ctx, c, t.Node); err != nil {
 					return err
 				}
@@ -429,12 +431,13 @@ func (m *Campaigns) send(ctx context.Context, c Campaign, node string) error {
 	return err
 }
 
-// ensureSent publishes the campaign's document to a sent node whose
-// desired state is not yet its job.
+// ensureSent publishes the campaign's document to a sent node that has
+// not reported on its job: the recorded one again (same version), or a
+// new one when none was recorded.
 func (m *Campaigns) ensureSent(ctx context.Context, c Campaign, node string) error {
 	d, err := m.Store.Desired(ctx, node)
 	if err == nil && d.Desired.Job == c.ID {
-		return nil
+		return m.Replica.publishDelta(ctx, node, d)
 	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err

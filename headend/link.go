@@ -123,15 +123,20 @@ type DialOptions struct {
 	TLS      *tls.Config
 	Username string
 	Password string
+	// CleanSession: instances sharing a fleet through a shared
+	// subscription use a clean session, so a stopped instance's session
+	// ends with it and the broker gives its share to the others instead
+	// of queueing it for an instance that may never come back.
+	CleanSession bool
 }
 
-// Dial connects to an external broker. The session is persistent (clean
-// session off), so messages for the head-end published while it
-// reconnects are kept by the broker.
+// Dial connects to an external broker. Without CleanSession the session is
+// persistent, so messages for the head-end published while it reconnects
+// are kept by the broker.
 func Dial(ctx context.Context, o DialOptions, log *slog.Logger) (*External, error) {
 	x := &External{timeout: 30 * time.Second, subs: map[string]paho.MessageHandler{}}
 	opts := paho.NewClientOptions().AddBroker(o.URL).SetClientID(o.ClientID).
-		SetCleanSession(false).SetAutoReconnect(true).SetOrderMatters(false).
+		SetCleanSession(o.CleanSession).SetAutoReconnect(true).SetOrderMatters(false).
 		SetConnectRetry(true).SetMaxReconnectInterval(10 * time.Second).
 		SetUsername(o.Username).SetPassword(o.Password)
 	if o.TLS != nil {

@@ -33,8 +33,10 @@ type Config struct {
 	// fleet on one external broker ("" for one instance).
 	Shared string
 	Tick   time.Duration // campaign step; default 1s
-	Log    *slog.Logger
-	Now    func() time.Time
+	// ResendAfter: see Campaigns.ResendAfter.
+	ResendAfter time.Duration
+	Log         *slog.Logger
+	Now         func() time.Time
 }
 
 // Server is a running head-end instance.
@@ -75,7 +77,7 @@ func Serve(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if id == "" {
 			id = "headend"
 		}
-		s.Link, err = Dial(ctx, DialOptions{URL: cfg.BrokerURL, ClientID: id, TLS: cfg.TLS, Username: cfg.Username, Password: cfg.Password}, cfg.Log)
+		s.Link, err = Dial(ctx, DialOptions{URL: cfg.BrokerURL, ClientID: id, TLS: cfg.TLS, Username: cfg.Username, Password: cfg.Password, CleanSession: cfg.Shared != ""}, cfg.Log)
 	} else {
 		var e *Embedded
 		e, err = NewEmbedded(cfg.MQTTAddr, cfg.TLS, cfg.Log)
@@ -97,7 +99,7 @@ func Serve(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	pk := &Packages{Dir: cfg.Packages}
 	s.Replica = &Replica{Store: s.Store, Link: s.Link, Log: cfg.Log, Now: cfg.Now, Shared: cfg.Shared}
-	s.Campaigns = &Campaigns{Store: s.Store, Replica: s.Replica, Packages: pk, BaseURL: public, Log: cfg.Log, Now: cfg.Now}
+	s.Campaigns = &Campaigns{Store: s.Store, Replica: s.Replica, Packages: pk, BaseURL: public, Log: cfg.Log, Now: cfg.Now, ResendAfter: cfg.ResendAfter}
 	s.Replica.OnReport = s.Campaigns.OnReport
 	s.Streamer = &Streamer{Packages: pk, Link: s.Link, Log: cfg.Log, Shared: cfg.Shared}
 
