@@ -349,6 +349,21 @@ func (m *Campaigns) tick(ctx context.Context, c Campaign) error {
 			if err != nil {
 				return err
 			}
+			// The node's last report may have ended the job while the
+			// instance that recorded it stopped before moving the target.
+			if to, ok := outcome(Reported{Job: n.Job, State: n.State, Result: n.Result}); ok && n.Job == c.ID {
+				if ok, err := m.Store.MoveTarget(ctx, c.ID, t.Node, TargetSent, to, n.Result, now); err != nil {
+					return err
+				} else if ok {
+					t.State = to
+				}
+			}
+		}
+		if t.State == TargetSent {
+			n, err := m.Store.Node(ctx, t.Node)
+			if err != nil {
+				return err
+			}
 			heard := t.Since
 			if n.LastReport.After(heard) {
 				heard = n.LastReport

@@ -112,6 +112,7 @@ func serve(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Shared, "shared", "", "shared-subscription group of instances sharing one fleet (e.g. headend)")
 	fs.StringVar(&cfg.Username, "username", "", "external broker user name")
 	fs.DurationVar(&cfg.Tick, "tick", time.Second, "how often campaigns step")
+	fs.DurationVar(&cfg.ResendAfter, "resend-after", 30*time.Second, "publish a sent node's document again after this long without a report on its job")
 	cert := fs.String("tls-cert", "", "TLS certificate (the embedded broker's, or the client's)")
 	key := fs.String("tls-key", "", "TLS key")
 	ca := fs.String("tls-ca", "", "TLS authorities (of clients for the embedded broker, of the external broker)")
