@@ -91,6 +91,9 @@ type Campaigns struct {
 	// sent it may have stopped between recording and publishing); 0: 30s.
 	// The copy has the same version: a node that has it ignores it.
 	ResendAfter time.Duration
+	// Tailor repackages per group for campaigns in tailor mode (nil: no
+	// tailoring; such campaigns are refused).
+	Tailor *Tailor
 }
 
 // DefaultWaveTimeout is how long a node of a wave may stay silent.
@@ -104,6 +107,14 @@ func (m *Campaigns) Create(ctx context.Context, c Campaign) (Campaign, error) {
 	}
 	if _, err := m.Packages.Stat(c.Package); err != nil {
 		return Campaign{}, err
+	}
+	if c.Tailor {
+		// The instances that answer the requests need the signing key
+		// (headend serve --key); here the package must carry a manifest
+		// a desired document can hold.
+		if _, err := envelope(m.Packages, c.Package); err != nil {
+			return Campaign{}, err
+		}
 	}
 	sel, err := ParseSelector(c.Select)
 	if err != nil {
@@ -422,19 +433,32 @@ func (m *Campaigns) tick(ctx context.Context, c Campaign) error {
 	return nil
 }
 
-// desired is what campaign c wants of a node.
+// desired is what campaign c wants of a node: the package, or in tailor
+// mode the signed manifest alone (the node answers with its request).
 func (m *Campaigns) desired(c Campaign) (shadow.Desired, error) {
+	if c.Tailor {
+		env, err := envelope(m.Packages, c.Package)
+		if err != nil {
+			return shadow.Desired{}, err
+		}
+		return shadow.Desired{Job: c.ID, Manifest: env, Activate: c.Activate}, nil
+	}
 	p, err := m.Packages.Stat(c.Package)
 	if err != nil {
 		return shadow.Desired{}, err
 	}
+	return shadow.Desired{Job: c.ID, Package: m.packageRef(c, p), Activate: c.Activate}, nil
+}
+
+// packageRef is where a node of campaign c fetches package p.
+func (m *Campaigns) packageRef(c Campaign, p Package) *shadow.PackageRef {
 	ref := &shadow.PackageRef{SHA256: p.SHA256, Size: p.Size}
 	if c.Stream {
-		ref.Stream = c.Package
+		ref.Stream = p.Name
 	} else {
-		ref.URL = strings.TrimSuffix(m.BaseURL, "/") + "/pkg/" + c.Package
+		ref.URL = strings.TrimSuffix(m.BaseURL, "/") + "/pkg/" + p.Name
 	}
-	return shadow.Desired{Job: c.ID, Package: ref, Activate: c.Activate}, nil
+	return ref
 }
 
 func (m *Campaigns) send(ctx context.Context, c Campaign, node string) error {

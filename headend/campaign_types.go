@@ -44,6 +44,7 @@ type Campaign struct {
 	MaxInflight int           `json:"max_inflight"`
 	WaveTimeout time.Duration `json:"wave_timeout"`
 	Stream      bool          `json:"stream,omitempty"` // deliver in-band instead of by URL
+	Tailor      bool          `json:"tailor,omitempty"` // send the manifest; answer requests with a package per group
 	State       CampaignState `json:"state"`
 	Reason      string        `json:"reason,omitempty"`
 	Wave        int           `json:"wave"` // the wave in progress, from 0

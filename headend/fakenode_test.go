@@ -9,6 +9,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"meterupd/manifest"
 	"meterupd/shadow"
 )
 
@@ -20,18 +21,19 @@ import (
 // 100) when fail is set. Until the node's own MQTT link lands, it stands
 // for it in the head-end's tests.
 type fakeNode struct {
-	t       testing.TB
-	id      string
-	next    string // the version a job takes it to
-	fail    bool
-	c       paho.Client
-	mu      sync.Mutex
-	gate    shadow.Gate
-	seq     uint64
-	version string
-	acted   map[string]int // job → times acted on
-	acked   uint64
-	ignored int // duplicate or stale documents
+	t        testing.TB
+	id       string
+	next     string // the version a job takes it to
+	fail     bool
+	c        paho.Client
+	mu       sync.Mutex
+	gate     shadow.Gate
+	seq      uint64
+	version  string
+	acted    map[string]int // job → times acted on
+	acked    uint64
+	ignored  int // duplicate or stale documents
+	packages []shadow.PackageRef
 }
 
 func startFakeNode(t testing.TB, broker, id, version, next string, fail bool) *fakeNode {
@@ -70,6 +72,17 @@ func (n *fakeNode) onDelta(_ paho.Client, m paho.Message) {
 	}
 	n.gate = n.gate.After(d)
 	job := d.Desired.Job
+	if d.Desired.Manifest != nil && d.Desired.Package == nil && !d.Desired.Cancel {
+		// The request flow: the node's characteristics for the manifest.
+		req := manifest.Request{DeviceType: "em300", Hardware: 1, Versions: map[string]string{"system": n.version}, Schemas: manifest.Schemas}
+		n.mu.Unlock()
+		b, _ := json.Marshal(req)
+		n.c.Publish("state/"+n.id+"/request", 1, false, b)
+		return
+	}
+	if d.Desired.Package != nil {
+		n.packages = append(n.packages, *d.Desired.Package)
+	}
 	if d.Desired.Package == nil || d.Desired.Cancel {
 		n.mu.Unlock()
 		return

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"meterupd/headend"
+	"meterupd/pkgbuild"
 )
 
 const usage = `usage: headend COMMAND [flags]
@@ -27,7 +28,7 @@ const usage = `usage: headend COMMAND [flags]
   node ID [--json]              a node's report history
   campaign create PACKAGE --id ID [--select K=V,...] [--activate now|command|TIME]
                                 [--waves 1%,10%,100%] [--halt-above PCT] [--max-inflight N]
-                                [--wave-timeout DUR] [--stream]
+                                [--wave-timeout DUR] [--stream] [--tailor]
   campaign start|pause|resume|cancel ID
   campaign status [ID] [--json]
 
@@ -113,6 +114,7 @@ func serve(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Username, "username", "", "external broker user name")
 	fs.DurationVar(&cfg.Tick, "tick", time.Second, "how often campaigns step")
 	fs.DurationVar(&cfg.ResendAfter, "resend-after", 30*time.Second, "publish a sent node's document again after this long without a report on its job")
+	keyPath := fs.String("key", "", "signing key (PEM) for packages tailored per group (campaign create --tailor)")
 	cert := fs.String("tls-cert", "", "TLS certificate (the embedded broker's, or the client's)")
 	key := fs.String("tls-key", "", "TLS key")
 	ca := fs.String("tls-ca", "", "TLS authorities (of clients for the embedded broker, of the external broker)")
@@ -126,6 +128,11 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.TLS = tc
+	if *keyPath != "" {
+		if cfg.Signer, err = pkgbuild.LoadSigner(*keyPath); err != nil {
+			return err
+		}
+	}
 	srv, err := headend.Serve(ctx, cfg)
 	if err != nil {
 		return err
@@ -209,6 +216,7 @@ func campaign(ctx context.Context, args []string) error {
 	inflight := fs.Int("max-inflight", 100, "nodes sent their job and not finished, at most")
 	timeout := fs.Duration("wave-timeout", headend.DefaultWaveTimeout, "a node silent this long is unreachable")
 	stream := fs.Bool("stream", false, "deliver the package in-band (MQTT block stream) instead of by URL")
+	tailor := fs.Bool("tailor", false, "send the manifest; answer each node's request with a package repacked for its version group")
 	pos, err := parse(fs, args[1:])
 	if err != nil {
 		return err
@@ -238,7 +246,7 @@ func campaign(ctx context.Context, args []string) error {
 			*id = strings.TrimSuffix(pos[0], ".pkg")
 		}
 		cp, err := m.Create(ctx, headend.Campaign{ID: *id, Package: pos[0], Select: *sel, Activate: *activate,
-			Waves: w, HaltAbove: *halt, MaxInflight: *inflight, WaveTimeout: *timeout, Stream: *stream})
+			Waves: w, HaltAbove: *halt, MaxInflight: *inflight, WaveTimeout: *timeout, Stream: *stream, Tailor: *tailor})
 		if err != nil {
 			return err
 		}
