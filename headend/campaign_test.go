@@ -213,3 +213,35 @@ func TestCampaignCreateRefuses(t *testing.T) {
 		t.Fatalf("refused campaigns left %d records", len(cs))
 	}
 }
+
+func TestCampaignPauseResume(t *testing.T) {
+	r := newCampaignRig(t, 6, nil, nil)
+	c, err := r.m.Create(r.ctx, Campaign{ID: "c-p", Package: "em300-2.0.pkg", MaxInflight: 2, WaveTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.m.Pause(r.ctx, c.ID); !errors.Is(err, ErrConflict) {
+		t.Fatalf("Pause(created) = %v, want ErrConflict", err)
+	}
+	r.m.Start(r.ctx, c.ID)
+	if err := r.m.Tick(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.m.Pause(r.ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		r.m.Tick(r.ctx)
+		time.Sleep(20 * time.Millisecond)
+	}
+	s, _ := r.m.Status(r.ctx, c.ID)
+	if s.Counts[TargetPending] != 4 {
+		t.Fatalf("paused campaign: %v, want 4 still pending", s.Counts)
+	}
+	if err := r.m.Resume(r.ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.run(t, c.ID, time.Second); s.Campaign.State != CampaignDone || s.Counts[TargetCommitted] != 6 {
+		t.Fatalf("resumed campaign: %s %v", s.Campaign.State, s.Counts)
+	}
+}
