@@ -62,7 +62,7 @@ func ParseWaves(s string) ([]float64, error) {
 	var out []float64
 	for _, w := range strings.Split(s, ",") {
 		f, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(w), "%"), 64)
-		if err != nil || f <= 0 || f > 100 || (len(out) > 0 && f <= out[len(out)-1]) {
+		if err != nil || !(f > 0 && f <= 100) || (len(out) > 0 && f <= out[len(out)-1]) { // !(…) refuses NaN
 			return nil, fmt.Errorf("%w: waves %q: rising percentages up to 100%%", ErrBadInput, s)
 		}
 		out = append(out, f)

@@ -42,7 +42,7 @@ func TestParseSelectorAndWaves(t *testing.T) {
 		in  string
 		n   int
 		err bool
-	}{{"1%,10%,100%", 3, false}, {"100", 1, false}, {"10%,5%,100%", 0, true}, {"10%,50%", 0, true}, {"x", 0, true}, {"0%,100%", 0, true}} {
+	}{{"1%,10%,100%", 3, false}, {"100", 1, false}, {"10%,5%,100%", 0, true}, {"10%,50%", 0, true}, {"x", 0, true}, {"0%,100%", 0, true}, {"NaN,100", 0, true}} {
 		got, err := ParseWaves(tt.in)
 		if (err != nil) != tt.err || len(got) != tt.n {
 			t.Errorf("ParseWaves(%q) = %v, %v, want %d waves (error %v)", tt.in, got, err, tt.n, tt.err)

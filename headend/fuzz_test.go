@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -30,6 +31,39 @@ func FuzzParseUpdate(f *testing.F) {
 		}
 		if u.Seq != nil && !json.Valid(u.Reported) {
 			t.Fatalf("parseUpdate(%q): reported %q is not JSON", b, u.Reported)
+		}
+	})
+}
+
+// FuzzOperatorInput: selectors and wave lists an operator types give a
+// value or ErrBadInput; a parsed wave list rises to 100.
+func FuzzOperatorInput(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/selector/*.txt")
+	for _, p := range seeds {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(strings.TrimSpace(string(b)))
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if _, err := ParseSelector(s); err != nil && !errors.Is(err, ErrBadInput) {
+			t.Fatalf("ParseSelector(%q) = %v, want ErrBadInput", s, err)
+		}
+		w, err := ParseWaves(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadInput) {
+				t.Fatalf("ParseWaves(%q) = %v, want ErrBadInput", s, err)
+			}
+			return
+		}
+		for i := range w {
+			if !(w[i] > 0 && w[i] <= 100) || (i > 0 && w[i] <= w[i-1]) {
+				t.Fatalf("ParseWaves(%q) = %v: not rising within (0, 100]", s, w)
+			}
+		}
+		if w[len(w)-1] != 100 {
+			t.Fatalf("ParseWaves(%q) = %v: does not end at 100", s, w)
 		}
 	})
 }
