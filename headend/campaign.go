@@ -133,7 +133,7 @@ func (m *Campaigns) Create(ctx context.Context, c Campaign) (Campaign, error) {
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = 100
 	}
-	if c.HaltAbove < 0 || c.HaltAbove > 100 {
+	if !(c.HaltAbove >= 0 && c.HaltAbove <= 100) { // !(…) refuses NaN
 		return Campaign{}, fmt.Errorf("%w: halt-above %v%%", ErrBadInput, c.HaltAbove)
 	}
 	nodes, err := m.Store.Nodes(ctx)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -35,6 +36,9 @@ const usage = `usage: headend COMMAND [flags]
 Every command takes --db (SQLite file or postgres:// URL, default headend.db,
 or $HEADEND_DB) and --packages (the package directory, default packages).
 `
+
+// stdout is where commands print (a test reads it).
+var stdout io.Writer = os.Stdout
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -92,7 +96,7 @@ func run(ctx context.Context, args []string) error {
 	case "campaign":
 		return campaign(ctx, args[1:])
 	case "help", "-h", "--help":
-		fmt.Print(usage)
+		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	fmt.Fprint(os.Stderr, usage)
@@ -153,7 +157,7 @@ func open(ctx context.Context, c common) (headend.Store, error) {
 }
 
 func printJSON(v any) error {
-	e := json.NewEncoder(os.Stdout)
+	e := json.NewEncoder(stdout)
 	e.SetIndent("", "  ")
 	return e.Encode(v)
 }
@@ -180,7 +184,7 @@ func nodes(ctx context.Context, cmd string, args []string) error {
 			}
 			return printJSON(ns)
 		}
-		return headend.WriteNodes(os.Stdout, ns)
+		return headend.WriteNodes(stdout, ns)
 	}
 	if len(pos) != 1 {
 		return errors.New("usage: headend node ID")
@@ -199,7 +203,7 @@ func nodes(ctx context.Context, cmd string, args []string) error {
 			History []headend.Report `json:"history"`
 		}{n, h})
 	}
-	return headend.WriteHistory(os.Stdout, n, h)
+	return headend.WriteHistory(stdout, n, h)
 }
 
 func campaign(ctx context.Context, args []string) error {
@@ -254,7 +258,7 @@ func campaign(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("campaign %s created: %d nodes in %d waves; start it with: headend campaign start %s\n", cp.ID, st.Total, len(cp.Waves), cp.ID)
+		fmt.Fprintf(stdout, "campaign %s created: %d nodes in %d waves; start it with: headend campaign start %s\n", cp.ID, st.Total, len(cp.Waves), cp.ID)
 		return nil
 	case "start", "pause", "resume", "cancel":
 		cid, err := one()
@@ -265,7 +269,7 @@ func campaign(ctx context.Context, args []string) error {
 		if err := op(ctx, cid); err != nil {
 			return err
 		}
-		fmt.Printf("campaign %s: %s\n", cid, args[0])
+		fmt.Fprintf(stdout, "campaign %s: %s\n", cid, args[0])
 		return nil
 	case "status":
 		var ids []string
@@ -294,10 +298,13 @@ func campaign(ctx context.Context, args []string) error {
 			}
 			return printJSON(all)
 		}
-		fi, _ := os.Stdout.Stat()
-		tty := fi != nil && fi.Mode()&os.ModeCharDevice != 0
+		tty := false
+		if f, ok := stdout.(*os.File); ok {
+			fi, _ := f.Stat()
+			tty = fi != nil && fi.Mode()&os.ModeCharDevice != 0
+		}
 		for _, st := range all {
-			headend.WriteStatus(os.Stdout, st, tty)
+			headend.WriteStatus(stdout, st, tty)
 		}
 		return nil
 	}
