@@ -143,6 +143,9 @@ func (r *Replica) handleUpdate(ctx context.Context, node string, b []byte) {
 	if err := r.Link.Publish(ctx, topicAccepted(node), false, ack); err != nil {
 		r.Log.Warn("accepted not published", slog.String("node", node), slog.Any("err", err))
 	}
+	if recorded {
+		r.Log.Debug("report recorded", slog.String("node", node), slog.Uint64("seq", *u.Seq), slog.String("state", rep.State))
+	}
 	if recorded && r.OnReport != nil {
 		r.OnReport(ctx, node, rep)
 	}

@@ -43,7 +43,7 @@ func TestTwoInstances(t *testing.T) {
 	defer b.Close()
 	var alog bytes.Buffer
 	a := exec.Command(bin, "serve", "--db", dsn, "--packages", pkgs, "--http", "127.0.0.1:0", "--broker", broker,
-		"--client-id", "headend-a", "--shared", "headend", "--tick", "100ms", "--resend-after", "2s")
+		"--client-id", "headend-a", "--shared", "headend", "--tick", "100ms", "--resend-after", "2s", "--verbose")
 	a.Stdout, a.Stderr = &alog, &alog
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
@@ -80,6 +80,12 @@ func TestTwoInstances(t *testing.T) {
 	}
 	eventually(t, 60*time.Second, "the campaign under way", func() bool { return committed() >= 8 })
 	killA()
+	// A had its share of the fleet's reports (the shared subscription).
+	if got := bytes.Count(alog.Bytes(), []byte("report recorded")); got == 0 {
+		t.Fatalf("instance A recorded no report: the fleet was not shared\n%s", alog.String())
+	} else {
+		t.Logf("instance A recorded %d reports before it was killed", got)
+	}
 	atKill := committed()
 	t.Logf("instance A killed with %d of %d nodes committed", atKill, n)
 	if atKill >= n {

@@ -108,7 +108,8 @@ func logger() *slog.Logger { return slog.New(slog.NewTextHandler(os.Stderr, nil)
 func serve(ctx context.Context, args []string) error {
 	var c common
 	fs := flags("serve", &c)
-	cfg := headend.Config{Log: logger()}
+	cfg := headend.Config{}
+	verbose := fs.Bool("verbose", false, "log every recorded report")
 	fs.StringVar(&cfg.HTTPAddr, "http", ":8080", "address of the package server, web page and read API")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "the package server's URL as nodes reach it (default http://<http address>)")
 	fs.StringVar(&cfg.MQTTAddr, "mqtt", ":1883", "address of the embedded MQTT broker")
@@ -124,6 +125,10 @@ func serve(ctx context.Context, args []string) error {
 	ca := fs.String("tls-ca", "", "TLS authorities (of clients for the embedded broker, of the external broker)")
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	cfg.Log = logger()
+	if *verbose {
+		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	cfg.Password = os.Getenv("HEADEND_BROKER_PASSWORD")
 	cfg.DB, cfg.Packages = c.db, c.packages
