@@ -206,3 +206,66 @@ func TestNewStoreNewEpoch(t *testing.T) {
 		t.Fatalf("gate after old store's v%d, new store's v%d: %v, want act", da.Version, db.Version, v)
 	}
 }
+
+// TestStoreConcurrentOnce: two handles on one store (two instances) racing
+// on the same node: every desired version is given once, a target moves
+// once, a report seq is recorded once.
+func TestStoreConcurrentOnce(t *testing.T) {
+	stores(t, func(t *testing.T, open func(time.Time) Store) {
+		ctx := context.Background()
+		a, b := open(t0), open(t0)
+		if err := a.CreateCampaign(ctx, Campaign{ID: "c", Waves: []float64{100}, State: CampaignRunning, Created: t0},
+			[]Target{{Node: "n", State: TargetPending}}); err != nil {
+			t.Fatal(err)
+		}
+		const each = 25
+		type res struct {
+			version uint64
+			moved   bool
+			rec     bool
+			err     error
+		}
+		out := make(chan res, 4*each)
+		for _, s := range []Store{a, b} {
+			for i := range each {
+				go func() {
+					d, err := s.SetDesired(ctx, "n", shadow.Desired{Job: "j", Cancel: true})
+					out <- res{version: d.Version, err: err}
+				}()
+				go func() {
+					moved, err := s.MoveTarget(ctx, "c", "n", TargetPending, TargetSent, 0, t0)
+					r, raw := report(uint64(i%5+1), "idle", "1.0", 0)
+					rec, err2 := s.RecordReport(ctx, "n", uint64(i%5+1), r, raw, t0)
+					out <- res{moved: moved, rec: rec, err: errors.Join(err, err2)}
+				}()
+			}
+		}
+		versions := map[uint64]bool{}
+		moves, recs := 0, 0
+		for range 4 * each {
+			r := <-out
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if r.version > 0 {
+				if versions[r.version] {
+					t.Fatalf("version %d given twice", r.version)
+				}
+				versions[r.version] = true
+			}
+			if r.moved {
+				moves++
+			}
+			if r.rec {
+				recs++
+			}
+		}
+		if len(versions) != 2*each || moves != 1 || recs < 1 || recs > 5 {
+			t.Fatalf("%d versions, %d moves, %d reports recorded; want %d, 1, 1..5", len(versions), moves, recs, 2*each)
+		}
+		h, _ := a.History(ctx, "n")
+		if len(h) != recs {
+			t.Fatalf("history of %d reports, %d recorded", len(h), recs)
+		}
+	})
+}
