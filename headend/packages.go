@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"meterupd/shadow"
 )
@@ -23,7 +24,12 @@ type Packages struct {
 	Dir string
 
 	mu   sync.Mutex
-	sums map[string]Package // name → digest and size, computed once
+	sums map[string]statCache // name → digest and size, while the file is unchanged
+}
+
+type statCache struct {
+	p     Package
+	mtime time.Time
 }
 
 // checkName refuses a package name that is not a stream name.
@@ -51,17 +57,21 @@ func (p *Packages) Open(name string) (*os.File, error) {
 
 // Stat returns the digest and size of package name.
 func (p *Packages) Stat(name string) (Package, error) {
-	p.mu.Lock()
-	if s, ok := p.sums[name]; ok {
-		p.mu.Unlock()
-		return s, nil
-	}
-	p.mu.Unlock()
 	f, err := p.Open(name)
 	if err != nil {
 		return Package{}, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Package{}, fmt.Errorf("headend: package %s: %w", name, err)
+	}
+	p.mu.Lock()
+	if s, ok := p.sums[name]; ok && s.p.Size == fi.Size() && s.mtime.Equal(fi.ModTime()) {
+		p.mu.Unlock()
+		return s.p, nil
+	}
+	p.mu.Unlock()
 	h := sha256.New()
 	n, err := io.Copy(h, f)
 	if err != nil {
@@ -70,9 +80,9 @@ func (p *Packages) Stat(name string) (Package, error) {
 	s := Package{Key: name, Name: name, SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
 	p.mu.Lock()
 	if p.sums == nil {
-		p.sums = map[string]Package{}
+		p.sums = map[string]statCache{}
 	}
-	p.sums[name] = s
+	p.sums[name] = statCache{s, fi.ModTime()}
 	p.mu.Unlock()
 	return s, nil
 }

@@ -74,8 +74,11 @@ func TestReplica(t *testing.T) {
 			got, err := s.Node(ctx, "n1")
 			return err == nil && got.State == "committed" && got.Result == shadow.ResultSuccess && got.Version == "2.0"
 		})
-		if n.acted["j1"] != 1 {
-			t.Fatalf("node acted on j1 %d times, want 1", n.acted["j1"])
+		n.mu.Lock()
+		acted := n.acted["j1"]
+		n.mu.Unlock()
+		if acted != 1 {
+			t.Fatalf("node acted on j1 %d times, want 1", acted)
 		}
 
 		// A stale report (a lower seq, replayed) changes nothing but is
@@ -158,6 +161,8 @@ func TestReplicaRepublish(t *testing.T) {
 		defer n.mu.Unlock()
 		return n.ignored >= 1
 	})
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	if n.acted["j7"] != 1 {
 		t.Fatalf("acted on j7 %d times, want 1", n.acted["j7"])
 	}

@@ -52,9 +52,10 @@ type Server struct {
 	HTTPAddr  net.Addr
 	MQTTAddr  net.Addr // the embedded broker's, nil with an external one
 
-	http   *http.Server
-	cancel context.CancelFunc
-	done   chan struct{}
+	http    *http.Server
+	cancel  context.CancelFunc
+	done    chan struct{}
+	running bool // the campaign loop was started
 }
 
 // Serve starts an instance; Close stops it.
@@ -127,6 +128,7 @@ func Serve(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.Replica.Republish(ctx); err != nil {
 		return nil, err
 	}
+	s.running = true
 	go func() {
 		defer close(s.done)
 		s.Campaigns.Run(ctx, cfg.Tick)
@@ -140,7 +142,7 @@ func (s *Server) Close() error {
 	if s.http != nil {
 		s.http.Close()
 	}
-	if s.Campaigns != nil {
+	if s.running {
 		<-s.done
 	}
 	var errs []error
