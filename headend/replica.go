@@ -143,6 +143,11 @@ func (r *Replica) handleUpdate(ctx context.Context, node string, b []byte) {
 	if err := r.Link.Publish(ctx, topicAccepted(node), false, ack); err != nil {
 		r.Log.Warn("accepted not published", slog.String("node", node), slog.Any("err", err))
 	}
+	if !recorded {
+		// Resends land here too; a node whose seq started again lands
+		// here for good (headend node ID --reset-seq).
+		r.Log.Debug("report not above the last recorded seq; confirmed, not recorded", slog.String("node", node), slog.Uint64("seq", *u.Seq))
+	}
 	if recorded {
 		r.Log.Debug("report recorded", slog.String("node", node), slog.Uint64("seq", *u.Seq), slog.String("state", rep.State))
 	}

@@ -229,6 +229,29 @@ func (s *sqlStore) RecordReport(ctx context.Context, node string, seq uint64, re
 	return true, nil
 }
 
+func (s *sqlStore) ResetSeq(ctx context.Context, node string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("headend: reset seq of %s: %w", node, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE nodes SET seq = -1 WHERE id = ?`), node)
+	if err != nil {
+		return fmt.Errorf("headend: reset seq of %s: %w", node, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: node %s", ErrNotFound, node)
+	}
+	// The history is of the old counter: it goes with it.
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM reports WHERE node = ?`), node); err != nil {
+		return fmt.Errorf("headend: reset seq of %s: %w", node, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("headend: reset seq of %s: %w", node, err)
+	}
+	return nil
+}
+
 func (s *sqlStore) SetDeviceType(ctx context.Context, node, deviceType string) error {
 	if err := checkNodeID(node); err != nil {
 		return err

@@ -75,6 +75,11 @@ type Store interface {
 	// recorded one and reports whether it did; the history keeps the last
 	// HistoryLen reports per node.
 	RecordReport(ctx context.Context, node string, seq uint64, rep Reported, raw json.RawMessage, at time.Time) (bool, error)
+	// ResetSeq forgets the last recorded seq of node, so its next report
+	// is recorded whatever its seq: for a node replaced under the same id,
+	// or one whose journal (and report counter) started again. Its report
+	// history, numbered by the old counter, is deleted with it.
+	ResetSeq(ctx context.Context, node string) error
 	// SetDeviceType records a node's device type (from its update request
 	// or an operator) when its reports do not carry one.
 	SetDeviceType(ctx context.Context, node, deviceType string) error

@@ -103,6 +103,17 @@ func TestStore(t *testing.T) {
 			if len(seqs) != 3 || seqs[0] != 1 || seqs[2] != 5 {
 				t.Fatalf("History seqs = %v, want [1 2 5]", seqs)
 			}
+			// A node whose counter started again: forgotten, then recorded.
+			if err := s.ResetSeq(ctx, "n2"); err != nil {
+				t.Fatal(err)
+			}
+			r, raw := report(1, "idle", "1.1", 0)
+			if ok, err := s.RecordReport(ctx, "n2", 1, r, raw, t0); !ok || err != nil {
+				t.Fatalf("RecordReport(seq 1 after ResetSeq) = %v, %v, want recorded", ok, err)
+			}
+			if err := s.ResetSeq(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("ResetSeq(unknown) = %v, want ErrNotFound", err)
+			}
 		})
 
 		t.Run("history bounded", func(t *testing.T) {

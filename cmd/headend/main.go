@@ -27,6 +27,7 @@ const usage = `usage: headend COMMAND [flags]
   serve                         run the head-end (embedded broker unless --broker)
   nodes [--json]                the fleet table
   node ID [--json]              a node's report history
+  node ID --reset-seq           forget a node's report seq (a replaced node)
   campaign create PACKAGE --id ID [--select K=V,...] [--activate now|command|TIME]
                                 [--waves 1%,10%,100%] [--halt-above PCT] [--max-inflight N]
                                 [--wave-timeout DUR] [--stream] [--tailor]
@@ -169,7 +170,9 @@ func printJSON(v any) error {
 
 func nodes(ctx context.Context, cmd string, args []string) error {
 	var c common
-	pos, err := parse(flags(cmd, &c), args)
+	fs := flags(cmd, &c)
+	reset := fs.Bool("reset-seq", false, "node ID: forget its last report seq (a replaced node, or one whose counter started again)")
+	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -192,7 +195,14 @@ func nodes(ctx context.Context, cmd string, args []string) error {
 		return headend.WriteNodes(stdout, ns)
 	}
 	if len(pos) != 1 {
-		return errors.New("usage: headend node ID")
+		return errors.New("usage: headend node ID [--reset-seq]")
+	}
+	if *reset {
+		if err := s.ResetSeq(ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "node %s: its next report is recorded whatever its seq\n", pos[0])
+		return nil
 	}
 	n, err := s.Node(ctx, pos[0])
 	if err != nil {

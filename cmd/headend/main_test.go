@@ -51,6 +51,7 @@ func TestCommands(t *testing.T) {
 		{[]string{"nodes"}, "m2  em300        1.0      idle"},
 		{[]string{"node", "m1"}, "SEQ  AT"},
 		{[]string{"node", "nope"}, "!not found"},
+		{[]string{"node", "w1", "--reset-seq"}, "whatever its seq"},
 		{[]string{"campaign", "create", "em300-2.0.pkg", "--select", "device_type=em300,version=1.0", "--waves", "50%,100%"}, "2 nodes in 2 waves"},
 		{[]string{"campaign", "create", "em300-2.0.pkg", "--id", "again"}, "3 nodes in 1 waves"},
 		{[]string{"campaign", "create", "missing.pkg"}, "!not found"},
