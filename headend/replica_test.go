@@ -167,3 +167,37 @@ func TestReplicaRepublish(t *testing.T) {
 		t.Fatalf("acted on j7 %d times, want 1", n.acted["j7"])
 	}
 }
+
+// TestEmbeddedRestartKeepsDesired: the embedded broker forgets its retained
+// messages when the head-end stops; the restarted head-end publishes them
+// again from the store, so a node that comes back later gets what is
+// wanted of it now.
+func TestEmbeddedRestartKeepsDesired(t *testing.T) {
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "h.db")
+	cfg := Config{DB: db, Packages: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Log: testLog(t)}
+	first, err := Serve(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := first.Replica.SetDesired(ctx, "late", shadow.Desired{Job: "j-late", Package: pkgRef})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Store.SetDeviceType(ctx, "late", "em300"); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	second, err := Serve(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	n := startFakeNode(t, "tcp://"+second.MQTTAddr.String(), "late", "1.0", "2.0", false)
+	eventually(t, 20*time.Second, "the node acted on the document of before the restart", func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return n.gate == shadow.Gate{}.After(want) && n.acted["j-late"] == 1
+	})
+}
