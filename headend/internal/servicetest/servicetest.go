@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -73,8 +74,7 @@ func asUser(t testing.TB, cmd *exec.Cmd, name string, chown ...string) {
 // its URL (database "headend", trust authentication on 127.0.0.1 only).
 func Postgres(t testing.TB) string {
 	t.Helper()
-	initdb := realtool.Need(t, "initdb", "postgresql")
-	server := realtool.Need(t, "postgres", "postgresql")
+	initdb, server := pgBin(t, "initdb"), pgBin(t, "postgres")
 	root := sharedDir(t, "headend-pg-")
 	data := filepath.Join(root, "data")
 	if err := os.Mkdir(data, 0o700); err != nil {
@@ -109,10 +109,7 @@ func Postgres(t testing.TB) string {
 	})
 	waitPort(t, port, "postgres", &log)
 	// The cluster's default database is "postgres"; make ours.
-	create := exec.Command(filepath.Join(filepath.Dir(initdb), "createdb"), "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "headend", "headend")
-	if _, err := os.Stat(create.Path); err != nil {
-		create.Path = realtool.Need(t, "createdb", "postgresql")
-	}
+	create := exec.Command(pgBin(t, "createdb"), "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "headend", "headend")
 	for i := 0; ; i++ {
 		o, err := create.CombinedOutput()
 		if err == nil {
@@ -125,6 +122,26 @@ func Postgres(t testing.TB) string {
 		create = exec.Command(create.Path, create.Args[1:]...)
 	}
 	return fmt.Sprintf("postgres://headend@127.0.0.1:%d/headend?sslmode=disable", port)
+}
+
+// pgBin finds a PostgreSQL server program: Debian installs them in
+// /usr/lib/postgresql/<major>/bin, off PATH (the newest major is taken).
+func pgBin(t testing.TB, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name)
+	if len(found) > 0 {
+		slices.SortFunc(found, func(a, b string) int { return pgMajor(b) - pgMajor(a) })
+		return found[0]
+	}
+	return realtool.Need(t, name, "postgresql")
+}
+
+func pgMajor(path string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(path))))
+	return n
 }
 
 // Mosquitto starts Debian's mosquitto with a configuration the test
