@@ -176,9 +176,21 @@ func (m *Campaigns) Pause(ctx context.Context, id string) error {
 	return m.Store.SetCampaignState(ctx, id, CampaignPaused, "paused by the operator", CampaignRunning)
 }
 
-// Resume continues a paused or halted campaign.
+// Resume continues a paused or halted campaign. The failures so far are
+// accepted: the halt threshold counts only new ones, so a campaign the
+// operator resumed after a look does not halt again at once.
 func (m *Campaigns) Resume(ctx context.Context, id string) error {
-	return m.Store.SetCampaignState(ctx, id, CampaignRunning, "", CampaignPaused, CampaignHalted)
+	ts, err := m.Store.Targets(ctx, id)
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, t := range ts {
+		if t.State == TargetFailed {
+			failed++
+		}
+	}
+	return m.Store.ResumeCampaign(ctx, id, failed)
 }
 
 // Cancel ends a campaign: nodes not yet sent their job are not; nodes
@@ -403,8 +415,11 @@ func (m *Campaigns) tick(ctx context.Context, c Campaign) error {
 			waveDone = false
 		}
 	}
-	if started > 0 && c.HaltAbove > 0 && float64(failed)*100/float64(started) > c.HaltAbove {
-		reason := fmt.Sprintf("%d of %d nodes failed, above %.3g%%", failed, started, c.HaltAbove)
+	if started > 0 && c.HaltAbove > 0 && float64(failed-c.AcceptedFailures)*100/float64(started) > c.HaltAbove {
+		reason := fmt.Sprintf("%d of %d nodes failed, above %.3g%%", failed-c.AcceptedFailures, started, c.HaltAbove)
+		if c.AcceptedFailures > 0 {
+			reason += fmt.Sprintf(" (beyond %d accepted at resume)", c.AcceptedFailures)
+		}
 		m.Log.Warn("campaign halted", slog.String("campaign", c.ID), slog.String("reason", reason))
 		return m.Store.SetCampaignState(ctx, c.ID, CampaignHalted, reason, CampaignRunning)
 	}

@@ -48,5 +48,8 @@ type Campaign struct {
 	State       CampaignState `json:"state"`
 	Reason      string        `json:"reason,omitempty"`
 	Wave        int           `json:"wave"` // the wave in progress, from 0
-	Created     time.Time     `json:"created"`
+	// AcceptedFailures are the failures the operator saw when resuming a
+	// halted campaign; the threshold counts only those beyond them.
+	AcceptedFailures int       `json:"accepted_failures,omitempty"`
+	Created          time.Time `json:"created"`
 }

@@ -85,7 +85,7 @@ var schema = []string{
 	`CREATE TABLE IF NOT EXISTS reports (node TEXT NOT NULL, seq BIGINT NOT NULL, at BIGINT NOT NULL,
 		doc TEXT NOT NULL, PRIMARY KEY (node, seq))`,
 	`CREATE TABLE IF NOT EXISTS campaigns (id TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT NOT NULL,
-		wave BIGINT NOT NULL, created BIGINT NOT NULL, doc TEXT NOT NULL)`,
+		wave BIGINT NOT NULL, created BIGINT NOT NULL, doc TEXT NOT NULL, accepted BIGINT NOT NULL DEFAULT 0)`,
 	`CREATE TABLE IF NOT EXISTS targets (campaign TEXT NOT NULL, node TEXT NOT NULL, wave BIGINT NOT NULL,
 		state TEXT NOT NULL, result BIGINT NOT NULL, since BIGINT NOT NULL, PRIMARY KEY (campaign, node))`,
 	`CREATE TABLE IF NOT EXISTS packages (key TEXT PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL,
@@ -378,20 +378,20 @@ func (s *sqlStore) CreateCampaign(ctx context.Context, c Campaign, targets []Tar
 func scanCampaign(sc interface{ Scan(...any) error }) (Campaign, error) {
 	var c Campaign
 	var id, state, reason, doc string
-	var wave, created int64
-	if err := sc.Scan(&id, &state, &reason, &wave, &created, &doc); err != nil {
+	var wave, created, accepted int64
+	if err := sc.Scan(&id, &state, &reason, &wave, &created, &doc, &accepted); err != nil {
 		return Campaign{}, err
 	}
 	if err := json.Unmarshal([]byte(doc), &c); err != nil {
 		return Campaign{}, err
 	}
 	// The columns are the truth for what changes; doc holds the spec.
-	c.ID, c.State, c.Reason, c.Wave = id, CampaignState(state), reason, int(wave)
+	c.ID, c.State, c.Reason, c.Wave, c.AcceptedFailures = id, CampaignState(state), reason, int(wave), int(accepted)
 	c.Created = time.UnixMilli(created).UTC()
 	return c, nil
 }
 
-const campaignCols = `id, state, reason, wave, created, doc`
+const campaignCols = `id, state, reason, wave, created, doc, accepted`
 
 func (s *sqlStore) Campaign(ctx context.Context, id string) (Campaign, error) {
 	c, err := scanCampaign(s.db.QueryRowContext(ctx, s.q(`SELECT `+campaignCols+` FROM campaigns WHERE id = ?`), id))
@@ -443,6 +443,21 @@ func (s *sqlStore) SetCampaignState(ctx context.Context, id string, state Campai
 			return err
 		}
 		return fmt.Errorf("%w: campaign %s is not %v", ErrConflict, id, from)
+	}
+	return nil
+}
+
+func (s *sqlStore) ResumeCampaign(ctx context.Context, id string, accepted int) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE campaigns SET state = ?, reason = '', accepted = ? WHERE id = ? AND state IN (?, ?)`),
+		string(CampaignRunning), accepted, id, string(CampaignPaused), string(CampaignHalted))
+	if err != nil {
+		return fmt.Errorf("headend: campaign %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if _, err := s.Campaign(ctx, id); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: campaign %s is neither paused nor halted", ErrConflict, id)
 	}
 	return nil
 }

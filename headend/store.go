@@ -93,6 +93,10 @@ type Store interface {
 	// SetCampaignState moves campaign id from one of the states from to
 	// state; ErrConflict when it was in none of them.
 	SetCampaignState(ctx context.Context, id string, state CampaignState, reason string, from ...CampaignState) error
+	// ResumeCampaign moves a paused or halted campaign to running, with
+	// accepted failures the operator has seen (the halt threshold counts
+	// only failures beyond them).
+	ResumeCampaign(ctx context.Context, id string, accepted int) error
 	// SetCampaignWave moves campaign id from wave from to wave to.
 	SetCampaignWave(ctx context.Context, id string, from, to int) error
 	Targets(ctx context.Context, campaign string) ([]Target, error)
