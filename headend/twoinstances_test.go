@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,10 +42,10 @@ func TestTwoInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	var alog bytes.Buffer
+	alog := new(syncBuffer)
 	a := exec.Command(bin, "serve", "--db", dsn, "--packages", pkgs, "--http", "127.0.0.1:0", "--broker", broker,
 		"--client-id", "headend-a", "--shared", "headend", "--tick", "100ms", "--resend-after", "2s", "--verbose")
-	a.Stdout, a.Stderr = &alog, &alog
+	a.Stdout, a.Stderr = alog, alog
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -116,3 +117,23 @@ func TestTwoInstances(t *testing.T) {
 	}
 	t.Logf("two instances: nodes=%d committed=%d lost=%d duplicated=%d", n, s.Counts[TargetCommitted], lost, dup)
 }
+
+// syncBuffer is a bytes.Buffer a process writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+func (s *syncBuffer) String() string { return string(s.Bytes()) }
