@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -73,7 +75,12 @@ func newCampaignRig(t *testing.T, n int, failing map[int]bool, offline map[int]b
 	r := &campaignRig{ctx: context.Background(), clock: newClock(t0), nodes: map[string]*fakeNode{}}
 	r.store = openStore(t, filepath.Join(t.TempDir(), "h.db"), t0)
 	rep := &Replica{Store: r.store, Link: e, Log: testLog(t), Now: r.clock.Now}
-	r.m = &Campaigns{Store: r.store, Replica: rep, Packages: &Packages{Dir: dir}, BaseURL: "http://127.0.0.1:1", Log: testLog(t), Now: r.clock.Now}
+	pk := &Packages{Dir: dir}
+	mux := http.NewServeMux()
+	mux.Handle("GET /pkg/{name}", pk)
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	r.m = &Campaigns{Store: r.store, Replica: rep, Packages: pk, BaseURL: hs.URL, Log: testLog(t), Now: r.clock.Now}
 	rep.OnReport = r.m.OnReport
 	if err := rep.Start(r.ctx); err != nil {
 		t.Fatal(err)
@@ -90,7 +97,7 @@ func newCampaignRig(t *testing.T, n int, failing map[int]bool, offline map[int]b
 			}
 			continue
 		}
-		r.nodes[id] = startFakeNode(t, r.url, id, "1.0", "2.0", failing[i])
+		r.nodes[id] = startFakeNode(t, r.url, id, "1.0", "2.0", failing[i], withFetch)
 	}
 	eventually(t, 20*time.Second, "all nodes reported", func() bool {
 		ns, _ := r.store.Nodes(r.ctx)

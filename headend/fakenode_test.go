@@ -1,8 +1,12 @@
 package headend
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +29,7 @@ type fakeNode struct {
 	id       string
 	next     string // the version a job takes it to
 	fail     bool
+	fetch    bool // fetch and check a URL package (withFetch)
 	c        paho.Client
 	mu       sync.Mutex
 	gate     shadow.Gate
@@ -36,9 +41,17 @@ type fakeNode struct {
 	packages []shadow.PackageRef
 }
 
-func startFakeNode(t testing.TB, broker, id, version, next string, fail bool) *fakeNode {
+// withFetch makes the node fetch a URL package with a Range request and
+// check its size and SHA-256 before it "installs" it; a mismatch or a
+// failed fetch ends the job with result 5 or 7.
+func withFetch(n *fakeNode) { n.fetch = true }
+
+func startFakeNode(t testing.TB, broker, id, version, next string, fail bool, options ...func(*fakeNode)) *fakeNode {
 	t.Helper()
 	n := &fakeNode{t: t, id: id, next: next, fail: fail, version: version, acted: map[string]int{}}
+	for _, o := range options {
+		o(n)
+	}
 	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(id).SetCleanSession(false).
 		SetAutoReconnect(true).SetConnectRetry(true).SetOrderMatters(true)
 	n.c = paho.NewClient(opts)
@@ -89,8 +102,15 @@ func (n *fakeNode) onDelta(_ paho.Client, m paho.Message) {
 	}
 	n.acted[job]++
 	n.mu.Unlock()
+	ref := *d.Desired.Package
 	go func() {
 		n.report(job, "downloading", 0)
+		if n.fetch && ref.URL != "" {
+			if res := fetchCheck(ref); res != shadow.ResultInitial {
+				n.report(job, "failed", res)
+				return
+			}
+		}
 		if n.fail {
 			n.report(job, "rolled-back", shadow.ResultRolledBack)
 			return
@@ -158,4 +178,27 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// fetchCheck fetches a package as a node does (Range, 206) and checks it.
+func fetchCheck(ref shadow.PackageRef) shadow.Result {
+	req, err := http.NewRequest("GET", ref.URL, nil)
+	if err != nil {
+		return shadow.ResultInvalidURI
+	}
+	req.Header.Set("Range", "bytes=0-")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return shadow.ResultInvalidURI
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent {
+		return shadow.ResultInvalidURI
+	}
+	h := sha256.New()
+	got, err := io.Copy(h, io.LimitReader(resp.Body, ref.Size+1))
+	if err != nil || got != ref.Size || hex.EncodeToString(h.Sum(nil)) != ref.SHA256 {
+		return shadow.ResultIntegrity
+	}
+	return shadow.ResultInitial
 }

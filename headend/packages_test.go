@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -110,4 +111,36 @@ func mustEncode(t *testing.T, g shadow.StreamGet) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestFetchCheck: the test nodes' fetch fails on a wrong digest or size
+// and on a server that ignores Range, so the campaign tests that use it
+// prove the package server hands out what the documents promise.
+func TestFetchCheck(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.pkg"), []byte("package bytes"), 0o644)
+	pk := &Packages{Dir: dir}
+	mux := http.NewServeMux()
+	mux.Handle("GET /pkg/{name}", pk)
+	mux.HandleFunc("GET /norange/p.pkg", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("package bytes")) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	st, _ := pk.Stat("p.pkg")
+	good := shadow.PackageRef{URL: srv.URL + "/pkg/p.pkg", SHA256: st.SHA256, Size: st.Size}
+	for _, tt := range []struct {
+		name string
+		edit func(*shadow.PackageRef)
+		want shadow.Result
+	}{
+		{"good", func(*shadow.PackageRef) {}, shadow.ResultInitial},
+		{"wrong digest", func(r *shadow.PackageRef) { r.SHA256 = strings.Repeat("00", 32) }, shadow.ResultIntegrity},
+		{"wrong size", func(r *shadow.PackageRef) { r.Size-- }, shadow.ResultIntegrity},
+		{"range ignored", func(r *shadow.PackageRef) { r.URL = srv.URL + "/norange/p.pkg" }, shadow.ResultInvalidURI},
+	} {
+		ref := good
+		tt.edit(&ref)
+		if got := fetchCheck(ref); got != tt.want {
+			t.Errorf("%s: fetchCheck = %d, want %d", tt.name, got, tt.want)
+		}
+	}
 }

@@ -38,7 +38,7 @@ func TestTailoredPackages(t *testing.T) {
 	// Three nodes on 1.0, two on 2.0: two groups.
 	var nodes []*fakeNode
 	for i, v := range []string{"1.0", "1.0", "2.0", "1.0", "2.0"} {
-		nodes = append(nodes, startFakeNode(t, r.url, "t-"+string(rune('a'+i)), v, "3.0", false))
+		nodes = append(nodes, startFakeNode(t, r.url, "t-"+string(rune('a'+i)), v, "3.0", false, withFetch))
 	}
 	eventually(t, 20*time.Second, "nodes recorded", func() bool { ns, _ := r.store.Nodes(r.ctx); return len(ns) == 5 })
 	c, err := r.m.Create(r.ctx, Campaign{ID: "sys-3.0", Package: "sys-3.0.pkg", Tailor: true, WaveTimeout: time.Hour})

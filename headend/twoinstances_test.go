@@ -44,7 +44,10 @@ func TestTwoInstances(t *testing.T) {
 	defer b.Close()
 	alog := new(syncBuffer)
 	a := exec.Command(bin, "serve", "--db", dsn, "--packages", pkgs, "--http", "127.0.0.1:0", "--broker", broker,
-		"--client-id", "headend-a", "--shared", "headend", "--tick", "100ms", "--resend-after", "2s", "--verbose")
+		"--client-id", "headend-a", "--shared", "headend", "--tick", "100ms", "--resend-after", "2s", "--verbose",
+		// Instances sharing a fleet give nodes one package URL (a load
+		// balancer in the field; here B's server), not their own.
+		"--public-url", "http://"+b.HTTPAddr.String())
 	a.Stdout, a.Stderr = alog, alog
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
@@ -61,7 +64,7 @@ func TestTwoInstances(t *testing.T) {
 	const n = 40
 	nodes := make([]*fakeNode, n)
 	for i := range nodes {
-		nodes[i] = startFakeNode(t, broker, fmt.Sprintf("m-%03d", i), "1.0", "2.0", false)
+		nodes[i] = startFakeNode(t, broker, fmt.Sprintf("m-%03d", i), "1.0", "2.0", false, withFetch)
 	}
 	eventually(t, 30*time.Second, "all nodes recorded", func() bool {
 		ns, _ := b.Store.Nodes(ctx)
