@@ -37,6 +37,10 @@ func TestWebPage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	os.WriteFile(filepath.Join(srv.Campaigns.Packages.Dir, "em300-2.0.pkg"), []byte("pkg"), 0o644)
+	if _, err := srv.Campaigns.Create(ctx, Campaign{ID: "em300-2.0", Package: "em300-2.0.pkg", Waves: []float64{50, 100}}); err != nil {
+		t.Fatal(err)
+	}
 	url := "http://" + srv.HTTPAddr.String() + "/"
 	chrome := func(args ...string) []byte {
 		t.Helper()
@@ -51,7 +55,8 @@ func TestWebPage(t *testing.T) {
 		return out
 	}
 	dom := string(chrome("--dump-dom"))
-	for _, want := range []string{`data-node="m-001"`, `data-node="m-002"`, `data-node="m-003"`, "<td>em300</td>", "<td>rolled-back</td>", "<td>100</td>"} {
+	for _, want := range []string{`data-node="m-001"`, `data-node="m-002"`, `data-node="m-003"`, "<td>em300</td>", "<td>rolled-back</td>", "<td>100</td>",
+		`data-campaign="em300-2.0"`, "<td>created</td>", "<td>1/2</td>", " 0/3"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("page DOM lacks %s", want)
 		}
