@@ -10,7 +10,10 @@ GO       ?= go
 BIN      ?= bin
 # Debian packages the tests run against; mk/*.mk append to it.
 DEB_PKGS :=
-GOFLAGS_STATIC := -trimpath -ldflags='-s -w'
+# The version and commit `meterupd version` and status report.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+GOFLAGS_STATIC := -trimpath -ldflags='-s -w -X meterupd/node.version=$(VERSION) -X meterupd/node.commit=$(COMMIT)'
 
 include $(sort $(wildcard mk/*.mk))
 

@@ -2,15 +2,16 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"meterupd/boards/hw"
+	"meterupd/clock"
 	"meterupd/journal"
 	"meterupd/manifest"
 	"meterupd/slots"
@@ -20,13 +21,28 @@ import (
 var (
 	ErrBusy         = errors.New("agent: an update is already in progress")
 	ErrNotProvision = errors.New("agent: the node is not provisioned (empty journal)")
-	ErrNewerJournal = errors.New("agent: the journal was written by a newer meterupd")
-	ErrDigest       = errors.New("agent: digest mismatch")
-	ErrTooLarge     = errors.New("agent: image larger than the slot")
-	ErrNoPrevious   = errors.New("agent: no previous good set to roll back to")
-	ErrNoTrial      = errors.New("agent: no trial to commit")
-	ErrBadRequest   = errors.New("agent: bad install request")
-	ErrNothing      = errors.New("agent: nothing to activate")
+	// ErrJournalErased: the journal partition is erased but the factory
+	// set F holds an image: the node was provisioned (or provisioning was
+	// interrupted) and its journal is lost. Nothing is changed: a new
+	// journal would not know which sets are good.
+	ErrJournalErased = errors.New("agent: the journal partition is erased, but the factory set F holds an image")
+	ErrNewerJournal  = errors.New("agent: the journal was written by a newer meterupd")
+	ErrDigest        = errors.New("agent: digest mismatch")
+	ErrTooLarge      = errors.New("agent: image larger than the slot")
+	ErrNoPrevious    = errors.New("agent: no previous good set to roll back to")
+	ErrNoTrial       = errors.New("agent: no trial to commit")
+	ErrBadRequest    = errors.New("agent: bad install request")
+	ErrNothing       = errors.New("agent: nothing to activate")
+	// ErrAbandoned: an accepted update was abandoned before activation
+	// (a payload that does not apply, a slot that cannot be written, a
+	// digest that does not match once written). The running set is
+	// untouched; the error carries the reason, and the journal's last
+	// result says the same.
+	ErrAbandoned = errors.New("agent: update abandoned")
+	// ErrTrialRunning: an install asked for while a set is on trial (or
+	// being activated). Installing would write over the previous good
+	// set, the trial's only way back.
+	ErrTrialRunning = errors.New("agent: a set is on trial: commit or roll back the trial first")
 )
 
 // HealthCheck is one post-switch check of the running set.
@@ -61,19 +77,33 @@ type Options struct {
 	Keys *manifest.Keyring
 	// Identity describes the node for item selection and requests.
 	Identity Identity
-	// Now is the clock (manifest expiry); nil means no expiry check.
-	Now func() time.Time
+	// Clock tells the time (manifest expiry) and times the trial's
+	// verdict; nil means the system clock.
+	Clock clock.Clock
+	// TrialTimeout is how long a trial's health checks may take before
+	// the agent gives up on a verdict and reboots, leaving the decision
+	// to the bootloader's attempts (and, on a board with one, the
+	// watchdog, which it stops feeding). Default 10 minutes.
+	TrialTimeout time.Duration
+	// OnCommit, when set, is called after every journal commit with the
+	// record just committed (the daemon turns it into events). It runs on
+	// the agent's goroutine and must not modify the record or call the
+	// agent's commands.
+	OnCommit func(*Record)
 }
 
 // Agent drives the update state machine on one board. It is not safe for
 // concurrent use: one process owns the node (the CLI takes a lock).
 type Agent struct {
-	opt     Options
-	b       hw.Board
-	j       *journal.Journal
-	rec     *Record
-	log     *slog.Logger
-	started bool
+	opt Options
+	b   hw.Board
+	j   *journal.Journal
+	rec *Record
+	log *slog.Logger
+	clk clock.Clock
+	// verdictDue is the running trial's verdict deadline (UnixNano; 0:
+	// none): the one field KeepWatchdog reads from another goroutine.
+	verdictDue atomic.Int64
 }
 
 func (o *Options) defaults() {
@@ -89,6 +119,10 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	o.Clock = clock.Or(o.Clock)
+	if o.TrialTimeout <= 0 {
+		o.TrialTimeout = 10 * time.Minute
+	}
 }
 
 // Open loads the journal of the board. It changes nothing on flash.
@@ -100,6 +134,8 @@ func Open(opt Options) (*Agent, error) {
 	}
 	j, err := journal.Open(jf, journal.Options{Logger: opt.Logger})
 	switch {
+	case errors.Is(err, journal.ErrEmpty) && holdsImage(opt.Board, hw.SlotF):
+		return nil, fmt.Errorf("%w: %w", ErrJournalErased, err)
 	case errors.Is(err, journal.ErrEmpty):
 		return nil, fmt.Errorf("%w: %w", ErrNotProvision, err)
 	case errors.Is(err, journal.ErrNewerVersion):
@@ -120,7 +156,30 @@ func Open(opt Options) (*Agent, error) {
 	if opt.Health == nil {
 		opt.Health = DefaultHealth(opt.Board, &rec)
 	}
-	return &Agent{opt: opt, b: opt.Board, j: j, rec: &rec, log: opt.Logger}, nil
+	return &Agent{opt: opt, b: opt.Board, j: j, rec: &rec, log: opt.Logger, clk: opt.Clock}, nil
+}
+
+// holdsImage reports whether slot s's first erase block holds anything
+// but the erased value (0xFF or 0x00, whichever the part erases to): a
+// never-provisioned node has nothing in F.
+func holdsImage(b hw.Board, s hw.Slot) bool {
+	f, err := b.Slot(s)
+	if err != nil {
+		return false
+	}
+	blk := make([]byte, min(f.EraseSize(), 64<<10))
+	if _, err := f.ReadAt(blk, 0); err != nil {
+		return false
+	}
+	erased := func(v byte) bool {
+		for _, c := range blk {
+			if c != v {
+				return false
+			}
+		}
+		return true
+	}
+	return !erased(0xFF) && !erased(0x00)
 }
 
 // check rejects a record this code cannot act on safely.
@@ -187,6 +246,9 @@ func (a *Agent) commit(r *Record) error {
 		return fmt.Errorf("agent: journal commit: %w", err)
 	}
 	a.rec = r
+	if a.opt.OnCommit != nil {
+		a.opt.OnCommit(r)
+	}
 	return nil
 }
 
@@ -255,9 +317,4 @@ func (a *Agent) goodOrder(r *Record) hw.BootState {
 		bs.Left[s] = a.opt.Attempts
 	}
 	return bs
-}
-
-func hexSum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }

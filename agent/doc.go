@@ -31,6 +31,32 @@
 //   - A refused request (bad digest, too large, busy, bad package…)
 //     changes nothing on flash or in the package store.
 //
+// # What a boot into F means
+//
+// The bootloader starts F in two cases the agent tells apart by the boot
+// state it left: every good set in the order with its attempts spent (the
+// sets failed: they are marked bad, the node falls back), or no readable
+// boot state at all — both copies of the boot record corrupt
+// (hw.ErrBootStateLost), or U-Boot's default environment with no order.
+// The second is no evidence against any set: the agent rewrites the order
+// from the journal, which knows which sets are good, and reboots into the
+// primary (Record.BootRepairs bounds the attempts at this, so a boot
+// control that never keeps its state cannot make the node reboot forever;
+// past the bound the node stays on F with every good set still good). Only
+// a set the bootloader tried is ever marked bad.
+//
+// # A trial that hangs
+//
+// The trial's health checks run under a deadline (Options.TrialTimeout,
+// on the Options.Clock). With no verdict by then the agent reboots without
+// deciding: the start was counted, the reboot spends one of the
+// bootloader's attempts, and a trial that never reaches a verdict runs out
+// of them and is rolled back. If even the reboot hangs, the watchdog does
+// it: KeepWatchdog feeds the board's watchdog (hw.Watchdog) only while no
+// trial is past its deadline. The daemon opens the watchdog and runs
+// KeepWatchdog in a goroutine it owns; under systemd it feeds the service
+// watchdog instead, through the same interface.
+//
 // Health checks are pluggable (HealthCheck); DefaultHealth checks that the
 // expected set booted, that its image still has its digest, that the
 // metrology process produces readings, and that the radio links (an

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"meterupd/boards/hw"
-	"meterupd/boards/modem"
 	"meterupd/slots"
 )
 
@@ -47,19 +46,15 @@ func DefaultHealth(b hw.Board, _ *Record) []HealthCheck {
 			return nil
 		}},
 	}
-	if mb, ok := b.(ModemBoard); ok {
+	if r, ok := b.(hw.Radio); ok {
 		hc = append(hc, HealthCheck{Name: "radio", Environmental: true, Check: func(ctx context.Context, _ hw.Slot, _ SlotInfo) error {
 			ctx, cancel := context.WithTimeout(ctx, radioTimeout)
 			defer cancel()
-			m, err := mb.Modem(ctx)
+			err := r.Linked(ctx)
 			if errors.Is(err, errors.ErrUnsupported) {
 				return nil // this node has no radio
 			}
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			return m.Linked(ctx)
+			return err
 		}})
 	}
 	if m, ok := b.(hw.Metrology); ok {
@@ -68,13 +63,6 @@ func DefaultHealth(b hw.Board, _ *Record) []HealthCheck {
 		}})
 	}
 	return hc
-}
-
-// ModemBoard is a board with a radio modem (an optional capability). A
-// board that may or may not have one returns an error wrapping
-// errors.ErrUnsupported when it has none.
-type ModemBoard interface {
-	Modem(ctx context.Context) (*modem.Modem, error)
 }
 
 // radioTimeout bounds how long a health check or status waits for the

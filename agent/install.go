@@ -27,14 +27,18 @@ type InstallRequest struct {
 	Item InstallItem
 	// Activate reboots into the trial as soon as the set is installed.
 	Activate bool
+	// CommitTrial confirms a running trial first (its health checks must
+	// pass) instead of refusing with ErrTrialRunning: the new install
+	// then writes over the previous set, on purpose.
+	CommitTrial bool
 }
 
 // Install accepts an update, writes the idle slot, verifies it and, when
 // asked, activates it (which reboots: on the sim board Install then
 // returns hw.ErrRebooted). Bad input is refused before anything changes.
 func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
-	if u := a.rec.Update; u != nil {
-		return fmt.Errorf("%w (%s, phase %s): wait for it to finish, or roll it back", ErrBusy, u.ID, u.Phase)
+	if err := a.idleFor(req.CommitTrial); err != nil {
+		return err
 	}
 	it := &req.Item
 	if it.Kind == FullImage && len(it.Payloads) == 1 {
@@ -69,7 +73,50 @@ func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
 		}
 	}
 	it.Payloads = stored
+	if err := a.endTrial(ctx, stored); err != nil {
+		return err
+	}
 	return a.accept(ctx, req, nil)
+}
+
+// idleFor checks, changing nothing, that a new update may begin: no update
+// in progress, and in particular no trial — unless commitTrial, when the
+// trial is committed (endTrial) once the request has passed every check.
+func (a *Agent) idleFor(commitTrial bool) error {
+	u := a.rec.Update
+	switch {
+	case u == nil:
+		return nil
+	case u.Phase == Activating || u.Phase == Trial:
+		if commitTrial {
+			return nil
+		}
+		return fmt.Errorf("%w (%s, version %s in %s)", ErrTrialRunning, u.ID, u.Item.Version, u.Target)
+	}
+	return fmt.Errorf("%w (%s, phase %s): wait for it to finish, or roll it back", ErrBusy, u.ID, u.Phase)
+}
+
+// endTrial commits the running trial, if there is one, for an install
+// that asked for it (InstallRequest.CommitTrial): its set must run and
+// pass its health checks. Journal only; the boot order follows at the
+// install's first step. stored are the request's payloads, removed when
+// the trial cannot be committed (the request then changes nothing).
+func (a *Agent) endTrial(ctx context.Context, stored []string) error {
+	u := a.rec.Update
+	if u == nil {
+		return nil
+	}
+	err := a.checkTrial(ctx)
+	if err == nil {
+		err = a.commitTrial(a.rec.clone())
+	}
+	if err != nil {
+		for _, p := range stored {
+			os.Remove(p)
+		}
+		return fmt.Errorf("agent: the trial was not committed, nothing installed: %w", err)
+	}
+	return nil
 }
 
 // prepare checks an install item against the node before anything is
@@ -146,7 +193,13 @@ func (a *Agent) accept(ctx context.Context, req InstallRequest, mutate func(*Upd
 	if err := a.commit(r); err != nil {
 		return err
 	}
-	return a.drive(ctx)
+	if err := a.drive(ctx); err != nil {
+		return err
+	}
+	if l := a.rec.Last; a.rec.Update == nil && l != nil && l.ID == req.ID && l.Code == Abandoned {
+		return fmt.Errorf("%w: %s", ErrAbandoned, l.Reason)
+	}
+	return nil
 }
 
 // storePayload copies a payload into the package store (temp, fsync,
@@ -193,44 +246,6 @@ func sanitize(s string) string {
 	}, s)
 }
 
-// imageSource yields the new image, erase block by erase block.
-type imageSource interface {
-	// Block fills p with block i of the image and returns its length.
-	Block(i int64, p []byte) (int, error)
-	Close() error
-}
-
-type fileSource struct {
-	f    *os.File
-	size int64
-}
-
-func (s *fileSource) Block(i int64, p []byte) (int, error) {
-	off := i * int64(len(p))
-	n := min(int64(len(p)), s.size-off)
-	if n <= 0 {
-		return 0, io.EOF
-	}
-	if _, err := s.f.ReadAt(p[:n], off); err != nil {
-		return 0, err
-	}
-	return int(n), nil
-}
-
-func (s *fileSource) Close() error { return s.f.Close() }
-
-func (a *Agent) openSource(it InstallItem) (imageSource, error) {
-	switch it.Kind {
-	case FullImage:
-		f, err := os.Open(it.Payloads[0])
-		if err != nil {
-			return nil, err
-		}
-		return &fileSource{f: f, size: it.Size}, nil
-	}
-	return nil, fmt.Errorf("item kind %q is not installable yet", it.Kind)
-}
-
 // install writes the idle slot from Update.Written on, one erase block at
 // a time, each read back, and checkpoints progress in the journal after
 // every block: a power cut costs at most the block in progress, and no
@@ -245,7 +260,7 @@ func (a *Agent) install(ctx context.Context, r *Record) error {
 	if u.Item.Kind == Delta {
 		return a.installDelta(ctx, r, f)
 	}
-	src, err := a.openSource(u.Item)
+	src, err := os.Open(u.Item.Payloads[0])
 	if err != nil {
 		return a.abandon(r, fmt.Sprintf("the payload cannot be read from the package store: %v", err))
 	}
@@ -258,8 +273,8 @@ func (a *Agent) install(ctx context.Context, r *Record) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, err := src.Block(i, buf)
-		if err != nil {
+		n := min(es, size-i*es)
+		if _, err := src.ReadAt(buf[:n], i*es); err != nil {
 			return a.abandon(r, fmt.Sprintf("the payload cannot be read from the package store: %v", err))
 		}
 		if err := a.writeBlock(f, i, buf[:n]); err != nil {

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"meterupd/boards/hw"
 	"meterupd/internal/atomicfile"
@@ -95,21 +97,34 @@ func (e *PackageError) Unwrap() error { return e.Err }
 // InstallPackage installs a signed package read from r: the signature is
 // checked before any field is used, then the sequence number against the
 // floor; the node's items are selected and validated; the payloads it
-// needs stream into the package store, each hashed as it comes (a listed
-// payload missing, an unlisted one, or a wrong digest refuses the whole
+// needs stream into the package store, each hashed as it comes (a payload
+// this node needs missing, an unlisted one, or a wrong digest refuses the
+// whole package; a payload it does not need may be absent: a tailored
 // package); then the install path runs as for a bare image, and the
 // resulting slot is hashed against the signed target digest before it is
 // armed. A refused package changes nothing: not the slots, not the
 // journal, not the store.
 func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) error {
-	if u := a.rec.Update; u != nil {
-		return fmt.Errorf("%w (%s, phase %s): wait for it to finish, or roll it back", ErrBusy, u.ID, u.Phase)
+	return a.InstallPackageWith(ctx, r, InstallRequest{Activate: activate})
+}
+
+// InstallPackageWith is InstallPackage with the options of an
+// InstallRequest (Activate, CommitTrial, and ID: the job that sent the
+// package, reported with it; empty: "pkg-" and its sequence number); its
+// Item is ignored: the package gives it.
+func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt InstallRequest) error {
+	activate := opt.Activate
+	if err := a.idleFor(opt.CommitTrial); err != nil {
+		return err
 	}
 	keys, err := a.Keyring()
 	if err != nil {
 		return err
 	}
-	pkg, err := manifest.OpenPackage(r, keys, manifest.Options{Floor: a.rec.Floor, Now: a.opt.Now})
+	// Tailored: a head-end may send only the payloads of this node's
+	// install path, under the manifest signed for all; storePackage
+	// refuses the package if one this node needs is absent.
+	pkg, err := manifest.OpenPackage(r, keys, manifest.Options{Floor: a.rec.Floor, Now: a.clk.Now, Tailored: true})
 	if err != nil {
 		return &PackageError{Err: err}
 	}
@@ -133,6 +148,9 @@ func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) 
 		if plan, err = pkg.Select(facts.Node()); err != nil {
 			return &PackageError{Err: err}
 		}
+		if err := downgradeOnly(m, facts.Node()); err != nil {
+			return &PackageError{Err: err}
+		}
 	}
 	rep, err := validate.Plan(plan, facts)
 	if err != nil {
@@ -151,7 +169,10 @@ func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) 
 		want[s.Index] = true
 		steps = append(steps, s)
 	}
-	id := fmt.Sprintf("pkg-%d", m.Sequence)
+	id := opt.ID // the head-end's job, when it sent the package
+	if id == "" {
+		id = fmt.Sprintf("pkg-%d", m.Sequence)
+	}
 	stored, err := a.storePackage(pkg, want, id)
 	if err != nil {
 		return &PackageError{Err: err, Checks: rep.Results}
@@ -159,6 +180,9 @@ func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) 
 	if len(steps) == 0 {
 		for _, p := range stored {
 			os.Remove(p)
+		}
+		if err := a.endTrial(ctx, nil); err != nil {
+			return err
 		}
 		// Nothing to install here (key updates only, or nothing for this
 		// node): the package is consumed now.
@@ -186,10 +210,46 @@ func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) 
 		}
 		return &PackageError{Err: err, Checks: rep.Results}
 	}
+	if err := a.endTrial(ctx, slices.Collect(maps.Values(stored))); err != nil {
+		return err
+	}
 	a.log.Info("package accepted", slog.Uint64("sequence", m.Sequence), slog.Int("steps", len(steps)), slog.String("target", item.Version))
 	return a.accept(ctx, InstallRequest{ID: id, Item: item, Activate: activate}, func(u *Update) {
 		u.Seq, u.Keys, u.Checks = m.Sequence, keysPEM, compactChecks(rep.Results)
 	})
+}
+
+// downgradeOnly refuses a package whose items for a component of this
+// node all lead to versions older than the installed one, without the
+// signed downgrade flag. Select plans nothing for such a component (every
+// item is for a version already passed); accepted, the package would be
+// recorded as installed with nothing installed and consume its sequence
+// number, and a later package with the same or a lower number, the real
+// one, would be refused as a replay.
+func downgradeOnly(m *manifest.Manifest, node manifest.NodeInfo) error {
+	if m.Downgrade {
+		return nil
+	}
+	older := map[manifest.Component]string{}
+	forward := map[manifest.Component]bool{}
+	for i := range m.Items {
+		it := &m.Items[i]
+		inst, ok := node.Installed[it.Component]
+		if !it.Applies(node) || !ok || inst == "" {
+			continue
+		}
+		if manifest.CompareVersions(it.To, inst) < 0 {
+			older[it.Component] = it.To
+		} else {
+			forward[it.Component] = true
+		}
+	}
+	for c, to := range older {
+		if !forward[c] {
+			return fmt.Errorf("%w: %s %s → %s", manifest.ErrDowngrade, c, node.Installed[c], to)
+		}
+	}
+	return nil
 }
 
 // installItem turns the system-set steps of a plan into one install item:
@@ -230,14 +290,16 @@ func (a *Agent) storePackage(pkg *manifest.Package, want map[int]bool, id string
 	if err := os.MkdirAll(a.opt.StoreDir, 0o755); err != nil {
 		return nil, fmt.Errorf("agent: package store: %w", err)
 	}
-	for i := 0; ; i++ {
-		_, pr, err := pkg.Next()
+	items := pkg.Manifest().Items
+	for {
+		it, pr, err := pkg.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return stored, err
 		}
+		i := slices.IndexFunc(items, func(x manifest.Item) bool { return x.Payload == it.Payload })
 		if !want[i] {
 			if _, err := io.Copy(io.Discard, pr); err != nil {
 				return stored, err
@@ -250,6 +312,11 @@ func (a *Agent) storePackage(pkg *manifest.Package, want map[int]bool, id string
 			return stored, err
 		}
 		stored[i] = p
+	}
+	for i := range want {
+		if _, ok := stored[i]; !ok {
+			return stored, fmt.Errorf("%w: %q, which this node's install path needs", manifest.ErrMissingPayload, items[i].Payload)
+		}
 	}
 	return stored, nil
 }

@@ -275,7 +275,10 @@ func newPCNode(t testing.TB, sc pcScenario, kind sim.FlashKind) *pcNode {
 		n.job = "rollback"
 		n.target, n.finalImg = hw.SlotB, nil
 	}
-	n.shared = map[string]bool{"F.bin": true}
+	// F is never written; the metering partitions (audit trail, oplog)
+	// are not written by the agent yet: shared, not copied. When the agent
+	// appends to them, take them out of this set.
+	n.shared = map[string]bool{"F.bin": true, "audit.bin": true, "oplog.bin": true}
 	ents, err := os.ReadDir(store)
 	if err != nil {
 		t.Fatal(err)

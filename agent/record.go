@@ -6,13 +6,17 @@ import (
 	"meterupd/validate"
 )
 
-// RecordVersion is the version of Record this code writes. A journal whose
-// newest record has a higher version was written by newer software: the
-// agent refuses to act on it rather than guess.
+// RecordVersion is the version of Record this code writes. It is frozen at
+// 1: every released agent refuses a record with a higher one, so bumping
+// it would strand a node rolled back onto an older set. The compatibility
+// rule (docs/journal.md) extends the layout instead: new facts are new
+// optional keys that older agents ignore and may lose; Phase, slots.State
+// and hw.Slot never take a value an older agent does not know.
 const RecordVersion = 1
 
 // Record is the agent's whole persisted state: one journal record. Field
-// names are stored (CBOR keys): never rename one; add fields with omitempty.
+// names are stored (CBOR keys): never rename one, never change its type;
+// add optional fields with omitempty, safe to lose (docs/journal.md).
 type Record struct {
 	Version int                   `cbor:"v"`
 	Slots   map[hw.Slot]*SlotInfo `cbor:"slots"`
@@ -29,6 +33,28 @@ type Record struct {
 	// Keys is the trusted keyring (PEM) once a signed key update has
 	// changed it; empty means the keyring the node was provisioned with.
 	Keys []byte `cbor:"keys,omitempty"`
+	// BootRepairs counts the boot orders rewritten from the journal since
+	// the node last rested on its primary (a lost boot state; see
+	// repairBoot). Optional, safe to lose: an older agent drops it and
+	// at worst one more repair is tried.
+	BootRepairs int `cbor:"bootfix,omitempty"`
+
+	// Link is what the head-end link persists (issue 10, docs/mqtt.md).
+	// Optional, safe to lose: an older agent drops it, and the link then
+	// acts once more on the retained desired document, which the package's
+	// signed sequence number makes harmless.
+	Link *LinkFacts `cbor:"link,omitempty"`
+}
+
+// LinkFacts are the head-end link's persisted facts: the desired
+// document's gate (the replica's epoch and the highest version acted on in
+// it), the job that document named, and the next free report sequence
+// number (reserved in ranges, so a report costs no journal commit).
+type LinkFacts struct {
+	Epoch   uint64 `cbor:"epoch" json:"epoch"`
+	Version uint64 `cbor:"ver" json:"version"`
+	Job     string `cbor:"job,omitempty" json:"job,omitempty"`
+	Seq     uint64 `cbor:"seq,omitempty" json:"seq"`
 }
 
 // SlotInfo is what the journal knows of one slot.
@@ -40,7 +66,9 @@ type SlotInfo struct {
 	Reason  string      `cbor:"why,omitempty"` // why it is bad
 }
 
-// Phase is where an update is. Stored: never rename a value.
+// Phase is where an update is. Stored: never rename a value, and never add
+// one — an older agent stops on a phase it does not know. Refinements are
+// new optional fields next to a phase (docs/journal.md).
 type Phase string
 
 const (
@@ -147,6 +175,10 @@ func (r *Record) clone() *Record {
 	if r.Last != nil {
 		l := *r.Last
 		c.Last = &l
+	}
+	if r.Link != nil {
+		l := *r.Link
+		c.Link = &l
 	}
 	return &c
 }

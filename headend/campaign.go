@@ -91,8 +91,7 @@ type Campaigns struct {
 	// sent it may have stopped between recording and publishing); 0: 30s.
 	// The copy has the same version: a node that has it ignores it.
 	ResendAfter time.Duration
-	// Tailor repackages per group for campaigns in tailor mode (nil: no
-	// tailoring; such campaigns are refused).
+	// Tailor tailors packages per group for campaigns in tailor mode.
 	Tailor *Tailor
 }
 
@@ -109,9 +108,8 @@ func (m *Campaigns) Create(ctx context.Context, c Campaign) (Campaign, error) {
 		return Campaign{}, err
 	}
 	if c.Tailor {
-		// The instances that answer the requests need the signing key
-		// (headend serve --key); here the package must carry a manifest
-		// a desired document can hold.
+		// The package must carry a signed manifest a desired document
+		// can hold.
 		if _, err := envelope(m.Packages, c.Package); err != nil {
 			return Campaign{}, err
 		}
@@ -318,7 +316,7 @@ func outcome(rep Reported) (TargetState, bool) {
 		return TargetFailed, true
 	}
 	switch rep.Result {
-	case shadow.ResultCancelled, shadow.ResultAbandoned:
+	case shadow.ResultCancelled:
 		return TargetCancelled, true
 	case shadow.ResultNoStorage, shadow.ResultOutOfMemory, shadow.ResultIntegrity, shadow.ResultUnsupportedType,
 		shadow.ResultInvalidURI, shadow.ResultUpdateFailed, shadow.ResultUnsupportedProto, shadow.ResultRolledBack,

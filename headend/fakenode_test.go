@@ -89,7 +89,7 @@ func (n *fakeNode) onDelta(_ paho.Client, m paho.Message) {
 		// The request flow: the node's characteristics for the manifest.
 		req := manifest.Request{DeviceType: "em300", Hardware: 1, Versions: map[string]string{"system": n.version}, Schemas: manifest.Schemas}
 		n.mu.Unlock()
-		b, _ := json.Marshal(req)
+		b, _ := json.Marshal(map[string]any{"job": job, "request": req})
 		n.c.Publish("state/"+n.id+"/request", 1, false, b)
 		return
 	}

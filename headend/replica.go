@@ -45,8 +45,8 @@ type Replica struct {
 	Shared string
 	// OnReport, when set, is called after a report is recorded.
 	OnReport func(ctx context.Context, node string, rep Reported)
-	// OnRequest, when set, answers a node's update request.
-	OnRequest func(ctx context.Context, node string, req manifest.Request)
+	// OnRequest, when set, answers a node's update request for job.
+	OnRequest func(ctx context.Context, node, job string, req manifest.Request)
 }
 
 func (r *Replica) filter(f string) string {
@@ -164,17 +164,23 @@ func (r *Replica) handleRequest(ctx context.Context, node string, b []byte) {
 		r.Log.Warn("request refused", slog.String("node", node), slog.Int("bytes", len(b)))
 		return
 	}
-	var req manifest.Request
-	if err := json.Unmarshal(b, &req); err != nil {
+	// {"job": J, "request": manifest.Request} (docs/mqtt.md, the request
+	// flow).
+	var msg struct {
+		Job     string            `json:"job"`
+		Request *manifest.Request `json:"request"`
+	}
+	if err := json.Unmarshal(b, &msg); err != nil || msg.Request == nil || len(msg.Job) > shadow.MaxJobLen {
 		r.Log.Warn("request refused", slog.String("node", node), slog.Any("err", err))
 		return
 	}
+	req := *msg.Request
 	if req.DeviceType != "" {
 		if err := r.Store.SetDeviceType(ctx, node, req.DeviceType); err != nil {
 			r.Log.Warn("device type not recorded", slog.String("node", node), slog.Any("err", err))
 		}
 	}
 	if r.OnRequest != nil {
-		r.OnRequest(ctx, node, req)
+		r.OnRequest(ctx, node, msg.Job, req)
 	}
 }

@@ -2,7 +2,6 @@ package headend
 
 import (
 	"context"
-	"crypto"
 	"crypto/tls"
 	"embed"
 	"encoding/json"
@@ -34,8 +33,6 @@ type Config struct {
 	// fleet on one external broker ("" for one instance).
 	Shared string
 	Tick   time.Duration // campaign step; default 1s
-	// Signer signs packages tailored per group (nil: no tailoring).
-	Signer crypto.Signer
 	// ResendAfter: see Campaigns.ResendAfter.
 	ResendAfter time.Duration
 	Log         *slog.Logger
@@ -106,9 +103,7 @@ func Serve(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.Campaigns = &Campaigns{Store: s.Store, Replica: s.Replica, Packages: pk, BaseURL: public, Log: cfg.Log, Now: cfg.Now, ResendAfter: cfg.ResendAfter}
 	s.Replica.OnReport = s.Campaigns.OnReport
 	s.Replica.OnRequest = s.Campaigns.OnRequest
-	if cfg.Signer != nil {
-		s.Campaigns.Tailor = &Tailor{Signer: cfg.Signer}
-	}
+	s.Campaigns.Tailor = new(Tailor)
 	s.Streamer = &Streamer{Packages: pk, Link: s.Link, Log: cfg.Log, Shared: cfg.Shared}
 
 	mux := http.NewServeMux()

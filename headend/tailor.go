@@ -2,17 +2,18 @@ package headend
 
 import (
 	"context"
-	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 
+	"meterupd/internal/atomicfile"
 	"meterupd/manifest"
 	"meterupd/pkgbuild"
 	"meterupd/shadow"
@@ -21,17 +22,17 @@ import (
 // Tailor makes the package a node's update request asks for (the request
 // flow of docs/mqtt.md): a campaign in tailor mode sends its nodes the
 // signed manifest alone (desired.manifest); a node answers on
-// state/<id>/request with its characteristics (manifest.Request); the
-// head-end answers with a package repacked for the node's group — device
-// type, installed version of the manifest's component, hardware revision —
-// keeping only the cheapest route from that version
-// (pkgbuild.RepackManifest), signed by Signer. Repacked packages are cached
-// in the package directory and the store, one per group.
+// state/<id>/request with its characteristics ({"job", "request":
+// manifest.Request}); the head-end answers with the package tailored for
+// the node's group — device type, installed version of the manifest's
+// component, hardware revision: the same signed manifest, with only the
+// payloads of the cheapest route from that version (pkgbuild.RepackManifest
+// picks them, pkgbuild.Package.Tailor writes them). No release key is
+// needed online. Tailored packages are cached in the package directory and
+// the store, one per group.
 type Tailor struct {
-	Signer crypto.Signer
-
 	mu    sync.Mutex
-	locks map[string]*sync.Mutex // per group: repacked once per process
+	locks map[string]*sync.Mutex // per group: tailored once per process
 }
 
 // ErrNotReadable is a package whose manifest schema the node does not read.
@@ -123,8 +124,27 @@ func (tl *Tailor) Package(ctx context.Context, st Store, pk *Packages, c Campaig
 	if len(name) > 64 {
 		name = "t-" + hex.EncodeToString(sum[:12]) + ".pkg"
 	}
-	if _, err := pkgbuild.RepackFile(filepath.Join(pk.Dir, c.Package), filepath.Join(pk.Dir, name), g, 0, tl.Signer, nil); err != nil {
-		return Package{}, fmt.Errorf("headend: repack %s for %s %s %s: %w", c.Package, g.DeviceType, g.Component, g.From, err)
+	// The payloads of the group's route (and of other components that
+	// apply to it); the manifest and its signature stay as they are.
+	route, err := pkgbuild.RepackManifest(m, g)
+	if err != nil {
+		return Package{}, fmt.Errorf("headend: tailor %s for %s %s %s: %w", c.Package, g.DeviceType, g.Component, g.From, err)
+	}
+	keep := map[string]bool{}
+	for _, it := range route.Items {
+		keep[it.Payload] = true
+	}
+	in, err := pk.Open(c.Package)
+	if err != nil {
+		return Package{}, err
+	}
+	defer in.Close()
+	full, err := pkgbuild.Read(in)
+	if err != nil {
+		return Package{}, fmt.Errorf("%w: package %s: %v", ErrBadInput, c.Package, err)
+	}
+	if err := atomicfile.Write(filepath.Join(pk.Dir, name), 0o644, func(w io.Writer) error { return full.Tailor(w, keep) }); err != nil {
+		return Package{}, fmt.Errorf("headend: tailor %s for %s %s %s: %w", c.Package, g.DeviceType, g.Component, g.From, err)
 	}
 	out, err := pk.Stat(name)
 	if err != nil {
@@ -138,14 +158,14 @@ func (tl *Tailor) Package(ctx context.Context, st Store, pk *Packages, c Campaig
 	return out, nil
 }
 
-// OnRequest answers a node's update request: when the node's desired
-// document is a tailor-mode campaign's manifest, the node gets the package
-// for its group as its desired package (same job).
-func (m *Campaigns) OnRequest(ctx context.Context, node string, req manifest.Request) {
+// OnRequest answers a node's update request for job: when the node's
+// desired document is that tailor-mode campaign's manifest, the node gets
+// the package for its group as its desired package (same job).
+func (m *Campaigns) OnRequest(ctx context.Context, node, job string, req manifest.Request) {
 	log := m.Log.With(slog.String("node", node))
 	d, err := m.Store.Desired(ctx, node)
-	if err != nil || d.Desired.Manifest == nil || d.Desired.Job == "" {
-		log.Info("update request without a manifest sent; ignored")
+	if err != nil || d.Desired.Manifest == nil || d.Desired.Job == "" || (job != "" && job != d.Desired.Job) {
+		log.Info("update request for no manifest sent to the node; ignored", slog.String("job", job))
 		return
 	}
 	c, err := m.Store.Campaign(ctx, d.Desired.Job)
@@ -153,9 +173,8 @@ func (m *Campaigns) OnRequest(ctx context.Context, node string, req manifest.Req
 		log.Info("update request for no tailoring campaign; ignored", slog.String("job", d.Desired.Job))
 		return
 	}
-	if m.Tailor == nil || m.Tailor.Signer == nil {
-		log.Error("update request for a tailoring campaign, and no signing key (serve --key)", slog.String("job", c.ID))
-		return
+	if m.Tailor == nil {
+		m.Tailor = new(Tailor) // only its locks; set by Serve before any request
 	}
 	if c.State == CampaignCancelled || c.State == CampaignDone {
 		return

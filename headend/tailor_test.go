@@ -2,6 +2,8 @@ package headend
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,8 +15,9 @@ import (
 
 // TestTailoredPackages: the request flow. The campaign sends the signed
 // manifest alone; each node answers with its request; the head-end sends
-// it a package repacked for its version group (the cheapest route from its
-// version), one per group, cached, and the nodes verify it.
+// it the package tailored for its version group (the release-signed
+// manifest with the payloads of the cheapest route from its version), one
+// per group, cached, and it verifies under the release key.
 func TestTailoredPackages(t *testing.T) {
 	r := newCampaignRig(t, 0, nil, nil)
 	spec, err := pkgbuild.ReadSpec("../testdata/pkg/spec.json")
@@ -33,7 +36,7 @@ func TestTailoredPackages(t *testing.T) {
 	if _, err := built.WriteFile(filepath.Join(dir, "sys-3.0.pkg"), signer); err != nil {
 		t.Fatal(err)
 	}
-	r.m.Tailor = &Tailor{Signer: signer}
+	r.m.Tailor = new(Tailor)
 	r.m.Replica.OnRequest = r.m.OnRequest
 	// Three nodes on 1.0, two on 2.0: two groups.
 	var nodes []*fakeNode
@@ -72,12 +75,23 @@ func TestTailoredPackages(t *testing.T) {
 		var buf bytes.Buffer
 		buf.ReadFrom(f)
 		f.Close()
-		op, err := manifest.OpenPackage(bytes.NewReader(buf.Bytes()), ring, manifest.Options{})
+		// The release signature, untouched; only the route's payloads.
+		op, err := manifest.OpenPackage(bytes.NewReader(buf.Bytes()), ring, manifest.Options{Tailored: true})
 		if err != nil {
 			t.Fatalf("node %s: tailored package refused: %v", n.id, err)
 		}
 		var ids []string
-		for _, it := range op.Manifest().Items {
+		for {
+			it, pr, err := op.Next()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					t.Fatalf("node %s: tailored package: %v", n.id, err)
+				}
+				break
+			}
+			if _, err := io.Copy(io.Discard, pr); err != nil {
+				t.Fatalf("node %s: payload %s: %v", n.id, it.ID, err)
+			}
 			ids = append(ids, it.ID)
 		}
 		byFrom[name] = strings.Join(ids, " ")

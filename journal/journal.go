@@ -19,8 +19,10 @@ import (
 // Sentinel errors. Open, Format, Commit and Decode wrap them; test with
 // errors.Is.
 var (
-	// ErrEmpty: the partition is erased; it was never provisioned (Format).
-	ErrEmpty = errors.New("journal: empty (never formatted)")
+	// ErrEmpty: the partition is erased: never formatted (Format), or
+	// erased since. The journal alone cannot tell which; the caller can
+	// (the agent looks at the factory set).
+	ErrEmpty = errors.New("journal: the partition is erased (no record)")
 	// ErrForeign: the partition holds data that is not a journal.
 	ErrForeign = errors.New("journal: foreign data, not a journal")
 	// ErrNewerVersion: a record was written by a newer format version.
@@ -700,5 +702,3 @@ func (j *Journal) Records() ([]Record, error) {
 	sort.Slice(rs, func(a, b int) bool { return rs[a].Seq < rs[b].Seq })
 	return rs, nil
 }
-
-func crcC(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }

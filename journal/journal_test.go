@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"testing"
 
@@ -290,3 +291,6 @@ func TestRecordLargerThanMaxRecordOnFlash(t *testing.T) {
 		t.Errorf("Load = %d, want 3", got.N)
 	}
 }
+
+// crcC is the CRC-32C of the record format, for tests that forge records.
+func crcC(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }

@@ -129,7 +129,19 @@ func (w *Writer) WritePayload(r io.Reader) error {
 	return nil
 }
 
-// Close writes the end-of-archive marker; every payload must be written.
+// Skip leaves the next item's payload out: the package becomes one
+// tailored to the nodes that do not need it (Options.Tailored), under the
+// same signed manifest.
+func (w *Writer) Skip() error {
+	if w.next >= len(w.items) {
+		return fmt.Errorf("%w: more payloads than manifest items", ErrUnlisted)
+	}
+	w.next++
+	return nil
+}
+
+// Close writes the end-of-archive marker; every payload must be written
+// or skipped.
 func (w *Writer) Close() error {
 	if w.next != len(w.items) {
 		return fmt.Errorf("%w: %d of %d payloads written", ErrMissingPayload, w.next, len(w.items))
@@ -147,6 +159,14 @@ type Options struct {
 	Floor uint64
 	// Now, when set, is used to refuse an expired manifest.
 	Now func() time.Time
+	// Tailored accepts a package whose container leaves out payloads of
+	// its manifest (a head-end's package tailored to one node's install
+	// path, under the manifest signed for all): Next skips them, and
+	// Absent names them at the end. The caller must then refuse the
+	// package if it needs an absent payload. Unlisted payloads, payloads
+	// out of order and block lists without their payload are still
+	// refused.
+	Tailored bool
 }
 
 // CheckSequence refuses a replayed (equal) or older sequence number.
@@ -172,6 +192,9 @@ type Package struct {
 	end  int64          // stream offset just past the last entry's data
 	err  error          // sticky
 	done bool
+	// tailored: listed payloads may be absent (Options.Tailored)
+	tailored bool
+	absent   []string
 }
 
 // OpenPackage reads the manifest entry from r, verifies its signature
@@ -209,7 +232,7 @@ func OpenPackage(r io.Reader, keys *Keyring, opt Options) (*Package, error) {
 	if err := CheckSequence(m, opt.Floor); err != nil {
 		return nil, err
 	}
-	return &Package{m: m, kid: kid, src: src, tr: tr, end: src.n}, nil
+	return &Package{m: m, kid: kid, src: src, tr: tr, end: src.n, tailored: opt.Tailored}, nil
 }
 
 // Manifest returns the verified manifest. The caller must not modify it.
@@ -252,6 +275,25 @@ func (p *Package) Next() (Item, *PayloadReader, error) {
 	return it, r, nil
 }
 
+// entryItem finds the item a container entry belongs to: its payload, or
+// its block list. -1: none.
+func (p *Package) entryItem(name string) (idx int, isList bool) {
+	for i, it := range p.m.Items {
+		switch name {
+		case it.Payload:
+			return i, false
+		case BlockListName(it.Payload):
+			return i, true
+		}
+	}
+	return -1, false
+}
+
+// Absent lists the payloads of a tailored package (Options.Tailored) that
+// its container left out, once Next has returned io.EOF. The caller
+// refuses the package if it needs one of them.
+func (p *Package) Absent() []string { return p.absent }
+
 func (p *Package) next1() (Item, *PayloadReader, error) {
 	if p.cur != nil {
 		if _, err := io.Copy(io.Discard, p.cur); err != nil {
@@ -270,11 +312,25 @@ func (p *Package) next1() (Item, *PayloadReader, error) {
 	if hdr.Typeflag != tar.TypeReg {
 		return Item{}, nil, fmt.Errorf("%w: entry %q has type %q, want a regular file", ErrContainer, hdr.Name, hdr.Typeflag)
 	}
+	if err := CheckPayloadName(hdr.Name); err != nil {
+		return Item{}, nil, err
+	}
+	idx, isList := p.entryItem(hdr.Name)
+	switch {
+	case idx < 0:
+		return Item{}, nil, fmt.Errorf("%w: %q", ErrUnlisted, hdr.Name)
+	case idx < p.next:
+		return Item{}, nil, fmt.Errorf("%w: payload %q appears twice, or out of order", ErrContainer, hdr.Name)
+	case idx > p.next && !p.tailored:
+		return Item{}, nil, fmt.Errorf("%w: payload %q (item %d) before %q", ErrMissingPayload, hdr.Name, idx, p.m.Items[p.next].Payload)
+	}
+	for ; p.next < idx; p.next++ {
+		p.absent = append(p.absent, p.m.Items[p.next].Payload)
+	}
 	var list []byte
-	if p.next < len(p.m.Items) && p.m.Items[p.next].BlockSize != 0 {
-		it := p.m.Items[p.next]
-		if hdr.Name != BlockListName(it.Payload) {
-			return Item{}, nil, fmt.Errorf("%w: %q where the block list of %q belongs", ErrMissingPayload, hdr.Name, it.Payload)
+	if it := p.m.Items[idx]; it.BlockSize != 0 {
+		if !isList {
+			return Item{}, nil, fmt.Errorf("%w: %q without its block list", ErrMissingPayload, hdr.Name)
 		}
 		if hdr.Size != it.BlockListSize() {
 			return Item{}, nil, fmt.Errorf("%w: block list of %q is %d bytes, want %d", ErrPayloadSize, it.Payload, hdr.Size, it.BlockListSize())
@@ -289,36 +345,17 @@ func (p *Package) next1() (Item, *PayloadReader, error) {
 		if hdr, err = p.tr.Next(); err != nil {
 			return Item{}, nil, containerErr(err, "payload header")
 		}
-		if hdr.Typeflag != tar.TypeReg {
-			return Item{}, nil, fmt.Errorf("%w: entry %q has type %q, want a regular file", ErrContainer, hdr.Name, hdr.Typeflag)
+		if hdr.Typeflag != tar.TypeReg || hdr.Name != it.Payload {
+			return Item{}, nil, fmt.Errorf("%w: %q (type %q) where payload %q belongs", ErrMissingPayload, hdr.Name, hdr.Typeflag, it.Payload)
 		}
-	}
-	if err := CheckPayloadName(hdr.Name); err != nil {
-		return Item{}, nil, err
-	}
-	idx := -1
-	for i, it := range p.m.Items {
-		if it.Payload == hdr.Name {
-			idx = i
-			break
-		}
-	}
-	switch {
-	case idx < 0:
-		return Item{}, nil, fmt.Errorf("%w: %q", ErrUnlisted, hdr.Name)
-	case idx < p.next:
-		return Item{}, nil, fmt.Errorf("%w: payload %q appears twice", ErrContainer, hdr.Name)
-	case idx > p.next:
-		return Item{}, nil, fmt.Errorf("%w: payload %q (item %d) before %q", ErrMissingPayload, hdr.Name, idx, p.m.Items[p.next].Payload)
+	} else if isList {
+		return Item{}, nil, fmt.Errorf("%w: a block list %q for an item without block digests", ErrUnlisted, hdr.Name)
 	}
 	it := p.m.Items[idx]
 	if hdr.Size < 0 || uint64(hdr.Size) != it.Size {
 		return Item{}, nil, fmt.Errorf("%w: %q is %d bytes in the container, %d in the manifest", ErrPayloadSize, hdr.Name, hdr.Size, it.Size)
 	}
 	p.next++
-	if it.BlockSize != 0 && list == nil {
-		return Item{}, nil, fmt.Errorf("%w: the block list of %q", ErrMissingPayload, it.Payload)
-	}
 	p.cur = &PayloadReader{r: p.tr, name: it.Payload, left: int64(it.Size), want: it.Digest, h: sha256.New()}
 	if list != nil {
 		p.cur.item, p.cur.list, p.cur.bh = it, list, sha256.New()
@@ -335,8 +372,11 @@ func (p *Package) finish() error {
 	if p.src.n < roundBlock(p.end)+1024 {
 		return fmt.Errorf("%w: no end-of-archive marker", ErrTruncated)
 	}
-	if p.next < len(p.m.Items) {
+	if p.next < len(p.m.Items) && !p.tailored {
 		return fmt.Errorf("%w: %q", ErrMissingPayload, p.m.Items[p.next].Payload)
+	}
+	for ; p.next < len(p.m.Items); p.next++ {
+		p.absent = append(p.absent, p.m.Items[p.next].Payload)
 	}
 	var buf [4096]byte
 	total := 0

@@ -7,6 +7,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // readAll opens a package and reads every payload to the end, as the agent
@@ -153,6 +155,12 @@ func TestPackageRejects(t *testing.T) {
 		{"rollback", good, Options{Floor: m.Sequence + 1}, ErrRollback},
 		{"expired", pack(t, signed(t, &expiring, ed), payloads), Options{Now: func() time.Time { return time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC) }}, ErrExpired},
 		{"not a tar", bytes.Repeat([]byte{0x42}, 2048), Options{}, ErrContainer},
+		// A tailored package may leave payloads out, never add or reorder.
+		{"tailored: payload not in manifest", rawTar(t, man, e(0), entry{name: "extra.bin", size: -1, data: []byte("x")}), Options{Tailored: true}, ErrUnlisted},
+		{"tailored: out of order", rawTar(t, man, e(2), e(0)), Options{Tailored: true}, ErrContainer},
+		{"tailored: payload twice", rawTar(t, man, e(1), e(1)), Options{Tailored: true}, ErrContainer},
+		{"tailored: digest mismatch", rawTar(t, man, entry{name: m.Items[1].Payload, size: -1, data: flipped}), Options{Tailored: true}, ErrDigest},
+		{"tailored: replay", rawTar(t, man, e(1)), Options{Tailored: true, Floor: m.Sequence}, ErrReplay},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := readAll(tc.pkg, keys, tc.opt)
@@ -293,5 +301,53 @@ func TestSignatureBeforeFields(t *testing.T) {
 	buf.Write(rawTar(t, entry{name: ManifestName, size: -1, data: env}, entry{name: "x", size: -1, data: payloads[0]}))
 	if _, err := OpenPackage(&buf, ring(t, ed), Options{Floor: 5}); !errors.Is(err, ErrUnknownKey) {
 		t.Errorf("OpenPackage = %v, want ErrUnknownKey", err)
+	}
+}
+
+// TestTailoredPackage: a package carrying only some payloads under the
+// manifest signed for all is read when the reader says it may be, and
+// Absent names what was left out.
+func TestTailoredPackage(t *testing.T) {
+	ed := loadKey(t, "test-ed25519")
+	keys := ring(t, ed)
+	m, payloads := threeItems()
+	env := signed(t, m, ed)
+	man := entry{name: ManifestName, size: -1, data: env}
+	e := func(i int) entry { return entry{name: m.Items[i].Payload, size: -1, data: payloads[i]} }
+	for _, tc := range []struct {
+		name    string
+		entries []entry
+		absent  []string
+	}{
+		{"middle left out", []entry{man, e(0), e(2)}, []string{m.Items[1].Payload}},
+		{"only the last", []entry{man, e(2)}, []string{m.Items[0].Payload, m.Items[1].Payload}},
+		{"only the first", []entry{man, e(0)}, []string{m.Items[1].Payload, m.Items[2].Payload}},
+		{"all there", []entry{man, e(0), e(1), e(2)}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pkg := rawTar(t, tc.entries...)
+			if _, err := readAll(pkg, keys, Options{}); !errors.Is(err, ErrMissingPayload) && tc.absent != nil {
+				t.Fatalf("strict reader: %v, want ErrMissingPayload", err)
+			}
+			p, err := OpenPackage(bytes.NewReader(pkg), keys, Options{Tailored: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for {
+				_, r, err := p.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("Next = %v", err)
+				}
+				if _, err := io.Copy(io.Discard, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if diff := cmp.Diff(tc.absent, p.Absent()); diff != "" {
+				t.Errorf("Absent (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -101,9 +101,12 @@ func (s *StreamRemote) Fetch(ctx context.Context, p []byte, off int64) (int, err
 		if err != nil {
 			return 0, err
 		}
-		if err := s.Publish(ctx, msg); err != nil {
+		if err := s.Publish(ctx, msg); err != nil && ctx.Err() != nil {
 			return s.prefix(pd), err
 		}
+		// A request that could not go out (the link is down) counts as a
+		// round: the blocks already here are kept, and after the quiet
+		// spell only the missing ones are asked for.
 		t := time.NewTimer(quiet)
 	wait:
 		for {

@@ -197,6 +197,65 @@ func (p *Package) CopyPayloads(pw *manifest.Writer, keep map[string]bool) error 
 	}
 }
 
+// Tailor writes to w the package p with only the payloads named in keep,
+// under p's own signed manifest: what a head-end sends one node (the
+// payloads of its install path) without the release key, which stays
+// offline. A node reads it with manifest.Options.Tailored and refuses it if
+// a payload it needs is absent. p is consumed.
+func (p *Package) Tailor(w io.Writer, keep map[string]bool) error {
+	if !p.Signed {
+		return manifest.ErrUnsigned
+	}
+	pw, err := manifest.NewWriter(w, p.Envelope, false)
+	if err != nil {
+		return err
+	}
+	lists := map[string]bool{}
+	for _, it := range p.Manifest.Items {
+		if it.BlockSize != 0 {
+			lists[manifest.BlockListName(it.Payload)] = true
+		}
+	}
+	next := 0 // the next item the writer expects
+	for {
+		hdr, err := p.tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", manifest.ErrContainer, err)
+		}
+		if lists[hdr.Name] {
+			continue
+		}
+		for next < len(p.Manifest.Items) && p.Manifest.Items[next].Payload != hdr.Name {
+			if err := pw.Skip(); err != nil {
+				return err
+			}
+			next++
+		}
+		if next == len(p.Manifest.Items) {
+			return fmt.Errorf("%w: %q", manifest.ErrUnlisted, hdr.Name)
+		}
+		next++
+		if !keep[hdr.Name] {
+			if err := pw.Skip(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := pw.WritePayload(p.tr); err != nil {
+			return err
+		}
+	}
+	for ; next < len(p.Manifest.Items); next++ {
+		if err := pw.Skip(); err != nil {
+			return err
+		}
+	}
+	return pw.Close()
+}
+
 // Sign writes to w the package p signed (or re-signed) by signer, its
 // payloads carried over byte for byte. It returns the new manifest entry.
 func (p *Package) Sign(w io.Writer, signer crypto.Signer) ([]byte, error) {

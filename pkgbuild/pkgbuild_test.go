@@ -3,6 +3,7 @@ package pkgbuild
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -199,5 +200,70 @@ func TestBlockDigestsByDefault(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestTailorKeepsTheSignature: a package cut down to one node's payloads
+// keeps the release signature and opens on a node that reads tailored
+// packages; a strict reader refuses it.
+func TestTailorKeepsTheSignature(t *testing.T) {
+	ed, err := LoadSigner(edKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := LoadKeyring([]string{edPub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var full bytes.Buffer
+	if _, err := built(t).Write(&full, ed); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Read(bytes.NewReader(full.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := p.Manifest.Items[1].Payload
+	var cut bytes.Buffer
+	if err := p.Tailor(&cut, map[string]bool{keep: true}); err != nil {
+		t.Fatal(err)
+	}
+	if cut.Len() >= full.Len() {
+		t.Fatalf("tailored package of %d bytes, the full one %d", cut.Len(), full.Len())
+	}
+	np, err := manifest.OpenPackage(bytes.NewReader(cut.Bytes()), ring, manifest.Options{Tailored: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		it, r, err := np.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			break
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, it.Payload)
+	}
+	if len(got) != 1 || got[0] != keep || len(np.Absent()) != len(np.Manifest().Items)-1 {
+		t.Fatalf("read %v, absent %v", got, np.Absent())
+	}
+	sp, err := manifest.OpenPackage(bytes.NewReader(cut.Bytes()), ring, manifest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, r, err := sp.Next()
+		if err != nil {
+			if !errors.Is(err, manifest.ErrMissingPayload) {
+				t.Fatalf("strict reader: %v, want ErrMissingPayload", err)
+			}
+			break
+		}
+		io.Copy(io.Discard, r)
 	}
 }

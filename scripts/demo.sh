@@ -1,12 +1,61 @@
 #!/usr/bin/env bash
 # make demo: a simulated meter goes through four update stories, told step
-# by step. Usage: demo.sh BINDIR
+# by step. The stories go through the daemon, as on a meter: `meterupd run`
+# in the background owns the node, the CLI is its client, and
+# `meterupd events` follows what it does. Usage: demo.sh BINDIR
 set -euo pipefail
 bin=$(cd "${1:-bin}" && pwd)
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+daemon_pid=
+events_pid=
+cleanup() {
+  if [ -n "$events_pid" ]; then kill "$events_pid" 2>/dev/null || true; fi
+  if [ -n "$daemon_pid" ]; then kill "$daemon_pid" 2>/dev/null || true; wait "$daemon_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
 node="$work/meter"
 mu() { "$bin/meterupd" --state "$node" "$@"; }
+# start_daemon: `meterupd run` in the background, and `meterupd events`
+# following it; returns once the daemon answers on its socket.
+start_daemon() {
+  printf '\n  $ meterupd run &          (the daemon; its output goes to daemon.log)\n'
+  # Not through mu: $! must be the daemon itself, not a subshell.
+  "$bin/meterupd" --state "$node" run >>"$work/daemon.log" 2>&1 &
+  daemon_pid=$!
+  for _ in $(seq 100); do [ -S "$node/meterupd.sock" ] && break; sleep 0.1; done
+  printf '  $ meterupd events &       (follows the daemon; its lines are shown after each story)\n'
+  "$bin/meterupd" --state "$node" events >>"$work/events.log" 2>&1 &
+  events_pid=$!
+  sleep 0.2
+  sed 's/^/    /' "$work/daemon.log"
+  : >"$work/daemon.log"
+}
+# stop_daemon: SIGTERM, as init sends it; the daemon exits 0.
+stop_daemon() {
+  printf '\n  $ kill -TERM <meterupd run>\n'
+  kill "$daemon_pid"
+  local rc=0
+  wait "$daemon_pid" || rc=$?
+  daemon_pid=
+  wait "$events_pid" 2>/dev/null || true
+  events_pid=
+  echo "    the daemon stopped, exit status $rc"
+}
+# settle: wait until the daemon has driven the update to rest, then show
+# the events of the story.
+settle() {
+  local st
+  for _ in $(seq 300); do
+    st=$(mu status --json | sed -n 's/^  "state": "\(.*\)",$/\1/p')
+    case "$st" in idle|installed|committed|rolled-back|fell-back|failed) break ;; esac
+    sleep 0.1
+  done
+  sleep 0.2
+  printf '\n  meterupd events showed (progress comes at every erase block; every 25%% shown here):\n'
+  grep -Ev ' installing .*\((([0-9]|1[0-9]|2[0-4]|2[6-9]|[3-4][0-9]|5[1-9]|6[0-9]|7[0-4]|7[6-9]|[89][0-9]))%\)' "$work/events.log" | sed 's/^/    /'
+  : >"$work/events.log"
+}
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 step() { printf '\n  $ meterupd %s\n' "$*"; mu "$@" | sed 's/^/    /'; }
 image() { # image NAME VERSION [--unhealthy|--unbootable]: prints the digest
@@ -22,6 +71,8 @@ mp keygen --alg ed25519 release | sed 's/^/    /'
 
 say "A new meter leaves the factory: version 1.0 in the fail-safe set F and in A."
 step sim init "$node" --version 1.0 --image-size $((4 << 20)) --keys release.pub.pem
+echo "  The meter boots; init starts the agent's daemon. Every command from now on is its client."
+start_daemon
 step status
 
 say "Story 1 — a signed update that succeeds: a delta chain 1.0 → 2.0 → 3.0."
@@ -52,8 +103,8 @@ echo "  $(stat -c %s update.pkg) bytes to send over the radio for two 4 MiB rele
 echo "  The meter checks the signature first, then its own facts against the manifest's checks,"
 echo "  streams the deltas into its store, and applies both in one pass from A into the idle slot B."
 step install update.pkg
-echo "  The agent starts on B, on trial: its health checks pass, so it commits B."
-step run --once
+echo "  The daemon starts the agent again on B, on trial: its health checks pass, so it commits B."
+settle
 step status
 
 say "A bad package changes nothing."
@@ -83,7 +134,7 @@ echo "  Version 4.0 is broken: its metrology process produces no readings."
 sha=$(image v4.img 4.0 --unhealthy)
 step install v4.img --sha256 "$sha" --version 4.0
 echo "  On trial in A, the health check fails: A is marked bad, the node goes back to B."
-step run --once
+settle
 step status
 
 say "Story 3 — the new set does not boot at all: the bootloader gives up, the agent reports it."
@@ -91,18 +142,21 @@ echo "  Version 4.0.1 panics at boot. The bootloader tries A three times, then s
 sha=$(image v401.img 4.0.1 --unbootable)
 step install v401.img --sha256 "$sha" --version 4.0.1
 echo "  The agent starts on B, sees that the trial of A never came up, marks A bad and reports the rollback."
-step run --once
+settle
 step status
 
 say "Story 4 — the previous set fails too: fall back to the factory set F."
-echo "  Meanwhile a flash cell in B has worn out: B no longer matches its checksum."
+echo "  The meter is switched off for a while (init stops the daemon with SIGTERM) and"
+echo "  meanwhile a flash cell in B wears out: B no longer matches its checksum."
+stop_daemon
 step sim damage B
+start_daemon
 echo "  Version 5.0 is installed into A, and it is broken as well."
 sha=$(image v5.img 5.0 --unhealthy)
 step install v5.img --sha256 "$sha" --version 5.0
 echo "  A fails its trial. Going back, the bootloader finds B's image corrupt and will not start it:"
 echo "  the previous set has failed too, and the node falls back to the factory set F."
-step run --once
+settle
 
 say "Bad input changes nothing: an image whose digest is wrong is refused."
 printf '\n  $ meterupd install v4.img --sha256 000…000 --version 9.9.9\n'
@@ -112,3 +166,5 @@ say "Where the meter stands: it runs the factory set, meters, and reports what h
 step status
 printf '\n  $ meterupd journal   (its last 6 records: every step, power-safe)\n'
 mu journal | tail -6 | sed 's/^/    /'
+step version
+stop_daemon

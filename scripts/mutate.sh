@@ -31,7 +31,7 @@ mutations=(
   # 1. The boot-order write before the first erase of the idle slot is
   #    removed: a slot being written stays bootable. Only an update over a
   #    good slot that is in the boot order shows it (second-update).
-  'boot-order-before-erase|agent/machine.go|s/if err := a\.storeBoot\(a\.goodOrder\(r\)\); err != nil \{\s*return false, err\s*\}\s*(return false, a\.install\(ctx, r\))/$1/g|second-update|torn'
+  'boot-order-before-erase|agent/machine.go|s/if err := a\.storeBoot\(a\.goodOrder\(r\)\); err != nil \{\s*return err\s*\}\s*(return a\.install\(ctx, r\))/$1/g|second-update|torn'
   # 2. A resumed install rewrites the whole slot instead of resuming at the
   #    block the cut interrupted (rewritten_max > one erase block).
   'resume-rewrites-slot|agent/install.go|s/for i := u\.Written \/ es; i < blocks; i\+\+ \{/for i := int64(0); i < blocks; i++ {/g|commit|torn'
@@ -40,9 +40,9 @@ mutations=(
   'abandon-interrupted|agent/machine.go|s/(func \(a \*Agent\) Start\(ctx context\.Context\) error \{\n)/$1\tif u := a.rec.Update; u != nil \&\& u.Phase == Installing {\n\t\treturn a.abandon(a.rec.clone(), "interrupted")\n\t}\n/g|commit|before'
   # 4. The trial is armed (put first in the boot order) before the slot is
   #    written and hashed.
-  'arm-before-hashing|agent/machine.go|s/if err := a\.storeBoot\(a\.goodOrder\(r\)\); err != nil \{(\s*return false, err\s*\}\s*return false, a\.install\(ctx, r\))/if err := a.storeBoot(hw.BootState{Order: []hw.Slot{u.Target, u.From}, Left: map[hw.Slot]int{u.Target: a.opt.Attempts, u.From: a.opt.Attempts}}); err != nil {$1/g|commit|torn'
+  'arm-before-hashing|agent/machine.go|s/if err := a\.storeBoot\(a\.goodOrder\(r\)\); err != nil \{(\s*return err\s*\}\s*return a\.install\(ctx, r\))/if err := a.storeBoot(hw.BootState{Order: []hw.Slot{r.Update.Target, r.Update.From}, Left: map[hw.Slot]int{r.Update.Target: a.opt.Attempts, r.Update.From: a.opt.Attempts}}); err != nil {$1/g|commit|torn'
   # 5. The trial is committed without its health check.
-  'commit-before-health-check|agent/machine.go|s/if err := a\.health\(ctx, u\.Target, a\.trialInfo\(r\), true\); err != nil \{/if err := error(nil); err != nil {/g|rollback|before'
+  'commit-before-health-check|agent/machine.go|s/err := a\.trialHealth\(ctx, u\.Target, a\.trialInfo\(r\)\)/err := error(nil)/g|rollback|before'
   # 6. The install writes F instead of the idle slot.
   'write-F|agent/install.go|s/f, err := a\.b\.Slot\(u\.Target\)/f, err := a.b.Slot(hw.SlotF)/g|commit|before'
   # 7. A resume skips the block the cut interrupted (it stays torn).

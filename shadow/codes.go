@@ -33,7 +33,6 @@ const (
 	ResultBusy          Result = 106 // another update is in progress
 	ResultBadDocument   Result = 107 // the desired document was refused
 	ResultStaleDocument Result = 108 // a duplicate or stale desired document, ignored
-	ResultAbandoned     Result = 109 // stopped before activation; the running set untouched
 	ResultDowngrade     Result = 110 // a downgrade the package does not allow
 	ResultClockInvalid  Result = 111 // a scheduled activation waits: the clock is not valid
 	ResultVetoForced    Result = 112 // activated over a veto by force

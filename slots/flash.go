@@ -105,11 +105,3 @@ func Hash(f hw.Flash, size int64) ([32]byte, error) {
 	copy(sum[:], h.Sum(nil))
 	return sum, nil
 }
-
-// Erase erases the whole slot.
-func Erase(f hw.Flash) error {
-	if err := f.Erase(0, f.Size()); err != nil {
-		return fmt.Errorf("slots: erase: %w", err)
-	}
-	return nil
-}

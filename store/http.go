@@ -39,6 +39,20 @@ var (
 	ErrRedirect     = errors.New("store: redirect to an unsupported scheme")
 )
 
+// HTTPError is a response other than 206 or 200. A 5xx is the server's
+// trouble and worth a retry; a 4xx (the package is gone, the pre-signed
+// URL expired) is not.
+type HTTPError struct {
+	Code   int
+	Status string
+}
+
+func (e *HTTPError) Error() string { return "store: http error: " + e.Status }
+func (e *HTTPError) Is(target error) bool { return target == ErrHTTP }
+
+// Temporary reports whether the request may succeed later.
+func (e *HTTPError) Temporary() bool { return e.Code >= 500 || e.Code == http.StatusTooManyRequests }
+
 var redirectClient = &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
 	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
 		return fmt.Errorf("%w: %q", ErrRedirect, req.URL.Scheme)
@@ -83,7 +97,7 @@ func (h *HTTP) Fetch(ctx context.Context, p []byte, off int64) (int, error) {
 	case http.StatusOK:
 		return 0, fmt.Errorf("%w: asked for bytes %d-%d, got status 200", ErrRangeIgnored, off, end)
 	default:
-		return 0, fmt.Errorf("%w: %s", ErrHTTP, resp.Status)
+		return 0, &HTTPError{Code: resp.StatusCode, Status: resp.Status}
 	}
 	start, last, err := contentRange(resp.Header.Get("Content-Range"))
 	if err != nil || start != off || last > end || last < start {

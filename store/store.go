@@ -43,6 +43,10 @@ type Options struct {
 	Keys  *manifest.Keyring
 	Floor uint64
 	Now   func() time.Time
+	// Verify, when set, checks the signed manifest instead of Keys, Floor
+	// and Now: a transport that holds no keys asks the node (which does).
+	// It returns the verified manifest.
+	Verify func(envelope []byte) (*manifest.Manifest, error)
 	// Select names the payloads this node needs, once the manifest is
 	// verified; nil means every payload. An error refuses the package
 	// before any payload byte is fetched.
@@ -236,6 +240,9 @@ func (f *fetcher) manifest(ctx context.Context) ([]byte, *manifest.Manifest, err
 }
 
 func (f *fetcher) verify(env []byte) (*manifest.Manifest, error) {
+	if f.opt.Verify != nil {
+		return f.opt.Verify(env)
+	}
 	m, _, err := manifest.Verify(env, f.opt.Keys)
 	if err != nil {
 		return nil, err

@@ -91,6 +91,9 @@ type Board struct {
 	boot   hw.BootControl
 
 	power sysfsPower
+
+	radioOnce sync.Once
+	radio     *modem.Radio
 }
 
 var _ hw.Board = (*Board)(nil)
@@ -228,11 +231,21 @@ func (b *Board) Power() hw.Power { return b.power }
 // Reboot restarts the node; it returns only on failure.
 func (b *Board) Reboot() error { return reboot() }
 
-// Modem opens the cellular modem's AT port (an optional capability, found
-// by type assertion).
-func (b *Board) Modem(ctx context.Context) (*modem.Modem, error) {
-	return modem.Open(ctx, filepath.Join(b.root, ModemPort), modem.Config{Logger: b.log, Baud: ModemBaud})
+// Linked asks the cellular modem on its AT port whether it links
+// (hw.Radio, an optional capability found by type assertion).
+func (b *Board) Linked(ctx context.Context) error { return b.modem().Linked(ctx) }
+
+// RadioStatus is the modem's answer to the last Linked, without I/O.
+func (b *Board) RadioStatus() (hw.RadioStatus, bool) { return b.modem().RadioStatus() }
+
+func (b *Board) modem() *modem.Radio {
+	b.radioOnce.Do(func() {
+		b.radio = &modem.Radio{Path: filepath.Join(b.root, ModemPort), Config: modem.Config{Logger: b.log, Baud: ModemBaud}}
+	})
+	return b.radio
 }
+
+var _ hw.Radio = (*Board)(nil)
 
 // Close closes the partitions opened so far.
 func (b *Board) Close() error {

@@ -9,8 +9,10 @@
 package hw
 
 import (
+	"context"
 	"errors"
 	"io"
+	"time"
 )
 
 // Flash is one flash partition.
@@ -135,6 +137,38 @@ type Metrology interface {
 	Readings() error
 }
 
+// Radio is the node's radio modem as the agent sees it: an optional
+// capability of a Board (found by type assertion), so that the agent knows
+// no modem driver, no serial port and no AT command.
+//
+// Linked talks to the modem (bounded by ctx) and remembers what it learnt;
+// RadioStatus only returns that memory and never does I/O, so a status
+// query never waits for a radio. A board that may or may not have a radio
+// returns an error wrapping ErrUnsupported from Linked when it has none.
+type Radio interface {
+	// Linked reports whether the radio links (registered, hearing a
+	// signal): nil, or an error that says why not.
+	Linked(ctx context.Context) error
+	// RadioStatus is the answer of the last Linked; ok is false when the
+	// radio was never asked (or the board has none).
+	RadioStatus() (st RadioStatus, ok bool)
+}
+
+// RadioStatus is what the node last learnt of its radio.
+type RadioStatus struct {
+	Manufacturer string `json:"manufacturer,omitempty"`
+	Model        string `json:"model,omitempty"`
+	Firmware     string `json:"firmware,omitempty"`
+	Registered   bool   `json:"registered"`
+	// SignalDBm is the received signal strength, absent when unknown.
+	SignalDBm *int `json:"signal_dbm,omitempty"`
+	// Error says why the modem did not answer (the other fields are then
+	// those of the last answer, if any).
+	Error string `json:"error,omitempty"`
+	// Checked is when the modem was asked.
+	Checked time.Time `json:"checked"`
+}
+
 var (
 	ErrAlignment   = errors.New("hw: misaligned flash operation")
 	ErrNotErased   = errors.New("hw: programming over unerased flash")
@@ -143,3 +177,8 @@ var (
 	ErrRebooted    = errors.New("hw: rebooted")
 	ErrUnsupported = errors.ErrUnsupported
 )
+
+// ErrBootStateLost: BootControl.Load found no readable boot state (every
+// copy corrupt). The bootloader then starts F without an order, so that
+// boot is no evidence against any set. Boot controls wrap it.
+var ErrBootStateLost = errors.New("hw: boot state lost")

@@ -41,36 +41,8 @@
 // ignores, and Lines reports ErrNoControlLines.
 //
 // Open returns a Modem that keeps the port; Radio opens it per call, for
-// board files.
+// board files, and is the board's hw.Radio.
 //
-// # Firmware transfer
-//
-// ATUpdater implements FirmwareUpdater for a module that takes its firmware
-// over the AT port. The protocol, modelled on u-blox AT+UFWUPD and
-// Quectel's AT+QFOTADL but with the checks a meter needs, is:
-//
-//	AT+FWUPD=<size>,"<id>"   start, or resume the session with this id
-//	  +FWUPD: <offset>,<max chunk>       the module has <offset> bytes
-//	AT+FWUPD?                where does the session stand
-//	  +FWUPD: <size>,<offset>            (0,0: no session)
-//	AT+FWDATA=<offset>,<len>,"<crc32>"   send one chunk
-//	  > (prompt)             the host sends exactly <len> raw bytes
-//	  +FWDATA: <new offset>              chunk stored
-//	  +CME ERROR: 801        checksum mismatch: send it again
-//	  +CME ERROR: 802        not at the session's offset: ask AT+FWUPD?
-//	AT+FWACT="<crc32>"       verify the whole image and switch to it
-//	  OK, then the module restarts and sends RDY
-//	  +CME ERROR: 801 / 803  image checksum wrong / image incomplete
-//
-// After the prompt the module reads exactly <len> bytes; when none come for
-// a second it abandons the chunk (+CME ERROR: 100) and returns to command
-// mode, so a host that gave up does not leave it stuck in the data phase.
-// CRCs are IEEE CRC-32 in 8 lowercase hex digits. The session id is the
-// whole image's CRC, so a transfer that broke off (power cut, lost link)
-// resumes at the module's offset only for the same image; an empty id
-// always starts afresh. The module keeps chunks only after their CRC
-// checked out, so its offset is always a prefix of the image. Chunks are
-// sent in order, each acknowledged before the next; a chunk whose answer is
-// lost is settled by asking AT+FWUPD? (the module either has it or not).
-// Nothing is activated until AT+FWACT has checked the whole image.
+// The module's own firmware update (FOTA) is not here yet: each module
+// family has its own commands, and they come with the modem firmware item.
 package modem

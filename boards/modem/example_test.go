@@ -27,35 +27,3 @@ func ExampleModem_Linked() {
 		fmt.Println("radio check failed:", err)
 	}
 }
-
-// Updating the module's firmware from a file in the package store. A file
-// is an io.Seeker, so a transfer that breaks off resumes.
-func ExampleATUpdater() {
-	ctx := context.Background()
-	m, err := modem.Open(ctx, "/dev/ttymxc1", modem.Config{})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer m.Close()
-	f, err := os.Open("modem-fw.bin")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	u := modem.NewATUpdater(m, modem.UpdaterConfig{
-		Progress: func(done, total int64) { fmt.Printf("%d/%d\n", done, total) },
-	})
-	if err := u.Update(ctx, f, fi.Size()); err != nil {
-		fmt.Println(err)
-		return
-	}
-	v, err := u.Version(ctx)
-	fmt.Println(v, err)
-}

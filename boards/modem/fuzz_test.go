@@ -172,26 +172,3 @@ func FuzzCommandAnswer(f *testing.F) {
 		}
 	})
 }
-
-func FuzzParseNums(f *testing.F) {
-	addLines(f, "fwupd.txt")
-	f.Fuzz(func(t *testing.T, line string) {
-		for n := 1; n <= 2; n++ {
-			v, err := parseNums(line, line[:min(len(line), strings.IndexByte(line+":", ':')+1)], n, 1<<62)
-			if err != nil {
-				if !errors.Is(err, ErrSyntax) {
-					t.Fatalf("parseNums(%q) = %v, not ErrSyntax", line, err)
-				}
-				continue
-			}
-			if len(v) != n {
-				t.Fatalf("parseNums(%q, %d) = %v", line, n, v)
-			}
-			for _, x := range v {
-				if x < 0 || x > 1<<62 {
-					t.Fatalf("parseNums(%q) = %v: out of range", line, v)
-				}
-			}
-		}
-	})
-}

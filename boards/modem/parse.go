@@ -398,14 +398,12 @@ func (e *CMEError) Error() string {
 
 func (e *CMEError) Unwrap() error { return ErrCommandFailed }
 
-// cmeText holds the 27.007 §9.2 meanings the update agent may meet, and
-// the firmware transfer's own codes (doc.go).
+// cmeText holds the 27.007 §9.2 meanings the update agent may meet.
 var cmeText = map[int]string{
 	0: "phone failure", 3: "operation not allowed", 4: "operation not supported",
 	10: "sim not inserted", 11: "sim pin required", 13: "sim failure", 14: "sim busy",
 	20: "memory full", 30: "no network service", 31: "network timeout", 50: "incorrect parameters",
-	100: "unknown", CMEChecksum: "checksum mismatch", CMEOffset: "unexpected offset",
-	CMENoSession: "no firmware transfer session", CMETooLarge: "image too large",
+	100: "unknown",
 }
 
 // ParseCMEError parses "+CME ERROR: <err>" or "+CMS ERROR: <err>".

@@ -2,25 +2,35 @@ package modem
 
 import (
 	"context"
-	"io"
+	"errors"
+	"sync"
+	"time"
+
+	"meterupd/boards/hw"
 )
 
 // Radio is a module on a device path, opened for each call and closed
-// after it, so that nothing holds the UART between a board's health checks
-// and status queries. A board file keeps one:
+// after it, so that nothing holds the UART between a board's health checks.
+// It is the board's hw.Radio: Linked asks the module and remembers the
+// answer, RadioStatus returns that answer without I/O. A board file keeps
+// one:
 //
-//	radio := modem.Radio{Path: "/dev/ttymxc1", Config: modem.Config{Logger: log}}
+//	radio := &modem.Radio{Path: "/dev/ttymxc1", Config: modem.Config{Logger: log}}
 //
-// Radio is a FirmwareUpdater for the module (with ATUpdater's transfer).
+// Now is the clock of the Checked stamp (time.Now when nil).
 type Radio struct {
-	Path    string
-	Config  Config
-	Updater UpdaterConfig
+	Path   string
+	Config Config
+	Now    func() time.Time
+
+	mu   sync.Mutex
+	last hw.RadioStatus
+	ok   bool
 }
 
-var _ FirmwareUpdater = Radio{}
+var _ hw.Radio = (*Radio)(nil)
 
-func (r Radio) with(ctx context.Context, f func(*Modem) error) error {
+func (r *Radio) with(ctx context.Context, f func(*Modem) error) error {
 	m, err := Open(ctx, r.Path, r.Config)
 	if err != nil {
 		return err
@@ -32,26 +42,43 @@ func (r Radio) with(ctx context.Context, f func(*Modem) error) error {
 	return err
 }
 
-// Linked is Modem.Linked: the health check "the radio links".
-func (r Radio) Linked(ctx context.Context) error {
-	return r.with(ctx, func(m *Modem) error { return m.Linked(ctx) })
+// Linked asks the module for its status and whether it links (Modem.Status
+// and Modem.Linked, on one opening of the port), and remembers the answer.
+func (r *Radio) Linked(ctx context.Context) error {
+	var st Status
+	var linked error
+	err := r.with(ctx, func(m *Modem) (err error) {
+		if st, err = m.Status(ctx); err != nil {
+			return err
+		}
+		linked = m.Linked(ctx)
+		return nil
+	})
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, errors.ErrUnsupported) {
+			return err
+		}
+		r.last.Error, r.last.Checked, r.ok = err.Error(), now(), true
+		return err
+	}
+	r.last = hw.RadioStatus{Manufacturer: st.Identity.Manufacturer, Model: st.Identity.Model, Firmware: st.Firmware,
+		Registered: st.Registration.Registered(), SignalDBm: st.SignalDBm, Checked: now()}
+	if linked != nil {
+		r.last.Error = linked.Error()
+	}
+	r.ok = true
+	return linked
 }
 
-// Status is Modem.Status.
-func (r Radio) Status(ctx context.Context) (Status, error) {
-	var s Status
-	err := r.with(ctx, func(m *Modem) (err error) { s, err = m.Status(ctx); return err })
-	return s, err
-}
-
-// Version reports the module's firmware revision.
-func (r Radio) Version(ctx context.Context) (string, error) {
-	var v string
-	err := r.with(ctx, func(m *Modem) (err error) { v, err = m.FirmwareVersion(ctx); return err })
-	return v, err
-}
-
-// Update transfers and activates firmware with an ATUpdater.
-func (r Radio) Update(ctx context.Context, rd io.Reader, size int64) error {
-	return r.with(ctx, func(m *Modem) error { return NewATUpdater(m, r.Updater).Update(ctx, rd, size) })
+// RadioStatus returns the answer of the last Linked, without I/O.
+func (r *Radio) RadioStatus() (hw.RadioStatus, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last, r.ok
 }

@@ -39,7 +39,7 @@ const (
 var (
 	// ErrBootCorrupt: no copy of the boot state is valid. The bootloader
 	// then boots F; it never invents an order.
-	ErrBootCorrupt = errors.New("sim: boot control corrupt")
+	ErrBootCorrupt = fmt.Errorf("sim: boot control corrupt (%w)", hw.ErrBootStateLost)
 	// ErrBadBootState: Store was given a state the record cannot hold
 	// (unknown or repeated slot, attempts outside 0..hw.MaxAttempts).
 	ErrBadBootState = errors.New("sim: invalid boot state")

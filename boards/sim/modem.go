@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"meterupd/boards/hw"
 	"meterupd/boards/modem"
 )
 
@@ -31,15 +32,35 @@ func (b *Board) SetModemPort(path string) error {
 	return os.WriteFile(p, []byte(path+"\n"), 0o644)
 }
 
-// Modem opens the node's radio modem (an optional board capability). A
-// node without one returns an error wrapping errors.ErrUnsupported.
-func (b *Board) Modem(ctx context.Context) (*modem.Modem, error) {
+// Linked asks the node's radio modem whether it links (hw.Radio). A node
+// without one returns an error wrapping errors.ErrUnsupported.
+func (b *Board) Linked(ctx context.Context) error {
 	raw, err := os.ReadFile(filepath.Join(b.dir, modemPortFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("sim: no modem: %w", errors.ErrUnsupported)
+		return fmt.Errorf("sim: no modem: %w", errors.ErrUnsupported)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return modem.Open(ctx, strings.TrimSpace(string(raw)), modem.Config{Logger: b.log})
+	path := strings.TrimSpace(string(raw))
+	b.radioMu.Lock()
+	if b.radio == nil || b.radio.Path != path {
+		b.radio = &modem.Radio{Path: path, Config: modem.Config{Logger: b.log}}
+	}
+	r := b.radio
+	b.radioMu.Unlock()
+	return r.Linked(ctx)
 }
+
+// RadioStatus is the answer of the last Linked, without I/O (hw.Radio).
+func (b *Board) RadioStatus() (hw.RadioStatus, bool) {
+	b.radioMu.Lock()
+	r := b.radio
+	b.radioMu.Unlock()
+	if r == nil {
+		return hw.RadioStatus{}, false
+	}
+	return r.RadioStatus()
+}
+
+var _ hw.Radio = (*Board)(nil)

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"meterupd/boards/modem"
 	"os"
 	"path/filepath"
 	"sync"
@@ -62,6 +63,9 @@ type Board struct {
 	closed    bool
 	scratch   []byte
 	inv       []byte // scratch for the inverse of what an inverted part stores
+
+	radioMu sync.Mutex // guards radio (apart from mu: AT I/O is slow)
+	radio   *modem.Radio
 }
 
 // Option configures Open.
@@ -109,6 +113,9 @@ func Create(dir string, g Geometry) error {
 			return err
 		}
 	}
+	if err := createMetering(dir, g); err != nil {
+		return err
+	}
 	// The factory programs the first boot control copy; the second stays erased.
 	rec, err := encodeBootState(hw.BootState{Order: []hw.Slot{hw.SlotA}, Left: map[hw.Slot]int{hw.SlotA: g.Attempts}}, 1)
 	if err != nil {
@@ -146,7 +153,8 @@ func WriteFactory(dir string, image []byte) error {
 
 // Open opens the node in dir. It reads board.json and opens the partition
 // files; it reads no partition content, so it is cheap enough to run
-// thousands of times in a power-cut suite.
+// thousands of times in a power-cut suite. A directory made before the
+// metering partitions existed gains them, erased (see metering.go).
 func Open(dir string, opts ...Option) (*Board, error) {
 	g, err := readState(dir)
 	if err != nil {
@@ -162,7 +170,10 @@ func Open(dir string, opts ...Option) (*Board, error) {
 	if b.rnd == nil {
 		b.rnd = rand.New(rand.NewPCG(0x5eed, 0xc0ffee))
 	}
-	for _, name := range partNames {
+	if err := createMetering(dir, g); err != nil {
+		return nil, err
+	}
+	for _, name := range append(partNames[:], meteringParts[:]...) {
 		f, err := b.openPart(name)
 		if err != nil {
 			b.closeFiles()
@@ -191,7 +202,7 @@ func (b *Board) openPart(name string) (*flash, error) {
 		f.Close()
 		return nil, fmt.Errorf("sim: open: %w", err)
 	}
-	if want := b.geo.size(name); fi.Size() != want {
+	if want := b.geo.partSize(name); fi.Size() != want {
 		f.Close()
 		return nil, fmt.Errorf("%w: partition %s is %d bytes, want %d", ErrCorruptState, name, fi.Size(), want)
 	}
@@ -223,10 +234,11 @@ func (b *Board) Geometry() Geometry { return b.geo }
 // Dir returns the state directory.
 func (b *Board) Dir() string { return b.dir }
 
-// Partition returns hw.PartJournal, hw.PartCommon or PartBootctl.
+// Partition returns hw.PartJournal, hw.PartCommon, PartBootctl,
+// hw.PartAudit or hw.PartOpLog.
 func (b *Board) Partition(name string) (hw.Flash, error) {
 	switch name {
-	case hw.PartJournal, hw.PartCommon, PartBootctl:
+	case hw.PartJournal, hw.PartCommon, PartBootctl, hw.PartAudit, hw.PartOpLog:
 		return b.parts[name], nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrNoPartition, name)

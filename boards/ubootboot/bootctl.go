@@ -29,7 +29,7 @@ var slots = []hw.Slot{hw.SlotA, hw.SlotB, hw.SlotF}
 var (
 	// ErrCorrupt: the stored boot state cannot be read (no valid env copy,
 	// or a variable the script cannot use). The bootloader then boots F.
-	ErrCorrupt = errors.New("ubootboot: boot state unreadable")
+	ErrCorrupt = fmt.Errorf("ubootboot: boot state unreadable (%w)", hw.ErrBootStateLost)
 	// ErrBadBootState: Store was given a state the contract cannot hold
 	// (unknown or repeated slot, attempts outside 0..hw.MaxAttempts).
 	ErrBadBootState = errors.New("ubootboot: invalid boot state")

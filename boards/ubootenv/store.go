@@ -313,7 +313,7 @@ func (s *Store) Load() (Env, error) {
 func (s *Store) load() (Env, state, error) {
 	st := s.readState()
 	if st.current < 0 {
-		return nil, st, fmt.Errorf("%w%w", ErrNoValidCopy, wrapErrs(st.errs))
+		return nil, st, noValidCopy(st.errs)
 	}
 	h := headerSize(s.Redundant())
 	env, err := ParseData(st.bufs[st.current][h:], int64(h))
@@ -323,7 +323,9 @@ func (s *Store) load() (Env, state, error) {
 	return env, st, nil
 }
 
-func wrapErrs(errs []error) error {
+// noValidCopy is ErrNoValidCopy, wrapping the read errors of the copies
+// when there were any (a copy that reads but fails its CRC has none).
+func noValidCopy(errs []error) error {
 	var nonNil []error
 	for _, e := range errs {
 		if e != nil {
@@ -331,9 +333,9 @@ func wrapErrs(errs []error) error {
 		}
 	}
 	if len(nonNil) == 0 {
-		return nil
+		return ErrNoValidCopy
 	}
-	return fmt.Errorf(": %w", errors.Join(nonNil...))
+	return fmt.Errorf("%w: %w", ErrNoValidCopy, errors.Join(nonNil...))
 }
 
 // Save stores env in one atomic write. With two copies it writes the copy

@@ -119,8 +119,8 @@ func TestSingleCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Load(); !errors.Is(err, ErrNoValidCopy) {
-		t.Errorf("Load(erased) = %v, want ErrNoValidCopy", err)
+	if _, err := s.Load(); !errors.Is(err, ErrNoValidCopy) || strings.Contains(err.Error(), "%!") {
+		t.Errorf("Load(erased) = %v, want ErrNoValidCopy in a clean sentence", err)
 	}
 	if err := s.Update(func(Env) error { return nil }); !errors.Is(err, ErrNoValidCopy) {
 		t.Errorf("Update(erased) = %v, want ErrNoValidCopy", err)

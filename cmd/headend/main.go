@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"meterupd/headend"
-	"meterupd/pkgbuild"
 )
 
 const usage = `usage: headend COMMAND [flags]
@@ -120,7 +119,6 @@ func serve(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Username, "username", "", "external broker user name")
 	fs.DurationVar(&cfg.Tick, "tick", time.Second, "how often campaigns step")
 	fs.DurationVar(&cfg.ResendAfter, "resend-after", 30*time.Second, "publish a sent node's document again after this long without a report on its job")
-	keyPath := fs.String("key", "", "signing key (PEM) for packages tailored per group (campaign create --tailor)")
 	cert := fs.String("tls-cert", "", "TLS certificate (the embedded broker's, or the client's)")
 	key := fs.String("tls-key", "", "TLS key")
 	ca := fs.String("tls-ca", "", "TLS authorities (of clients for the embedded broker, of the external broker)")
@@ -138,11 +136,6 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.TLS = tc
-	if *keyPath != "" {
-		if cfg.Signer, err = pkgbuild.LoadSigner(*keyPath); err != nil {
-			return err
-		}
-	}
 	srv, err := headend.Serve(ctx, cfg)
 	if err != nil {
 		return err
@@ -235,7 +228,7 @@ func campaign(ctx context.Context, args []string) error {
 	inflight := fs.Int("max-inflight", 100, "nodes sent their job and not finished, at most")
 	timeout := fs.Duration("wave-timeout", headend.DefaultWaveTimeout, "a node silent this long is unreachable")
 	stream := fs.Bool("stream", false, "deliver the package in-band (MQTT block stream) instead of by URL")
-	tailor := fs.Bool("tailor", false, "send the manifest; answer each node's request with a package repacked for its version group")
+	tailor := fs.Bool("tailor", false, "send the manifest; answer each node's request with the package tailored for its version group")
 	pos, err := parse(fs, args[1:])
 	if err != nil {
 		return err

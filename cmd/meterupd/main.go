@@ -13,8 +13,6 @@ import (
 	"runtime/debug"
 	"sort"
 	"syscall"
-
-	"meterupd/boards"
 )
 
 // command is one subcommand. Each lives in its own file and registers
@@ -40,9 +38,12 @@ type cmdEnv struct {
 	board   string // --board
 	state   string // --state (sim board: the state directory)
 	store   string // --store (package store directory)
+	socket  string // --socket (the daemon's local API)
 	verbose bool   // -v
-	stdout  io.Writer
-	stderr  io.Writer
+	// viaDaemon: the command was answered by the running daemon.
+	viaDaemon bool
+	stdout    io.Writer
+	stderr    io.Writer
 }
 
 // memoryLimit is the agent's soft memory limit unless GOMEMLIMIT says
@@ -82,6 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&env.board, "board", os.Getenv("METERUPD_BOARD"), "board file to use: sim, a hardware board, or auto (from the device tree); default: sim with --state, else auto")
 	fs.StringVar(&env.state, "state", os.Getenv("METERUPD_STATE"), "state directory of the sim board")
 	fs.StringVar(&env.store, "store", "", "package store directory (default: in the sim state directory, or /var/lib/meterupd/store)")
+	fs.StringVar(&env.socket, "socket", os.Getenv("METERUPD_SOCKET"), "the daemon's local API socket (default: meterupd.sock in the sim state directory, or /run/meterupd/meterupd.sock)")
 	fs.BoolVar(&env.verbose, "v", false, "log every step to standard error")
 	fs.Usage = func() { printUsage(stderr, fs) }
 	if err := fs.Parse(args); err != nil {
@@ -102,20 +104,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if !ok {
 		return usageError{fmt.Sprintf("unknown command %q (meterupd help lists them)", name)}
 	}
-	return c.run(ctx, env, fs.Args()[1:])
+	err := c.run(ctx, env, fs.Args()[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // COMMAND --help printed the command's usage
+	}
+	return err
 }
 
 // resolveBoard settles --board auto (or no --board without --state) from
 // the device tree, once, when a command first needs the board.
 func (env *cmdEnv) resolveBoard() error {
-	if env.board != "" && env.board != "auto" {
-		return nil
+	cfg := env.config()
+	if err := cfg.Resolve(); err != nil {
+		return err
 	}
-	b, err := boards.Detect(boards.Config{})
-	if err != nil {
-		return fmt.Errorf("cannot tell which board this is (%w); name it with --board, or use --board sim --state DIR", err)
-	}
-	env.board = b
+	env.board = cfg.Board
 	return nil
 }
 

@@ -59,7 +59,7 @@ func snapshot(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	m := map[string]string{}
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() == "lock" {
+		if err != nil || !d.Type().IsRegular() || d.Name() == "lock" {
 			return err
 		}
 		b, err := os.ReadFile(p)
@@ -107,19 +107,19 @@ func TestUpdateCycleCLI(t *testing.T) {
 	if !strings.Contains(out, "started slot B") {
 		t.Errorf("install output = %q, want the reboot into B", out)
 	}
-	if st := status(t, dir); st.Update == nil || st.Update.Phase != agent.Activating || st.Booted != "B" {
+	if st := status(t, dir); st.Update == nil || st.Update.Phase != agent.Activating || st.Running.Slot != "B" {
 		t.Fatalf("after install: %+v", st)
 	}
 	mustMU(t, dir, "run", "--once")
 	st := status(t, dir)
-	if st.Last == nil || st.Last.Code != agent.Committed || st.Primary != "B" || st.Slots[1].Version != "2.0.0" {
+	if st.Last == nil || st.Last.Code != agent.Committed || st.Primary != "B" || st.Slots["B"].Version != "2.0.0" {
 		t.Fatalf("after run: %+v", st)
 	}
 	// Roll back by hand: back to A, B marked bad.
 	mustMU(t, dir, "rollback", "--reason", "technician test")
 	mustMU(t, dir, "run", "--once")
 	st = status(t, dir)
-	if st.Booted != "A" || st.Last.Code != agent.RolledBack || st.Slots[1].State != "bad" {
+	if st.Running.Slot != "A" || st.Last.Code != agent.RolledBack || st.Slots["B"].State != "bad" {
 		t.Fatalf("after rollback: %+v", st)
 	}
 	if out := mustMU(t, dir, "journal"); !strings.Contains(out, "last committed 2.0.0") {
@@ -131,7 +131,7 @@ func TestInstallNoActivateThenActivateAndCommit(t *testing.T) {
 	dir := newNode(t)
 	img, sha := writeImage(t, "2.0.0", 100000)
 	mustMU(t, dir, "install", img, "--sha256", sha, "--version", "2.0.0", "--no-activate")
-	if st := status(t, dir); st.Update == nil || st.Update.Phase != agent.Installed || st.Slots[1].State != "ready" {
+	if st := status(t, dir); st.Update == nil || st.Update.Phase != agent.Installed || st.Slots["B"].State != "ready" {
 		t.Fatalf("after install --no-activate: %+v", st.Update)
 	}
 	mustMU(t, dir, "activate")
@@ -238,7 +238,7 @@ func TestInstallDeltaChainCLI(t *testing.T) {
 	mustMU(t, dir, args...)
 	mustMU(t, dir, "run", "--once")
 	st := status(t, dir)
-	if st.Last == nil || st.Last.Code != agent.Committed || st.Slots[1].Version != "3.0.0" || st.Slots[1].SHA256 != hex.EncodeToString(sum[:]) {
+	if st.Last == nil || st.Last.Code != agent.Committed || st.Slots["B"].Version != "3.0.0" || st.Slots["B"].SHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("after a delta chain install: %+v", st)
 	}
 	// A chain made from another source is refused before anything is written.
@@ -262,7 +262,7 @@ func TestRadioInStatusAndHealth(t *testing.T) {
 		t.Fatalf("status without the radio:\n%s", out)
 	}
 	st := status(t, dir)
-	if st.Radio == nil || st.Radio.Modem == nil || st.Radio.Modem.Firmware != m.Revision() {
+	if st.Radio == nil || st.Radio.Firmware != m.Revision() {
 		t.Fatalf("status radio = %+v, want firmware %q", st.Radio, m.Revision())
 	}
 	// The new set boots, but the radio does not register: not healthy.

@@ -1,41 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"meterupd/agent"
-	"meterupd/boards"
 	"meterupd/boards/hw"
-	"meterupd/boards/sim"
-	"meterupd/journal"
-	"meterupd/manifest"
+	"meterupd/localapi"
+	"meterupd/node"
 )
-
-// node is an opened board with its agent, owned by this process.
-type node struct {
-	board  hw.Board
-	agent  *agent.Agent
-	unlock func()
-	reason string // --reason of the command
-}
-
-func (n *node) close() {
-	if c, ok := n.board.(io.Closer); ok {
-		c.Close()
-	}
-	if n.unlock != nil {
-		n.unlock()
-	}
-}
 
 // logger logs warnings (and with -v every step) to standard error, without
 // timestamps: the console and the system log add their own.
@@ -53,135 +30,97 @@ func (env *cmdEnv) logger() *slog.Logger {
 		}}))
 }
 
-// storeDir is the package store: in the sim state directory, or --store.
-func (env *cmdEnv) storeDir() string {
-	if env.store != "" {
-		return env.store
-	}
-	if env.board == "sim" {
-		return filepath.Join(env.state, "store")
-	}
-	return "/var/lib/meterupd/store"
+// config is the node the global flags name.
+func (env *cmdEnv) config() node.Config {
+	return node.Config{Board: env.board, StateDir: env.state, Store: env.store, Socket: env.socket, Logger: env.logger()}
 }
 
-// configPath is a provisioning file: in the sim state directory, or in
-// /etc/meterupd on a meter.
+// configPath is a provisioning file of the node.
 func (env *cmdEnv) configPath(name string) string {
-	if env.board == "sim" {
-		return filepath.Join(env.state, name)
-	}
-	return filepath.Join("/etc/meterupd", name)
+	c := env.config()
+	return c.ConfigPath(name)
 }
 
-// nodeConfig reads the provisioned trusted keys (keys.pem) and identity
-// (identity.json). A missing file is not an error: a node without keys
-// refuses signed packages, one without identity matches only items that
-// name no device type.
-func (env *cmdEnv) nodeConfig() (*manifest.Keyring, agent.Identity, error) {
-	var id agent.Identity
-	var keys *manifest.Keyring
-	if b, err := os.ReadFile(env.configPath("keys.pem")); err == nil {
-		if keys, err = manifest.ParseKeyringPEM(b); err != nil {
-			return nil, id, fmt.Errorf("trusted keys %s: %w", env.configPath("keys.pem"), err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, id, err
-	}
-	if b, err := os.ReadFile(env.configPath("identity.json")); err == nil {
-		if err := json.Unmarshal(b, &id); err != nil {
-			return nil, id, fmt.Errorf("identity %s: %w", env.configPath("identity.json"), err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, id, err
-	}
-	return keys, id, nil
-}
-
-func (env *cmdEnv) lockPath() string {
-	if env.board == "sim" {
-		return filepath.Join(env.state, "lock")
-	}
-	return "/run/meterupd.lock"
-}
-
-// openBoard opens the board and takes the node's lock.
+// openBoard opens the board alone under the node's lock.
 func (env *cmdEnv) openBoard() (hw.Board, func(), error) {
 	if err := env.resolveBoard(); err != nil {
 		return nil, nil, err
 	}
-	if env.board == "sim" && env.state == "" {
-		return nil, nil, usageError{"the sim board needs --state DIR (or METERUPD_STATE)"}
-	}
-	if env.board == "sim" {
-		if _, err := os.Stat(env.state); err != nil {
-			return nil, nil, fmt.Errorf("no simulated node in %s: create one with `meterupd sim init %s`", env.state, env.state)
+	return node.OpenBoard(env.config())
+}
+
+// caller runs commands of the table: on the daemon when one runs, or on
+// the node opened directly under its lock when none does. The results go
+// through JSON either way, so the user sees the same output.
+type caller interface {
+	call(ctx context.Context, req localapi.Request, emit func(localapi.Event), out any) error
+	close()
+}
+
+type daemonCaller struct{ c *localapi.Client }
+
+func (d daemonCaller) call(ctx context.Context, req localapi.Request, emit func(localapi.Event), out any) error {
+	return d.c.Call(ctx, req, emit, out)
+}
+func (d daemonCaller) close() { d.c.Close() }
+
+type directCaller struct{ n *node.Node }
+
+func (d directCaller) call(ctx context.Context, req localapi.Request, emit func(localapi.Event), out any) error {
+	res, err := d.n.Handle(ctx, req, emit)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return err
 		}
+		return localapi.AsError(err)
 	}
-	unlock, err := lockFile(env.lockPath())
+	b, err := json.Marshal(res)
 	if err != nil {
-		return nil, nil, err
-	}
-	b, err := boards.Open(env.board, boards.Config{StateDir: env.state, Logger: env.logger()})
-	if err != nil {
-		unlock()
-		return nil, nil, explainBoard(env, err)
-	}
-	return b, unlock, nil
-}
-
-// openNode opens the board and the agent (which reads the journal).
-func (env *cmdEnv) openNode() (*node, error) {
-	b, unlock, err := env.openBoard()
-	if err != nil {
-		return nil, err
-	}
-	n := &node{board: b, unlock: unlock}
-	keys, id, err := env.nodeConfig()
-	if err != nil {
-		n.close()
-		return nil, err
-	}
-	a, err := agent.Open(agent.Options{Board: b, StoreDir: env.storeDir(), Logger: env.logger(), Keys: keys, Identity: id, Now: time.Now})
-	if err != nil {
-		n.close()
-		return nil, explainJournal(err)
-	}
-	n.agent = a
-	return n, nil
-}
-
-func explainBoard(env *cmdEnv, err error) error {
-	switch {
-	case errors.Is(err, sim.ErrNoState):
-		return fmt.Errorf("no simulated node in %s: create one with `meterupd sim init %s` (%w)", env.state, env.state, err)
-	case errors.Is(err, sim.ErrCorruptState):
-		return fmt.Errorf("the simulated node in %s is damaged; nothing was changed (%w)", env.state, err)
-	case errors.Is(err, boards.ErrUnknownBoard):
-		return fmt.Errorf("%w; choose one with --board", err)
-	}
-	return err
-}
-
-func explainJournal(err error) error {
-	switch {
-	case errors.Is(err, agent.ErrNotProvision):
-		return fmt.Errorf("the journal is empty: this node was never provisioned; nothing was changed (%w)", err)
-	case errors.Is(err, agent.ErrNewerJournal):
-		return fmt.Errorf("the journal was written by a newer meterupd; this version will not touch it (%w)", err)
-	case errors.Is(err, journal.ErrForeign), errors.Is(err, journal.ErrCorrupt):
-		return fmt.Errorf("the journal partition holds no valid journal; nothing was changed, the bootloader keeps its last order (%w)", err)
-	}
-	return err
-}
-
-// rebooted turns the sim board's reboot into a sentence.
-func rebooted(env *cmdEnv, n *node, err error) error {
-	if !errors.Is(err, hw.ErrRebooted) {
 		return err
 	}
-	s, _ := n.board.Boot().Booted()
-	fmt.Fprintf(env.stdout, "node rebooted: the bootloader started slot %s; the agent continues when it starts (meterupd run)\n", s)
-	return nil
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(b, out)
+}
+func (d directCaller) close() { d.n.Close() }
+
+// caller connects to the daemon, or opens the node when none runs.
+func (env *cmdEnv) caller(ctx context.Context) (caller, error) {
+	if err := env.resolveBoard(); err != nil {
+		return nil, err
+	}
+	cfg := env.config()
+	if err := cfg.Resolve(); err != nil {
+		return nil, err
+	}
+	c, err := localapi.Dial(ctx, cfg.SocketPath(), "meterupd "+node.Version().Version)
+	if err == nil {
+		env.viaDaemon = true
+		return daemonCaller{c}, nil
+	}
+	if !errors.Is(err, localapi.ErrNoDaemon) && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	n, err := node.Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return directCaller{n}, nil
+}
+
+// absPaths makes the paths absolute: the daemon does not share the
+// client's working directory.
+func absPaths(ps []string) ([]string, error) {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = a
+	}
+	return out, nil
 }
 
 func shortSHA(s string) string {

@@ -100,21 +100,28 @@ func writePkg(t *testing.T, key crypto.Signer, m *manifest.Manifest, payloads []
 	return p
 }
 
-func TestSignedPackageInstallsAndReplayIsRefused(t *testing.T) {
+// chainPkgNode is a node that trusts a new key, and a package signed with
+// it: the chain 1.0 → 2.0 → 3.0, sequence 5.
+func chainPkgNode(t *testing.T) (dir, pkg string) {
+	t.Helper()
 	key, err := manifest.GenerateKey("ed25519")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := pkgNode(t, key.Public())
+	dir = pkgNode(t, key.Public())
 	items, payloads := chainItems(t)
-	pkg := writePkg(t, key, &manifest.Manifest{Schema: 1, Sequence: 5, Items: items}, payloads, nil)
+	return dir, writePkg(t, key, &manifest.Manifest{Schema: 1, Sequence: 5, Items: items}, payloads, nil)
+}
+
+func TestSignedPackageInstallsAndReplayIsRefused(t *testing.T) {
+	dir, pkg := chainPkgNode(t)
 	if out := mustMU(t, dir, "request", pkg); !strings.Contains(out, `"system": "3.0"`) || !strings.Contains(out, `"device_type": "em300"`) {
 		t.Errorf("request:\n%s", out)
 	}
 	mustMU(t, dir, "install", pkg)
 	mustMU(t, dir, "run", "--once")
 	st := status(t, dir)
-	if st.Last == nil || st.Last.Code != agent.Committed || st.Slots[1].Version != "3.0" || st.Floor != 5 || len(st.Checks) != 2 {
+	if st.Last == nil || st.Last.Code != agent.Committed || st.Slots["B"].Version != "3.0" || st.Floor != 5 || len(st.Checks) != 2 {
 		t.Fatalf("after the package: %+v", st)
 	}
 	before := snapshot(t, dir)

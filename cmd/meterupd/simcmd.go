@@ -1,3 +1,9 @@
+// The simulated meter (`meterupd sim …`, and the sim board it registers)
+// is for the bench and the demo: its fault injection is not linked into
+// the meter binaries (GOARCH arm and arm64) unless built with -tags sim.
+
+//go:build !(arm || arm64) || sim
+
 package main
 
 import (
@@ -5,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -15,6 +22,7 @@ import (
 	"meterupd/boards/hw"
 	"meterupd/boards/sim"
 	"meterupd/manifest"
+	"meterupd/node"
 )
 
 func init() {
@@ -116,7 +124,7 @@ func simInit(env *cmdEnv, args []string) error {
 		return err
 	}
 	// The agent's first start marks the factory set good.
-	a, err := agent.Open(agent.Options{Board: b, StoreDir: env.storeDir(), Logger: env.logger()})
+	a, err := agent.Open(agent.Options{Board: b, StoreDir: storeDir(env), Logger: env.logger()})
 	if err != nil {
 		return err
 	}
@@ -248,10 +256,28 @@ func (env *cmdEnv) openSim() (*sim.Board, func(), error) {
 	if env.board != "sim" {
 		return nil, nil, usageError{"sim commands need --board sim"}
 	}
-	b, unlock, err := env.openBoard()
+	b, done, err := env.openBoard()
 	if err != nil {
 		return nil, nil, err
 	}
-	sb := b.(*sim.Board)
-	return sb, func() { sb.Close(); unlock() }, nil
+	return b.(*sim.Board), done, nil
+}
+
+func storeDir(env *cmdEnv) string {
+	c := env.config()
+	return c.StorePath()
+}
+
+func init() {
+	// The sim board's errors, in sentences (the node package links no
+	// board driver itself).
+	node.RegisterExplainer(func(c *node.Config, err error) error {
+		switch {
+		case errors.Is(err, sim.ErrNoState):
+			return fmt.Errorf("no simulated node in %s: create one with `meterupd sim init %s` (%w)", c.StateDir, c.StateDir, err)
+		case errors.Is(err, sim.ErrCorruptState):
+			return fmt.Errorf("the simulated node in %s is damaged; nothing was changed (%w)", c.StateDir, err)
+		}
+		return nil
+	})
 }

@@ -45,12 +45,12 @@ func Write(path string, mode os.FileMode, write func(io.Writer) error) (err erro
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
-// syncDir makes a rename in dir durable. File systems that cannot sync a
-// directory (EINVAL) have nothing more to do.
-func syncDir(dir string) error {
+// SyncDir makes a rename or a removal in dir durable. File systems that
+// cannot sync a directory (EINVAL) have nothing more to do.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -17,13 +17,7 @@
 //     AT+CEREG?/=n, AT+CMEE=n;
 //   - registration URCs when SetRegistration changes the state and
 //     AT+CREG=1/2 enabled them; URCs that arrive while a command is being
-//     received or answered are held back until after the answer;
-//   - the firmware transfer of package modem's documentation (AT+FWUPD,
-//     AT+FWDATA with its "> " prompt and raw data, given up after a second
-//     without bytes, AT+FWACT), with a
-//     staging area that survives a broken-off transfer, and a restart after
-//     activation: away for a while (input is lost), settings back to
-//     power-up defaults, then "RDY". The new revision is VersionOf(image).
+//     received or answered are held back until after the answer.
 //
 // A command the module does not know fails the test (and is answered with
 // ERROR), as periph's conntest playback does. Tests change how an answer
@@ -31,4 +25,13 @@
 // in order with Expect (playback: every command must then match): Delay,
 // URCMid (a URC inside the answer), Noise, Silent, Lost, Corrupt, CME,
 // Reply. Expectations still unmet at the end of the test fail it.
+//
+// StartWith runs a module of a maker's dialect instead (Options.Dialect):
+// a Quectel BG95 with its file system and DFOTA, or a u-blox SARA-R410M
+// with FOAT and factory settings after an install. Its Path is a symbolic
+// link that follows the module across restarts, where the pseudo-terminal
+// is closed and a new one opened, as a USB module's port vanishes and comes
+// back. Failure modes: CorruptNextUpload, CutUploadAt, FOTAError,
+// NeverReady, CutAt and PowerCut (with OnPowerCut); after a power cut the
+// module is in the state its manual gives for the step it was in.
 package modemtest

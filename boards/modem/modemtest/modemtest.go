@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -19,8 +20,7 @@ const (
 	DefaultModel        = "BG95-M3"
 	DefaultRevision     = "BG95M3LAR02A03"
 	DefaultIMEI         = "866123045678901"
-	DefaultMaxChunk     = 1024
-	DefaultCapacity     = 1 << 20 // staging area for a firmware image
+	DefaultCapacity     = 1 << 20 // the module's room for a firmware file
 )
 
 type regState struct {
@@ -28,12 +28,6 @@ type regState struct {
 	stat       int
 	area, cell string
 	act        int
-}
-
-type session struct {
-	size int64
-	id   string
-	data []byte
 }
 
 // Modem is a simulated radio module on the master side of a
@@ -61,12 +55,18 @@ type Modem struct {
 	expect       []*Step
 	once         []*Step
 	commands     []string
-	maxChunk     int
-	capacity     int64
-	sess         *session
-	restartDelay time.Duration
-	dataIdle     time.Duration
+	// firmware dialects (fota.go)
+	capacity     int64         // largest file the module takes
+	restartDelay time.Duration // how long the module is away when it restarts
+	dataIdle     time.Duration // how long it waits for more bytes of an upload
 	restarts     int
+
+	dialect Dialect
+	link    string     // the stable path of a module whose port comes and goes
+	uart    bool       // the port stays across restarts
+	fota    *fotaState // the Quectel and u-blox dialects' file system and update
+	cut     atomic.Bool
+	onCut   func()
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -81,6 +81,12 @@ type Modem struct {
 // At the end of the test, expectations (Expect, Once) that were never met
 // fail it.
 func Start(t testing.TB) (path string, m *Modem) {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start for a module of the given dialect (see Options).
+func StartWith(t testing.TB, o Options) (path string, m *Modem) {
 	t.Helper()
 	master, slave, slaveFD, err := openPTY()
 	if errors.Is(err, errors.ErrUnsupported) {
@@ -105,22 +111,37 @@ func Start(t testing.TB) (path string, m *Modem) {
 			"CREG":  {stat: 1, area: "1A2B", cell: "01C3D4E5", act: 0},
 			"CEREG": {stat: 1, area: "1A2B", cell: "01C3D4E5", act: 7},
 		},
-		maxChunk: DefaultMaxChunk, capacity: DefaultCapacity,
-		restartDelay: 50 * time.Millisecond, dataIdle: time.Second,
+		capacity: DefaultCapacity, restartDelay: 50 * time.Millisecond, dataIdle: time.Second,
 		done: make(chan struct{}),
+	}
+	if o.Dialect != Generic {
+		if err := m.startDialect(o); err != nil {
+			master.Close()
+			closeFD(slaveFD)
+			t.Fatalf("modemtest: %v", err)
+		}
 	}
 	m.wg.Add(1)
 	go m.serve()
 	t.Cleanup(m.stop)
-	return slave, m
+	return m.Path(), m
 }
 
-// Path is the device path of the module's port (the pty slave).
-func (m *Modem) Path() string { return m.path }
+// Path is the device path of the module's port: the pty slave, or for a
+// dialect (StartWith) a symbolic link to it that follows the module's
+// restarts.
+func (m *Modem) Path() string {
+	if m.link != "" {
+		return m.link
+	}
+	return m.path
+}
 
 func (m *Modem) stop() {
 	close(m.done)
+	m.wmu.Lock()
 	m.master.Close()
+	m.wmu.Unlock()
 	m.wg.Wait()
 	closeFD(m.slaveFD)
 	m.mu.Lock()
@@ -146,7 +167,6 @@ type Step struct {
 	noise    []byte
 	silent   bool
 	lost     bool
-	corrupt  bool
 	cme      int
 }
 
@@ -173,9 +193,6 @@ func (s *Step) Silent() *Step { return s.set(func() { s.silent = true }) }
 
 // Lost executes the command but swallows the answer, as a lost line does.
 func (s *Step) Lost() *Step { return s.set(func() { s.lost = true }) }
-
-// Corrupt flips one bit of the data that follows the command (AT+FWDATA).
-func (s *Step) Corrupt() *Step { return s.set(func() { s.corrupt = true }) }
 
 // CME answers with error code n, in the form AT+CMEE selects (ERROR,
 // numeric or text).
@@ -240,22 +257,23 @@ func (m *Modem) Revision() string {
 	return m.revision
 }
 
-// Restarts counts the module's restarts after AT+FWACT.
+// Restarts counts the module's restarts after a firmware install.
 func (m *Modem) Restarts() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.restarts
 }
 
-// Staged reports the firmware transfer session: its size and how many
-// bytes the module holds (0, 0 without a session).
-func (m *Modem) Staged() (size, offset int64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.sess == nil {
-		return 0, 0
+// VersionOf is the revision the simulated module reports after running
+// image: the text after "MODEMFW " up to the first newline when the image
+// starts so, else "FW-" and the image's CRC-32 in hex.
+func VersionOf(image []byte) string {
+	if rest, ok := bytes.CutPrefix(image, []byte("MODEMFW ")); ok {
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			return string(rest[:i])
+		}
 	}
-	return m.sess.size, int64(len(m.sess.data))
+	return fmt.Sprintf("FW-%08x", crc32.ChecksumIEEE(image))
 }
 
 // SetSignal sets what AT+CSQ reports (rssi 0..31 or 99, ber 0..7 or 99).
@@ -269,21 +287,6 @@ func (m *Modem) SetSignal(rssi, ber int) {
 func (m *Modem) SetEcho(on bool) {
 	m.mu.Lock()
 	m.echo = on
-	m.mu.Unlock()
-}
-
-// SetFirmwareLimits sets the staging area's size and the largest chunk the
-// module accepts.
-func (m *Modem) SetFirmwareLimits(capacity int64, maxChunk int) {
-	m.mu.Lock()
-	m.capacity, m.maxChunk = capacity, maxChunk
-	m.mu.Unlock()
-}
-
-// SetRestartDelay sets how long the module is away after AT+FWACT.
-func (m *Modem) SetRestartDelay(d time.Duration) {
-	m.mu.Lock()
-	m.restartDelay = d
 	m.mu.Unlock()
 }
 
@@ -361,6 +364,10 @@ func (m *Modem) serve() {
 	for {
 		c, err := m.in.readByte(time.Time{})
 		if err != nil {
+			if m.powerUp() { // the port dropped for a restart or a power cut
+				line = line[:0]
+				continue
+			}
 			return
 		}
 		m.mu.Lock()
@@ -493,8 +500,7 @@ func (m *Modem) errorLine(code int) string {
 }
 
 var cmeText = map[int]string{3: "operation not allowed", 4: "operation not supported",
-	10: "SIM not inserted", 50: "incorrect parameters", 100: "unknown",
-	801: "checksum mismatch", 802: "unexpected offset", 803: "no session", 804: "image too large"}
+	10: "SIM not inserted", 50: "incorrect parameters", 100: "unknown"}
 
 func ok(lines ...string) answer { return answer{lines: lines, final: "OK"} }
 
@@ -504,6 +510,9 @@ func (m *Modem) execute(cmd string, step *Step) answer {
 	name, arg, hasArg := strings.Cut(u, "=")
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if a, handled := m.executeDialect(cmd, u, step); handled {
+		return a
+	}
 	switch {
 	case u == "AT":
 		return ok()
@@ -544,17 +553,6 @@ func (m *Modem) execute(cmd string, step *Step) answer {
 		}
 		m.reg[name[3:]].n = n
 		return ok()
-	case u == "AT+FWUPD?":
-		if m.sess == nil {
-			return ok("+FWUPD: 0,0")
-		}
-		return ok(fmt.Sprintf("+FWUPD: %d,%d", m.sess.size, len(m.sess.data)))
-	case name == "AT+FWUPD" && hasArg:
-		return m.fwStart(cmd[len("AT+FWUPD="):])
-	case name == "AT+FWDATA" && hasArg:
-		return m.fwData(arg, step)
-	case name == "AT+FWACT" && hasArg:
-		return m.fwActivate(strings.Trim(cmd[len("AT+FWACT="):], `"`))
 	}
 	m.t.Errorf("modemtest: unexpected command %q", cmd)
 	return answer{final: "ERROR"}
@@ -564,114 +562,6 @@ func (m *Modem) errorLineLocked(code int) string {
 	m.mu.Unlock()
 	defer m.mu.Lock()
 	return m.errorLine(code)
-}
-
-// fwStart: AT+FWUPD=<size>,"<id>". m.mu is held.
-func (m *Modem) fwStart(arg string) answer {
-	sz, id, _ := strings.Cut(arg, ",")
-	size, err := strconv.ParseInt(sz, 10, 64)
-	id = strings.Trim(id, `"`)
-	if err != nil || size <= 0 {
-		return answer{final: m.errorLineLocked(50)}
-	}
-	if size > m.capacity {
-		return answer{final: m.errorLineLocked(804)}
-	}
-	if m.sess == nil || id == "" || m.sess.id != id || m.sess.size != size {
-		m.sess = &session{size: size, id: id, data: make([]byte, 0, size)}
-	}
-	return ok(fmt.Sprintf("+FWUPD: %d,%d", len(m.sess.data), m.maxChunk))
-}
-
-// fwData: AT+FWDATA=<offset>,<len>,"<crc>", then the data. m.mu is held
-// and released while the data comes in.
-func (m *Modem) fwData(arg string, step *Step) answer {
-	f := strings.Split(arg, ",")
-	if len(f) != 3 {
-		return answer{final: m.errorLineLocked(50)}
-	}
-	off, err1 := strconv.ParseInt(f[0], 10, 64)
-	n, err2 := strconv.Atoi(f[1])
-	crc, err3 := strconv.ParseUint(strings.Trim(f[2], `"`), 16, 32)
-	if err1 != nil || err2 != nil || err3 != nil || n < 1 || n > m.maxChunk {
-		return answer{final: m.errorLineLocked(50)}
-	}
-	s := m.sess
-	if s == nil {
-		return answer{final: m.errorLineLocked(803)}
-	}
-	if off != int64(len(s.data)) {
-		return answer{final: m.errorLineLocked(802)}
-	}
-	if off+int64(n) > s.size {
-		return answer{final: m.errorLineLocked(50)}
-	}
-	idle := m.dataIdle
-	m.mu.Unlock()
-	m.write([]byte("\r\n> "))
-	p := make([]byte, n)
-	err := m.in.readFull(p, idle)
-	m.mu.Lock()
-	if err != nil {
-		// The host stopped sending: give up on this chunk.
-		return answer{final: m.errorLineLocked(100)}
-	}
-	if step.corrupt {
-		p[len(p)/2] ^= 0x10
-	}
-	if uint32(crc) != crc32.ChecksumIEEE(p) {
-		return answer{final: m.errorLineLocked(801)}
-	}
-	if m.sess != s {
-		return answer{final: m.errorLineLocked(803)}
-	}
-	s.data = append(s.data, p...)
-	return ok(fmt.Sprintf("+FWDATA: %d", len(s.data)))
-}
-
-// fwActivate: AT+FWACT="<crc>". m.mu is held.
-func (m *Modem) fwActivate(crcHex string) answer {
-	s := m.sess
-	if s == nil || int64(len(s.data)) != s.size {
-		return answer{final: m.errorLineLocked(803)}
-	}
-	crc, err := strconv.ParseUint(crcHex, 16, 32)
-	if err != nil || uint32(crc) != crc32.ChecksumIEEE(s.data) {
-		m.sess = nil
-		return answer{final: m.errorLineLocked(801)}
-	}
-	version := VersionOf(s.data)
-	m.sess = nil
-	delay := m.restartDelay
-	return answer{final: "OK", after: func() {
-		// The module restarts: gone for a while, input lost, settings
-		// back to power-up defaults, then RDY.
-		if !m.wait(delay) {
-			return
-		}
-		m.in.drain()
-		m.mu.Lock()
-		m.revision = version
-		m.echo, m.cmee = true, 0
-		for _, r := range m.reg {
-			r.n = 0
-		}
-		m.restarts++
-		m.mu.Unlock()
-		m.send("RDY")
-	}}
-}
-
-// VersionOf is the revision the simulated module reports after running
-// image: the text after "MODEMFW " up to the first newline when the image
-// starts so, else "FW-" and the image's CRC-32 in hex.
-func VersionOf(image []byte) string {
-	if rest, ok := bytes.CutPrefix(image, []byte("MODEMFW ")); ok {
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			return string(rest[:i])
-		}
-	}
-	return fmt.Sprintf("FW-%08x", crc32.ChecksumIEEE(image))
 }
 
 // byteReader reads the master side with deadlines and a small buffer.

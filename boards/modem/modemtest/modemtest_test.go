@@ -86,16 +86,3 @@ func TestLeftoverExpectationFails(t *testing.T) {
 		t.Errorf("failures at cleanup = %q, want the unmet AT+CSQ and ATI", f)
 	}
 }
-
-func TestVersionOf(t *testing.T) {
-	for _, tc := range []struct{ image, want string }{
-		{"MODEMFW R1\nrest", "R1"},
-		{"MODEMFW R1", "FW-e1b04435"},
-		{"abc", "FW-352441c2"},
-		{"", "FW-00000000"},
-	} {
-		if got := modemtest.VersionOf([]byte(tc.image)); got != tc.want {
-			t.Errorf("VersionOf(%q) = %q, want %q", tc.image, got, tc.want)
-		}
-	}
-}

@@ -1,0 +1,223 @@
+package agent
+
+import (
+	"context"
+	"strings"
+
+	"meterupd/boards/hw"
+	"meterupd/journal"
+	"meterupd/slots"
+	"meterupd/validate"
+)
+
+// Status is the node's state on the wire: what `meterupd status --json`
+// prints, what the local API answers and what the head-end link reports.
+// It is a wire type, apart from the persisted Record: its JSON names are
+// lowercase and stable (docs/status.md); fields are added, never renamed.
+// Its first fields are the MQTT `reported` document's (job, state,
+// progress, result, reason, running, slots, agent); the rest are details
+// for the console and the CLI.
+type Status struct {
+	// Job is the id of the update in progress, or of the last one.
+	Job string `json:"job,omitempty"`
+	// State is one of the reported states (StateIdle …).
+	State string `json:"state"`
+	// Progress counts the bytes of the idle slot written and verified.
+	Progress *Progress `json:"progress,omitempty"`
+	// Result is the last update's result code (ResultNone …).
+	Result int `json:"result"`
+	// Reason says, in a sentence, why the update is where it is.
+	Reason string `json:"reason,omitempty"`
+	// Running is the set that runs now.
+	Running Running `json:"running"`
+	// Slots are the journal's view of A, B and F.
+	Slots map[hw.Slot]SlotStatus `json:"slots"`
+	// Agent is the version of this meterupd (set by the node).
+	Agent string `json:"agent,omitempty"`
+
+	Board   string        `json:"board"`
+	Primary hw.Slot       `json:"primary"`
+	Boot    hw.BootState  `json:"boot"`
+	Update  *UpdateStatus `json:"update,omitempty"`
+	Last    *LastResult   `json:"last,omitempty"`
+	// Checks are the validation outcomes of the update in progress, or of
+	// the last one.
+	Checks  []validate.Result `json:"checks,omitempty"`
+	Floor   uint64            `json:"sequence_floor"`
+	Radio   *hw.RadioStatus   `json:"radio,omitempty"`
+	Journal JournalStatus     `json:"journal"`
+	// Problems are configuration problems the node runs with (set by the
+	// node): a damaged keys.pem or identity.json degrades the node, it
+	// does not stop it.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// The reported states (DESIGN.md, MQTT `reported.state`).
+const (
+	StateIdle        = "idle"
+	StateDownloaded  = "downloaded"
+	StateInstalling  = "installing"
+	StateInstalled   = "installed"
+	StateActivating  = "activating"
+	StateTrial       = "trial"
+	StateRollingBack = "rolling-back"
+	StateFallingBack = "falling-back"
+	StateCommitted   = "committed"
+	StateRolledBack  = "rolled-back"
+	StateFellBack    = "fell-back"
+	StateFailed      = "failed"
+)
+
+// Result codes: the LwM2M firmware-update results (object 5, resource 5)
+// where they fit, ours from 100.
+const (
+	ResultNone       = 0   // no update yet, or one in progress
+	ResultSuccess    = 1   // committed
+	ResultFailed     = 8   // abandoned before activation
+	ResultCancelled  = 10  // cancelled on request before activation
+	ResultRolledBack = 100 // the new set failed; back on the previous set
+	ResultFellBack   = 101 // both sets failed; on the factory set F
+)
+
+// Progress is the bytes written of the bytes to write.
+type Progress struct {
+	Done  int64 `json:"done"`
+	Total int64 `json:"total"`
+}
+
+// Running is the set that runs.
+type Running struct {
+	Slot    hw.Slot `json:"slot"`
+	Version string  `json:"version,omitempty"`
+}
+
+// SlotStatus is one slot as status reports it.
+type SlotStatus struct {
+	Role    slots.Role  `json:"role"`
+	State   slots.State `json:"state"`
+	Version string      `json:"version,omitempty"`
+	SHA256  string      `json:"sha256,omitempty"`
+	Reason  string      `json:"reason,omitempty"`
+}
+
+// UpdateStatus is the update in progress.
+type UpdateStatus struct {
+	Phase    Phase   `json:"phase"`
+	Target   hw.Slot `json:"target"`
+	From     hw.Slot `json:"from"`
+	Version  string  `json:"version"`
+	Activate bool    `json:"activate,omitempty"`
+}
+
+// LastResult is the last update's outcome.
+type LastResult struct {
+	Code    ResultCode `json:"code"`
+	Job     string     `json:"job,omitempty"`
+	Version string     `json:"version,omitempty"`
+	Slot    hw.Slot    `json:"slot,omitempty"`
+	Reason  string     `json:"reason,omitempty"`
+}
+
+// JournalStatus tells where the journal is. (The journal's erase and
+// commit counters count since it was opened, so they differ between a
+// daemon and a command: status does not show them.)
+type JournalStatus struct {
+	Seq uint64 `json:"seq"`
+}
+
+// Status reports the node's state from the last committed record. It does
+// no radio I/O (the board's last radio answer is shown) and changes
+// nothing.
+func (a *Agent) Status(context.Context) (Status, error) {
+	booted, err := a.booted()
+	if err != nil {
+		return Status{}, err
+	}
+	bs, _ := a.b.Boot().Load()
+	st := StatusOf(a.rec, booted, bs)
+	st.Board = a.b.Name()
+	st.Journal = JournalStatus{Seq: a.j.Seq()}
+	if r, ok := a.b.(hw.Radio); ok {
+		if rs, ok := r.RadioStatus(); ok {
+			st.Radio = &rs
+		}
+	}
+	return st, nil
+}
+
+// StatusOf derives the wire status from a record, the booted slot and the
+// boot state: every report is derived again from the journal.
+func StatusOf(r *Record, booted hw.Slot, bs hw.BootState) Status {
+	st := Status{State: StateIdle, Primary: r.Primary, Floor: r.Floor, Boot: bs.Clone(), Slots: map[hw.Slot]SlotStatus{}}
+	for _, s := range []hw.Slot{hw.SlotA, hw.SlotB, hw.SlotF} {
+		si := r.Slots[s]
+		if si == nil {
+			si = &SlotInfo{State: slots.Empty}
+		}
+		st.Slots[s] = SlotStatus{Role: slots.RoleOf(s, booted), State: si.State, Version: si.Version, SHA256: si.SHA256, Reason: si.Reason}
+	}
+	st.Running = Running{Slot: booted, Version: st.Slots[booted].Version}
+	if l := r.Last; l != nil {
+		st.Last = &LastResult{Code: l.Code, Job: l.ID, Version: l.Version, Slot: l.Slot, Reason: l.Reason}
+		st.Checks = l.Checks
+		st.Job, st.Reason = l.ID, l.Reason
+		switch l.Code {
+		case Committed:
+			st.State, st.Result = StateCommitted, ResultSuccess
+		case RolledBack:
+			st.State, st.Result = StateRolledBack, ResultRolledBack
+		case FellBack:
+			st.State, st.Result = StateFellBack, ResultFellBack
+		case Abandoned:
+			st.State, st.Result = StateFailed, ResultFailed
+			if strings.HasPrefix(l.Reason, "cancelled") {
+				st.Result = ResultCancelled
+			}
+		}
+	}
+	if u := r.Update; u != nil {
+		st.Job, st.Reason, st.Result = u.ID, u.Reason, ResultNone
+		st.State = string(u.Phase)
+		st.Update = &UpdateStatus{Phase: u.Phase, Target: u.Target, From: u.From, Version: u.Item.Version, Activate: u.Activate}
+		done := u.Written
+		if u.Phase != Downloaded && u.Phase != Installing {
+			done = u.Item.Size
+		}
+		st.Progress = &Progress{Done: done, Total: u.Item.Size}
+		if u.Checks != nil {
+			st.Checks = u.Checks
+		}
+	}
+	return st
+}
+
+// HistoryEntry is one journal record, decoded, as `meterupd journal`
+// shows it. Record is nil when the record cannot be decoded (Err says
+// why).
+type HistoryEntry struct {
+	Seq    uint64  `json:"seq"`
+	Area   int     `json:"area"`
+	Offset int64   `json:"offset"`
+	Record *Record `json:"record,omitempty"`
+	Err    string  `json:"error,omitempty"`
+}
+
+// History returns the journal's records, oldest first, decoded.
+func (a *Agent) History() ([]HistoryEntry, error) {
+	recs, err := a.j.Records()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]HistoryEntry, 0, len(recs))
+	for _, jr := range recs {
+		e := HistoryEntry{Seq: jr.Seq, Area: jr.Area, Offset: jr.Offset}
+		var r Record
+		if err := journal.Decode(jr.Data, &r); err != nil {
+			e.Err = err.Error()
+		} else {
+			e.Record = &r
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}

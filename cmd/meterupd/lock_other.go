@@ -1,7 +1,0 @@
-//go:build !unix
-
-package main
-
-import "errors"
-
-func lockFile(string) (func(), error) { return nil, errors.ErrUnsupported }

@@ -1,0 +1,194 @@
+package localapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"meterupd/agent"
+	"meterupd/boards/hw"
+	"meterupd/validate"
+)
+
+// Proto is the protocol version this package speaks; MinProto the oldest
+// it still serves.
+const (
+	Proto    = 1
+	MinProto = 1
+)
+
+// MaxLine bounds one JSON line in either direction: a request or an
+// answer never needs more, and a peer that sends more is cut off.
+const MaxLine = 1 << 20
+
+// Hello opens a connection, in each direction.
+type Hello struct {
+	Proto    int      `json:"proto"`
+	MinProto int      `json:"min_proto,omitempty"`
+	Client   string   `json:"client,omitempty"`
+	Agent    string   `json:"agent,omitempty"`
+	Commands []string `json:"commands,omitempty"`
+}
+
+// Request is one command. Only the fields of its command are set.
+type Request struct {
+	ID  uint64 `json:"id"`
+	Cmd string `json:"cmd"`
+	// install: a signed package (one path) or an image or delta chain.
+	Paths        []string `json:"paths,omitempty"`
+	SHA256       string   `json:"sha256,omitempty"`
+	Version      string   `json:"version,omitempty"`
+	Job          string   `json:"job,omitempty"`
+	Delta        bool     `json:"delta,omitempty"`
+	SourceSHA256 string   `json:"source_sha256,omitempty"`
+	NoActivate   bool     `json:"no_activate,omitempty"`
+	// CommitTrial: a set on trial is committed first (once the request
+	// has passed every check); without it an install during a trial is
+	// refused.
+	CommitTrial bool `json:"commit_trial,omitempty"`
+	// rollback: why.
+	Reason string `json:"reason,omitempty"`
+
+	// The head-end link's commands (issue 10): link-facts sets the link's
+	// persisted facts (Link; absent: only read them); needs and request
+	// take a signed manifest (Manifest, the COSE_Sign1 bytes).
+	Link     *agent.LinkFacts `json:"link,omitempty"`
+	Manifest []byte           `json:"manifest,omitempty"`
+}
+
+// clientLine is one line from a client: its hello, then requests.
+type clientLine struct {
+	Hello *Hello `json:"hello,omitempty"`
+	Request
+}
+
+// daemonLine is one line from the daemon: its hello, then events and
+// answers.
+type daemonLine struct {
+	Hello  *Hello          `json:"hello,omitempty"`
+	ID     uint64          `json:"id,omitempty"`
+	Event  *Event          `json:"event,omitempty"`
+	Done   bool            `json:"done,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *Error          `json:"error,omitempty"`
+}
+
+// Event is a state change of the node, as subscribers see it.
+type Event struct {
+	// Seq numbers the daemon's events from 1; a gap tells a slow
+	// subscriber that it missed some.
+	Seq uint64 `json:"seq"`
+	// Kind: "state" (a journal commit: phase, progress, result),
+	// "reboot" (the sim board rebooted; the agent starts again),
+	// "started" (the agent is up and at rest or driving an update).
+	Kind    string       `json:"kind"`
+	Message string       `json:"message,omitempty"`
+	Status  agent.Status `json:"status"`
+}
+
+// Outcome is the answer to install, activate, rollback and commit: the
+// sentence the CLI prints, and the node's state after the command.
+type Outcome struct {
+	Message string            `json:"message"`
+	Checks  []validate.Result `json:"checks,omitempty"`
+	// Rebooted: the command ended in a reboot; Booted is the slot the
+	// bootloader started.
+	Rebooted bool         `json:"rebooted,omitempty"`
+	Booted   hw.Slot      `json:"booted,omitempty"`
+	Status   agent.Status `json:"status"`
+}
+
+// VersionInfo is the answer to version.
+type VersionInfo struct {
+	Version string `json:"version"`
+	Commit  string `json:"commit,omitempty"`
+	Go      string `json:"go"`
+	Board   string `json:"board,omitempty"`
+	Proto   int    `json:"proto"`
+}
+
+// Error is a refused command on the wire.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Checks are the validation outcomes of a refused package.
+	Checks []validate.Result `json:"checks,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Error codes.
+const (
+	CodeUnknownCommand = "unknown-command"
+	CodeBadRequest     = "bad-request"
+	CodeRefused        = "refused"  // the node refused the command (the message says why)
+	CodeStopping       = "stopping" // the daemon is stopping; try again after its restart
+)
+
+// ErrStopping is returned to commands the daemon did not finish because
+// it was told to stop.
+var ErrStopping = errors.New("localapi: the daemon is stopping")
+
+// Command is one entry of the command table.
+type Command struct {
+	Name string
+	// Mutates: the command changes the node (queued to the owner).
+	Mutates bool
+	// Stream: the command answers with events until the client leaves.
+	Stream bool
+	Help   string
+}
+
+// Commands is the one command table of the node: the CLI and the console
+// offer these, the daemon executes them.
+var Commands = []Command{
+	{Name: "status", Help: "the node's state (agent.Status)"},
+	{Name: "journal", Help: "the journal's records, oldest first"},
+	{Name: "version", Help: "version, commit, Go version, board"},
+	{Name: "events", Stream: true, Help: "follow state changes live"},
+	{Name: "install", Mutates: true, Help: "install a signed package, or an image or delta chain"},
+	{Name: "activate", Mutates: true, Help: "reboot into an installed set"},
+	{Name: "rollback", Mutates: true, Help: "go back to the previous set"},
+	{Name: "commit", Mutates: true, Help: "confirm the set on trial"},
+	// The head-end link's (issue 10).
+	{Name: "link-facts", Mutates: true, Help: "read, or set, the head-end link's persisted facts (gate, job, report sequence)"},
+	{Name: "needs", Help: "the payloads of a signed manifest this node would install"},
+	{Name: "request", Help: "the software update request for a signed manifest (or none)"},
+}
+
+// Lookup finds a command of the table.
+func Lookup(name string) (Command, bool) {
+	for _, c := range Commands {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Command{}, false
+}
+
+// Check rejects a request that cannot be right before anything runs.
+func (r *Request) Check() error {
+	if _, ok := Lookup(r.Cmd); !ok {
+		return &Error{Code: CodeUnknownCommand, Message: fmt.Sprintf("unknown command %q", r.Cmd)}
+	}
+	for _, p := range r.Paths {
+		if !strings.HasPrefix(p, "/") {
+			return &Error{Code: CodeBadRequest, Message: fmt.Sprintf("path %q is not absolute", p)}
+		}
+	}
+	if r.Cmd == "install" && len(r.Paths) == 0 {
+		return &Error{Code: CodeBadRequest, Message: "install needs a package or image path"}
+	}
+	return nil
+}
+
+// Handler executes commands: the node implements it, the daemon serves it
+// on the socket, and the CLI calls it directly when no daemon runs.
+// Handle answers one request; it may call emit (from any goroutine, until
+// it returns) with events for the client. Its result is JSON-encoded on
+// the wire.
+type Handler interface {
+	Handle(ctx context.Context, req Request, emit func(Event)) (any, error)
+}

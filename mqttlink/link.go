@@ -1,0 +1,689 @@
+package mqttlink
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"meterupd/agent"
+	"meterupd/clock"
+	"meterupd/localapi"
+	"meterupd/shadow"
+)
+
+// Config configures the link. Broker and ID are required.
+type Config struct {
+	// Broker is tcp://HOST:PORT, or ssl://HOST:PORT (TLS; a meter uses a
+	// client certificate).
+	Broker string
+	// ID is the node's id in the topics (state/<id>/…).
+	ID string
+	// CA, Cert and Key are PEM files for ssl:// (CA: the broker's
+	// issuer; Cert and Key: the node's client certificate).
+	CA, Cert, Key string
+	// Username and Password, when the broker asks for them.
+	Username, Password string
+	// StoreDir is the package store: fetches live in StoreDir/dl/<job>.
+	StoreDir string
+	// MaxPackage bounds a package the node accepts to fetch (the store's
+	// room). Default 64 MiB.
+	MaxPackage int64
+	// Node is the node's command API (the daemon): the link is a client
+	// of it and knows nothing of flash.
+	Node localapi.Handler
+	// Agent is this meterupd's version, for the link's online message.
+	Agent  string
+	Clock  clock.Clock
+	Logger *slog.Logger
+	// KeepAlive is the MQTT keep-alive (default 60 s; a radio link's NAT
+	// forgets idle flows after a few minutes).
+	KeepAlive time.Duration
+	// BackoffMin and BackoffMax bound the wait between connection
+	// attempts and between fetch retries (default 2 s and 10 min). Each
+	// wait is jittered by ×0.5–1.5, so a fleet does not reconnect in
+	// lockstep after a broker restart.
+	BackoffMin, BackoffMax time.Duration
+	// ProgressEvery is the least time between two progress-only reports
+	// (default 30 s: airtime is scarce). State changes go out at once.
+	ProgressEvery time.Duration
+	// StreamBlock and StreamQuiet tune the in-band block stream.
+	StreamBlock int
+	StreamQuiet time.Duration
+	// Jitter returns a number in [0, 1) (tests make it fixed).
+	Jitter func() float64
+}
+
+func (c *Config) defaults() error {
+	if c.Broker == "" || c.ID == "" || c.Node == nil {
+		return errors.New("mqttlink: a broker, a node id and the node's API are required")
+	}
+	if len(c.ID) > shadow.MaxJobLen || !validID(c.ID) {
+		return fmt.Errorf("mqttlink: node id %q: 1 to %d characters of [A-Za-z0-9._-]", c.ID, shadow.MaxJobLen)
+	}
+	if c.MaxPackage <= 0 {
+		c.MaxPackage = 64 << 20
+	}
+	c.Clock = clock.Or(c.Clock)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.KeepAlive <= 0 {
+		c.KeepAlive = 60 * time.Second
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = 2 * time.Second
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 10 * time.Minute
+	}
+	if c.ProgressEvery <= 0 {
+		c.ProgressEvery = 30 * time.Second
+	}
+	if c.Jitter == nil {
+		c.Jitter = rand.Float64
+	}
+	return nil
+}
+
+func validID(s string) bool {
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Topics of one node (docs/mqtt.md).
+type Topics struct{ Delta, Update, Accepted, Request, StreamGet, StreamData, Link string }
+
+// TopicsOf returns the topics of node id.
+func TopicsOf(id string) Topics {
+	p := "state/" + id + "/"
+	return Topics{Delta: p + "update/delta", Update: p + "update", Accepted: p + "update/accepted",
+		Request: p + "request", StreamGet: p + "stream/get", StreamData: p + "stream/data", Link: p + "link"}
+}
+
+// Report is the document the node publishes on state/<id>/update.
+type Report struct {
+	Seq      uint64       `json:"seq"`
+	Reported agent.Status `json:"reported"`
+}
+
+// Accepted is the replica's acknowledgement on state/<id>/update/accepted.
+type Accepted struct {
+	Seq uint64 `json:"seq"`
+}
+
+// LinkState is the retained document on state/<id>/link: online when the
+// node connects, offline as its last will.
+type LinkState struct {
+	Online bool   `json:"online"`
+	Agent  string `json:"agent,omitempty"`
+}
+
+// maxPassed bounds the states kept for reporting while the link is down:
+// after a reconnect the full report says where the node is now.
+const maxPassed = 32
+
+// seqBlock is how many report numbers one journal commit reserves.
+const seqBlock = 1000
+
+// Link is the node's MQTT link to the head-end.
+type Link struct {
+	cfg    Config
+	topics Topics
+	log    *slog.Logger
+	stream *StreamRemote
+
+	mu        sync.Mutex
+	client    mqtt.Client
+	facts     agent.LinkFacts // as persisted
+	seq       uint64          // the next report number
+	status    *agent.Status   // the node's, last seen
+	over      *override       // the link's view of the job, over the node's
+	lastState string          // state of the last report sent
+	lastJob   string
+	lastSent  time.Time
+	finalSeq  uint64 // the last final report, until the replica accepts it
+	accepted  uint64
+	job       *running       // the job being worked on
+	passed    []agent.Status // states the node went through, not yet reported
+	desired   chan []byte
+	wake      chan struct{}
+}
+
+// override is what the link reports while the node knows nothing of the
+// job yet (downloading), or when the link refused it before the node saw it.
+type override struct {
+	job      string
+	state    string
+	progress *agent.Progress
+	result   int
+	reason   string
+}
+
+// running is a job in progress on the link's side.
+type running struct {
+	job    string
+	doc    shadow.Delta
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New checks cfg and returns a link; Run runs it.
+func New(cfg Config) (*Link, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	l := &Link{cfg: cfg, topics: TopicsOf(cfg.ID), log: cfg.Logger.With(slog.String("link", cfg.ID)),
+		desired: make(chan []byte, 1), wake: make(chan struct{}, 1)}
+	l.stream = &StreamRemote{BlockSize: cfg.StreamBlock, Quiet: cfg.StreamQuiet, Publish: l.publishStreamGet}
+	return l, nil
+}
+
+// Run connects, reconnects and serves the link until ctx ends.
+func (l *Link) Run(ctx context.Context) error {
+	if err := l.loadFacts(ctx); err != nil {
+		return err
+	}
+	l.cleanStale()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Add(2)
+	go func() { defer wg.Done(); l.followNode(ctx) }()
+	go func() { defer wg.Done(); l.work(ctx) }()
+	err := l.connectLoop(ctx)
+	cancel()
+	l.stopJob()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// loadFacts reads the persisted facts and reserves a range of report
+// numbers: one journal commit per seqBlock reports, and never a number
+// used twice, across restarts.
+func (l *Link) loadFacts(ctx context.Context) error {
+	v, err := l.cfg.Node.Handle(ctx, localapi.Request{Cmd: "link-facts"}, nil)
+	if err != nil {
+		return fmt.Errorf("mqttlink: the node's link facts: %w", err)
+	}
+	f, err := asFacts(v)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.facts = f
+	l.seq = max(f.Seq, 1)
+	l.mu.Unlock()
+	return l.reserve(ctx)
+}
+
+func asFacts(v any) (agent.LinkFacts, error) {
+	switch f := v.(type) {
+	case agent.LinkFacts:
+		return f, nil
+	case *agent.LinkFacts:
+		return *f, nil
+	}
+	var f agent.LinkFacts
+	b, err := json.Marshal(v)
+	if err == nil {
+		err = json.Unmarshal(b, &f)
+	}
+	return f, err
+}
+
+// reserve persists the end of the next range of report numbers.
+func (l *Link) reserve(ctx context.Context) error {
+	l.mu.Lock()
+	f := l.facts
+	f.Seq = l.seq + seqBlock
+	l.mu.Unlock()
+	return l.persist(ctx, f)
+}
+
+func (l *Link) persist(ctx context.Context, f agent.LinkFacts) error {
+	if _, err := l.cfg.Node.Handle(ctx, localapi.Request{Cmd: "link-facts", Link: &f}, nil); err != nil {
+		return fmt.Errorf("mqttlink: persist the link's facts: %w", err)
+	}
+	l.mu.Lock()
+	l.facts = f
+	l.mu.Unlock()
+	return nil
+}
+
+// nextSeq hands out the next report number, reserving more when the range
+// runs out.
+func (l *Link) nextSeq(ctx context.Context) (uint64, error) {
+	l.mu.Lock()
+	if l.seq >= l.facts.Seq {
+		l.mu.Unlock()
+		if err := l.reserve(ctx); err != nil {
+			return 0, err
+		}
+		l.mu.Lock()
+	}
+	s := l.seq
+	l.seq++
+	l.mu.Unlock()
+	return s, nil
+}
+
+// backoff returns the wait before attempt n (from 0): doubling from
+// BackoffMin, capped at BackoffMax, jittered ×0.5–1.5.
+func (l *Link) backoff(n int) time.Duration {
+	d := l.cfg.BackoffMin
+	for i := 0; i < n && d < l.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, l.cfg.BackoffMax)
+	return time.Duration(float64(d) * (0.5 + l.cfg.Jitter()))
+}
+
+// sleep waits d on the link's clock, or until ctx ends.
+func (l *Link) sleep(ctx context.Context, d time.Duration) error {
+	t := l.cfg.Clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *Link) tlsConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if l.cfg.CA != "" {
+		pem, err := os.ReadFile(l.cfg.CA)
+		if err != nil {
+			return nil, fmt.Errorf("mqttlink: CA: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqttlink: CA %s: no certificate", l.cfg.CA)
+		}
+	}
+	if l.cfg.Cert != "" || l.cfg.Key != "" {
+		c, err := tls.LoadX509KeyPair(l.cfg.Cert, l.cfg.Key)
+		if err != nil {
+			return nil, fmt.Errorf("mqttlink: client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{c}
+	}
+	return tc, nil
+}
+
+// connectLoop connects, waits for the connection to be lost, and connects
+// again after a jittered, growing wait, until ctx ends.
+func (l *Link) connectLoop(ctx context.Context) error {
+	tc, err := l.tlsConfig()
+	if err != nil {
+		return err
+	}
+	will, _ := json.Marshal(LinkState{Online: false})
+	for attempt := 0; ; {
+		lost := make(chan error, 1)
+		o := mqtt.NewClientOptions().AddBroker(l.cfg.Broker).SetClientID(l.cfg.ID).
+			SetCleanSession(false). // the broker keeps our subscriptions and QoS 1 messages
+			SetAutoReconnect(false).SetConnectRetry(false).
+			SetKeepAlive(l.cfg.KeepAlive).SetConnectTimeout(30*time.Second).
+			SetOrderMatters(false).
+			SetWill(l.topics.Link, string(will), 1, true).
+			SetDefaultPublishHandler(l.onMessage).
+			SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+				select {
+				case lost <- err:
+				default:
+				}
+			})
+		if strings.HasPrefix(l.cfg.Broker, "ssl://") || strings.HasPrefix(l.cfg.Broker, "tls://") || strings.HasPrefix(l.cfg.Broker, "mqtts://") {
+			o.SetTLSConfig(tc)
+		}
+		if l.cfg.Username != "" {
+			o.SetUsername(l.cfg.Username).SetPassword(l.cfg.Password)
+		}
+		c := mqtt.NewClient(o)
+		tok := c.Connect()
+		err := waitToken(ctx, tok)
+		if err == nil {
+			err = l.onConnect(ctx, c)
+		}
+		if err == nil {
+			attempt = 0
+			l.log.Info("connected", slog.String("broker", l.cfg.Broker))
+			select {
+			case err = <-lost:
+				l.log.Warn("connection lost", slog.Any("err", err))
+			case <-ctx.Done():
+			}
+			l.mu.Lock()
+			l.client = nil
+			l.mu.Unlock()
+			if ctx.Err() != nil {
+				// A clean stop: the broker publishes no will for a
+				// disconnect, so say offline ourselves.
+				if c.IsConnected() {
+					t := c.Publish(l.topics.Link, 1, true, will)
+					t.WaitTimeout(2 * time.Second)
+				}
+				c.Disconnect(250)
+				return ctx.Err()
+			}
+			c.Disconnect(0)
+		} else {
+			c.Disconnect(0)
+			l.log.Warn("cannot connect", slog.String("broker", l.cfg.Broker), slog.Any("err", err))
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := l.sleep(ctx, l.backoff(attempt)); err != nil {
+			return err
+		}
+		attempt++
+	}
+}
+
+func waitToken(ctx context.Context, t mqtt.Token) error {
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// onConnect subscribes and publishes the full reported state.
+func (l *Link) onConnect(ctx context.Context, c mqtt.Client) error {
+	subs := map[string]byte{l.topics.Delta: 1, l.topics.Accepted: 1, l.topics.StreamData: 1}
+	if err := waitToken(ctx, c.SubscribeMultiple(subs, nil)); err != nil {
+		return fmt.Errorf("mqttlink: subscribe: %w", err)
+	}
+	l.mu.Lock()
+	l.client = c
+	l.lastState = "" // the full report goes out now
+	l.mu.Unlock()
+	online, _ := json.Marshal(LinkState{Online: true, Agent: l.cfg.Agent})
+	if err := waitToken(ctx, c.Publish(l.topics.Link, 1, true, online)); err != nil {
+		return err
+	}
+	return l.report(ctx, true)
+}
+
+// onMessage routes what the broker delivers. It never blocks the client.
+func (l *Link) onMessage(_ mqtt.Client, m mqtt.Message) {
+	switch m.Topic() {
+	case l.topics.Delta:
+		// Only the newest desired document matters: a newer one
+		// replaces one not yet taken.
+		select {
+		case l.desired <- m.Payload():
+		default:
+			select {
+			case <-l.desired:
+			default:
+			}
+			select {
+			case l.desired <- m.Payload():
+			default:
+			}
+		}
+	case l.topics.Accepted:
+		var a Accepted
+		if len(m.Payload()) <= 256 && json.Unmarshal(m.Payload(), &a) == nil {
+			l.mu.Lock()
+			l.accepted = max(l.accepted, a.Seq)
+			l.mu.Unlock()
+		}
+	case l.topics.StreamData:
+		l.stream.Deliver(m.Payload())
+	}
+}
+
+func (l *Link) publish(ctx context.Context, topic string, payload []byte) error {
+	l.mu.Lock()
+	c := l.client
+	l.mu.Unlock()
+	if c == nil {
+		return errNotConnected
+	}
+	return waitToken(ctx, c.Publish(topic, 1, false, payload))
+}
+
+var errNotConnected = errors.New("mqttlink: not connected")
+
+func (l *Link) publishStreamGet(ctx context.Context, get []byte) error {
+	return l.publish(ctx, l.topics.StreamGet, get)
+}
+
+// followNode turns the node's events into reports.
+func (l *Link) followNode(ctx context.Context) {
+	for ctx.Err() == nil {
+		_, err := l.cfg.Node.Handle(ctx, localapi.Request{Cmd: "events"}, func(ev localapi.Event) {
+			st := ev.Status
+			l.mu.Lock()
+			// A state the node passed through quickly (installing,
+			// activating…) is still reported, in order: the head-end
+			// needs every state, not only the latest.
+			if prev := l.status; prev == nil || prev.State != st.State || prev.Job != st.Job {
+				if len(l.passed) < maxPassed {
+					l.passed = append(l.passed, st)
+				}
+			}
+			l.status = &st
+			l.mu.Unlock()
+			l.poke()
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		l.log.Warn("node events ended; following again", slog.Any("err", err))
+		if l.sleep(ctx, time.Second) != nil {
+			return
+		}
+	}
+}
+
+// poke wakes the worker to report.
+func (l *Link) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// current returns the status to report: the node's, under the link's
+// override while the node does not know the job yet.
+func (l *Link) current(ctx context.Context) (agent.Status, error) {
+	l.mu.Lock()
+	st := l.status
+	over := l.over
+	l.mu.Unlock()
+	if st == nil {
+		v, err := l.cfg.Node.Handle(ctx, localapi.Request{Cmd: "status"}, nil)
+		if err != nil {
+			return agent.Status{}, err
+		}
+		s, ok := v.(agent.Status)
+		if !ok {
+			return agent.Status{}, fmt.Errorf("mqttlink: the node answered status with %T", v)
+		}
+		st = &s
+		l.mu.Lock()
+		l.status = st
+		l.mu.Unlock()
+	}
+	out := *st
+	if over != nil && !nodeKnows(st, over.job) {
+		out.Job, out.State, out.Progress, out.Result, out.Reason = over.job, over.state, over.progress, over.result, over.reason
+	} else if over != nil {
+		// The node has taken the job over: its state is the truth now.
+		l.mu.Lock()
+		if l.over == over {
+			l.over = nil
+		}
+		l.mu.Unlock()
+	}
+	return out, nil
+}
+
+// nodeKnows reports whether the node's status speaks of job: it holds it
+// as its update, or as its last result.
+func nodeKnows(st *agent.Status, job string) bool {
+	return job != "" && st.Job == job && (st.Update != nil || st.Last != nil && st.Last.Job == job)
+}
+
+// final reports whether a state ends a job.
+func final(state string) bool {
+	switch state {
+	case agent.StateCommitted, agent.StateRolledBack, agent.StateFellBack, agent.StateFailed:
+		return true
+	}
+	return false
+}
+
+// report publishes the current status if it changed state (or job), or if
+// progress is due, or always when full is set (a new connection).
+func (l *Link) report(ctx context.Context, full bool) error {
+	l.mu.Lock()
+	passed := l.passed
+	l.passed = nil
+	connected := l.client != nil
+	l.mu.Unlock()
+	if connected && !full {
+		for _, st := range passed[:max(0, len(passed)-1)] {
+			l.mu.Lock()
+			same := st.State == l.lastState && st.Job == l.lastJob
+			over := l.over
+			l.mu.Unlock()
+			if same || over != nil && !nodeKnows(&st, over.job) {
+				continue
+			}
+			if err := l.send(ctx, st); err != nil {
+				return err
+			}
+		}
+	}
+	st, err := l.current(ctx)
+	if err != nil {
+		return err
+	}
+	now := l.cfg.Clock.Now()
+	l.mu.Lock()
+	changed := st.State != l.lastState || st.Job != l.lastJob
+	due := st.Progress != nil && now.Sub(l.lastSent) >= l.cfg.ProgressEvery
+	resend := l.finalSeq != 0 && l.accepted < l.finalSeq && now.Sub(l.lastSent) >= l.cfg.BackoffMax
+	connected = l.client != nil
+	l.mu.Unlock()
+	if !connected || !(full || changed || due || resend) {
+		return nil
+	}
+	return l.send(ctx, st)
+}
+
+// send publishes one report.
+func (l *Link) send(ctx context.Context, st agent.Status) error {
+	if st.Agent == "" {
+		st.Agent = l.cfg.Agent
+	}
+	seq, err := l.nextSeq(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(Report{Seq: seq, Reported: st})
+	if err != nil {
+		return err
+	}
+	if err := l.publish(ctx, l.topics.Update, b); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.lastState, l.lastJob, l.lastSent = st.State, st.Job, l.cfg.Clock.Now()
+	if final(st.State) && st.Result != 0 {
+		l.finalSeq = seq
+	}
+	l.mu.Unlock()
+	return nil
+}
+
+// sendRefusal reports a desired document refused or ignored: the node's
+// state as it is, with the result and reason of the refusal.
+func (l *Link) sendRefusal(ctx context.Context, job string, result shadow.Result, reason string) {
+	st, err := l.current(ctx)
+	if err != nil {
+		return
+	}
+	if job != "" {
+		st.Job = job
+	}
+	st.Result, st.Reason = int(result), reason
+	if err := l.send(ctx, st); err != nil {
+		l.log.Warn("report not sent", slog.Any("err", err))
+	}
+}
+
+// work takes desired documents and wake-ups, one at a time.
+func (l *Link) work(ctx context.Context) {
+	tick := l.cfg.Clock.NewTimer(l.cfg.ProgressEvery)
+	defer func() { tick.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-l.desired:
+			l.onDesired(ctx, b)
+		case <-l.wake:
+		case <-tick.C():
+			tick = l.cfg.Clock.NewTimer(l.cfg.ProgressEvery)
+		}
+		if err := l.report(ctx, false); err != nil && !errors.Is(err, errNotConnected) && ctx.Err() == nil {
+			l.log.Warn("report not sent", slog.Any("err", err))
+		}
+	}
+}
+
+// cleanStale removes fetch directories of jobs other than the current one
+// (a node updated over 15 years must not fill its store).
+func (l *Link) cleanStale() {
+	dir := filepath.Join(l.cfg.StoreDir, "dl")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	keep := sanitize(l.facts.Job)
+	for _, e := range ents {
+		if e.Name() != keep {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '_'
+	}, s)
+}

@@ -1,0 +1,44 @@
+package node
+
+import (
+	"runtime"
+	"runtime/debug"
+
+	"meterupd/localapi"
+)
+
+// version and commit are set at build time when the builder knows them:
+//
+//	go build -ldflags "-X meterupd/node.version=1.2.0 -X meterupd/node.commit=abc123"
+//
+// Otherwise they come from the Go toolchain's build information (the
+// module version, the VCS revision of a build in a git work tree).
+var version, commit string
+
+// Version returns this meterupd's version, commit and Go version.
+func Version() localapi.VersionInfo {
+	v := localapi.VersionInfo{Version: version, Commit: commit, Go: runtime.Version(), Proto: localapi.Proto}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v.Version = bi.Main.Version
+		}
+		modified := false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				if v.Commit == "" {
+					v.Commit = s.Value
+				}
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+		if modified && v.Commit != "" && commit == "" {
+			v.Commit += "+dirty"
+		}
+	}
+	if v.Version == "" {
+		v.Version = "devel"
+	}
+	return v
+}

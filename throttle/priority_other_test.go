@@ -1,0 +1,7 @@
+//go:build !linux
+
+package throttle
+
+import "testing"
+
+func checkLowered(t *testing.T) {}
