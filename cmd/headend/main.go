@@ -27,6 +27,7 @@ const usage = `usage: headend COMMAND [flags]
   nodes [--json]                the fleet table
   node ID [--json]              a node's report history
   node ID --reset-seq           forget a node's report seq (a replaced node)
+  node ID --device-type T       record a node's device type (for --select)
   campaign create PACKAGE --id ID [--select K=V,...] [--activate now|command|TIME]
                                 [--waves 1%,10%,100%] [--halt-above PCT] [--max-inflight N]
                                 [--wave-timeout DUR] [--stream] [--tailor]
@@ -164,6 +165,7 @@ func printJSON(v any) error {
 func nodes(ctx context.Context, cmd string, args []string) error {
 	var c common
 	fs := flags(cmd, &c)
+	devType := fs.String("device-type", "", "node ID: record its device type (nodes report none; their update requests do)")
 	reset := fs.Bool("reset-seq", false, "node ID: forget its last report seq (a replaced node, or one whose counter started again)")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -189,6 +191,13 @@ func nodes(ctx context.Context, cmd string, args []string) error {
 	}
 	if len(pos) != 1 {
 		return errors.New("usage: headend node ID [--reset-seq]")
+	}
+	if *devType != "" {
+		if err := s.SetDeviceType(ctx, pos[0], *devType); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "node %s: device type %s\n", pos[0], *devType)
+		return nil
 	}
 	if *reset {
 		if err := s.ResetSeq(ctx, pos[0]); err != nil {

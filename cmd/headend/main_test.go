@@ -52,8 +52,10 @@ func TestCommands(t *testing.T) {
 		{[]string{"node", "m1"}, "SEQ  AT"},
 		{[]string{"node", "nope"}, "!not found"},
 		{[]string{"node", "w1", "--reset-seq"}, "whatever its seq"},
+		{[]string{"node", "new1", "--device-type", "em300"}, "device type em300"},
+		{[]string{"node", "bad/id", "--device-type", "em300"}, "!bad input"},
 		{[]string{"campaign", "create", "em300-2.0.pkg", "--select", "device_type=em300,version=1.0", "--waves", "50%,100%"}, "2 nodes in 2 waves"},
-		{[]string{"campaign", "create", "em300-2.0.pkg", "--id", "again"}, "3 nodes in 1 waves"},
+		{[]string{"campaign", "create", "em300-2.0.pkg", "--id", "again"}, "4 nodes in 1 waves"},
 		{[]string{"campaign", "create", "missing.pkg"}, "!not found"},
 		{[]string{"campaign", "create", "em300-2.0.pkg", "--id", "x", "--waves", "50%"}, "!100%"},
 		{[]string{"campaign", "create", "em300-2.0.pkg", "--id", "y", "--halt-above", "NaN"}, "!halt-above"},
@@ -78,7 +80,7 @@ func TestCommands(t *testing.T) {
 	}
 	got, err := runOut(t, append([]string{"nodes", "--json"}, common...)...)
 	var ns []headend.Node
-	if err != nil || json.Unmarshal([]byte(got), &ns) != nil || len(ns) != 3 || ns[0].ID != "m1" {
+	if err != nil || json.Unmarshal([]byte(got), &ns) != nil || len(ns) != 4 || ns[0].ID != "m1" {
 		t.Fatalf("nodes --json = %q, %v", got, err)
 	}
 }
