@@ -14,13 +14,13 @@ import (
 // WriteNodes prints the fleet table.
 func WriteNodes(w io.Writer, nodes []Node) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tDEVICE TYPE\tVERSION\tSTATE\tLAST REPORT\tRESULT")
+	fmt.Fprintln(tw, "ID\tDEVICE TYPE\tVERSION\tSTATE\tLAST REPORT\tRESULT\tLINK")
 	for _, n := range nodes {
 		last := "-"
 		if !n.LastReport.IsZero() {
 			last = n.LastReport.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", n.ID, dash(n.DeviceType), dash(n.Version), dash(n.State), last, n.Result)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.ID, dash(n.DeviceType), dash(n.Version), dash(n.State), last, n.Result, dash(n.Link))
 	}
 	return tw.Flush()
 }

@@ -65,11 +65,33 @@ func (r *Replica) Start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	if err := r.Link.Subscribe(r.filter("state/+/link"), func(topic string, b []byte) {
+		if id := nodeOf(topic, "link"); id != "" {
+			r.handleLink(ctx, id, b)
+		}
+	}); err != nil {
+		return err
+	}
 	return r.Link.Subscribe(r.filter("state/+/request"), func(topic string, b []byte) {
 		if id := nodeOf(topic, "request"); id != "" {
 			r.handleRequest(ctx, id, b)
 		}
 	})
+}
+
+// handleLink records a node's {"online": bool} (retained; its last will
+// says false).
+func (r *Replica) handleLink(ctx context.Context, node string, b []byte) {
+	var msg struct {
+		Online *bool `json:"online"`
+	}
+	if len(b) > 1024 || json.Unmarshal(b, &msg) != nil || msg.Online == nil {
+		r.Log.Warn("link message refused", slog.String("node", node), slog.Int("bytes", len(b)))
+		return
+	}
+	if err := r.Store.SetLink(ctx, node, *msg.Online, r.Now()); err != nil {
+		r.Log.Warn("link not recorded", slog.String("node", node), slog.Any("err", err))
+	}
 }
 
 // SetDesired records what is wanted of node and publishes it.

@@ -103,6 +103,18 @@ func TestReplica(t *testing.T) {
 			t.Fatalf("after a stale report: %+v, want unchanged", got)
 		}
 
+		// The node's link message (retained; its last will says offline).
+		c.Publish("state/n1/link", 1, true, `{"online": true, "agent": "fake"}`).Wait()
+		eventually(t, 10*time.Second, "link recorded", func() bool {
+			got, _ := s.Node(ctx, "n1")
+			return got.Link == LinkOnline
+		})
+		c.Publish("state/n1/link", 1, true, `{"online": false}`).Wait()
+		eventually(t, 10*time.Second, "offline recorded", func() bool {
+			got, _ := s.Node(ctx, "n1")
+			return got.Link == LinkOffline && got.Version == "2.0"
+		})
+
 		// A desired change published to the replica's topic by another
 		// application: recorded, versioned, delivered.
 		before, _ := s.Desired(ctx, "n1")

@@ -80,7 +80,7 @@ var schema = []string{
 		id TEXT PRIMARY KEY, device_type TEXT NOT NULL DEFAULT '', version TEXT NOT NULL DEFAULT '',
 		state TEXT NOT NULL DEFAULT '', job TEXT NOT NULL DEFAULT '', result BIGINT NOT NULL DEFAULT 0,
 		reason TEXT NOT NULL DEFAULT '', seq BIGINT NOT NULL DEFAULT -1, last_report BIGINT NOT NULL DEFAULT 0,
-		reported TEXT NOT NULL DEFAULT '')`,
+		reported TEXT NOT NULL DEFAULT '', link TEXT NOT NULL DEFAULT '', link_at BIGINT NOT NULL DEFAULT 0)`,
 	`CREATE TABLE IF NOT EXISTS desired (node TEXT PRIMARY KEY, version BIGINT NOT NULL, doc TEXT NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS reports (node TEXT NOT NULL, seq BIGINT NOT NULL, at BIGINT NOT NULL,
 		doc TEXT NOT NULL, PRIMARY KEY (node, seq))`,
@@ -252,6 +252,22 @@ func (s *sqlStore) ResetSeq(ctx context.Context, node string) error {
 	return nil
 }
 
+func (s *sqlStore) SetLink(ctx context.Context, node string, online bool, at time.Time) error {
+	if err := checkNodeID(node); err != nil {
+		return err
+	}
+	link := LinkOffline
+	if online {
+		link = LinkOnline
+	}
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO nodes (id, link, link_at) VALUES (?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET link = excluded.link, link_at = excluded.link_at`), node, link, at.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("headend: link of %s: %w", node, err)
+	}
+	return nil
+}
+
 func (s *sqlStore) SetDeviceType(ctx context.Context, node, deviceType string) error {
 	if err := checkNodeID(node); err != nil {
 		return err
@@ -267,13 +283,13 @@ func (s *sqlStore) SetDeviceType(ctx context.Context, node, deviceType string) e
 	return nil
 }
 
-const nodeCols = `id, device_type, version, state, job, result, reason, seq, last_report, reported`
+const nodeCols = `id, device_type, version, state, job, result, reason, seq, last_report, reported, link, link_at`
 
 func scanNode(sc interface{ Scan(...any) error }) (Node, error) {
 	var n Node
-	var result, seq, last int64
+	var result, seq, last, linkAt int64
 	var rep string
-	if err := sc.Scan(&n.ID, &n.DeviceType, &n.Version, &n.State, &n.Job, &result, &n.Reason, &seq, &last, &rep); err != nil {
+	if err := sc.Scan(&n.ID, &n.DeviceType, &n.Version, &n.State, &n.Job, &result, &n.Reason, &seq, &last, &rep, &n.Link, &linkAt); err != nil {
 		return Node{}, err
 	}
 	n.Result = shadow.Result(result)
@@ -285,6 +301,9 @@ func scanNode(sc interface{ Scan(...any) error }) (Node, error) {
 	}
 	if rep != "" {
 		n.Reported = json.RawMessage(rep)
+	}
+	if linkAt > 0 {
+		n.LinkAt = time.UnixMilli(linkAt).UTC()
 	}
 	return n, nil
 }

@@ -29,7 +29,15 @@ type Node struct {
 	Seq        uint64          `json:"seq"`                  // of the last recorded report
 	LastReport time.Time       `json:"last_report,omitzero"` // when it was recorded
 	Reported   json.RawMessage `json:"reported,omitempty"`   // the last report's document
+	Link       string          `json:"link,omitempty"`       // LinkOnline, LinkOffline, or "" (never said)
+	LinkAt     time.Time       `json:"link_at,omitzero"`     // when the head-end learnt it
 }
+
+// The link states a node announces on state/<id>/link.
+const (
+	LinkOnline  = "online"
+	LinkOffline = "offline" // its last will, or a clean stop
+)
 
 // Report is one recorded report of a node's history.
 type Report struct {
@@ -80,6 +88,8 @@ type Store interface {
 	// or one whose journal (and report counter) started again. Its report
 	// history, numbered by the old counter, is deleted with it.
 	ResetSeq(ctx context.Context, node string) error
+	// SetLink records what a node said on state/<id>/link.
+	SetLink(ctx context.Context, node string, online bool, at time.Time) error
 	// SetDeviceType records a node's device type (from its update request
 	// or an operator) when its reports do not carry one.
 	SetDeviceType(ctx context.Context, node, deviceType string) error
