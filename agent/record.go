@@ -38,6 +38,16 @@ type Record struct {
 	// repairBoot). Optional, safe to lose: an older agent drops it and
 	// at worst one more repair is tried.
 	BootRepairs int `cbor:"bootfix,omitempty"`
+
+	// Issue 15, the other components of a package (optional, safe to
+	// lose: an older agent ignores them; the module and the files are
+	// then left as they are, each whole, and the module reports its own
+	// version). Comp is the modem firmware and file items of the package
+	// being installed; ModemVersion the module's firmware version as last
+	// reported; FilesVersion the version of the last committed file items.
+	Comp         *Components `cbor:"comp,omitempty"`
+	ModemVersion string      `cbor:"modemver,omitempty"`
+	FilesVersion string      `cbor:"filesver,omitempty"`
 }
 
 // SlotInfo is what the journal knows of one slot.
@@ -159,6 +169,7 @@ func (r *Record) clone() *Record {
 		l := *r.Last
 		c.Last = &l
 	}
+	c.Comp = r.Comp.clone()
 	return &c
 }
 
