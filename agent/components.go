@@ -94,6 +94,23 @@ func (c *Components) clone() *Components {
 // reboot and a trial).
 var ErrComponentOrder = errors.New("agent: a component requires the package's own system set")
 
+// ErrIrreversible refuses a package whose plan installs something after
+// a modem firmware item the manifest marks irreversible: if that later
+// item failed (or its system set were rolled back), the module could not
+// be brought back to match. Such firmware is sent alone.
+var ErrIrreversible = errors.New("agent: an irreversible modem firmware must be installed alone")
+
+// irreversibleFirst refuses a plan with anything after an irreversible
+// component item (the system set comes after every component).
+func irreversibleFirst(comps, steps []manifest.Step) error {
+	for i, s := range comps {
+		if s.Item.Irreversible && (i < len(comps)-1 || len(steps) > 0) {
+			return fmt.Errorf("%w: %s is followed by other items of the package", ErrIrreversible, s.Item.ID)
+		}
+	}
+	return nil
+}
+
 // modemFirmware is the board's updatable radio module, or nil.
 func (a *Agent) modemFirmware() hw.ModemFirmware {
 	if mb, ok := a.b.(hw.ModemFirmwareBoard); ok {

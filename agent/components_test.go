@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -62,7 +63,7 @@ var componentDialects = []dialectCase{
 // module's firmware (requires nothing) and a file item; the system item
 // requires the new module firmware. It returns the package and the
 // keyring that trusts it.
-func multiPackage(t *testing.T, dir, modemTo string, file []byte) ([]byte, *manifest.Keyring) {
+func multiPackage(t *testing.T, dir, modemTo string, file []byte, mutate func(*manifest.Manifest)) ([]byte, *manifest.Keyring) {
 	t.Helper()
 	key, err := manifest.GenerateKey("ed25519")
 	if err != nil {
@@ -91,6 +92,9 @@ func multiPackage(t *testing.T, dir, modemTo string, file []byte) ([]byte, *mani
 		{ID: "tariff.cfg", Component: manifest.ComponentFile, Kind: manifest.KindFull, To: "7",
 			Payload: "tariff.cfg", Size: uint64(len(file)), Digest: df[:], TargetDigest: df[:], TargetSize: uint64(len(file))},
 	}}
+	if mutate != nil {
+		mutate(m)
+	}
 	body, err := manifest.Encode(m)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +144,7 @@ func newComponentNode(t *testing.T, d dialectCase) *componentNode {
 		t.Fatal(err)
 	}
 	n.path, n.sim = modemtest.StartWith(t, modemtest.Options{Dialect: d.sim})
-	n.pkg, n.kr = multiPackage(t, dir, "NEW-"+d.name, n.newFile)
+	n.pkg, n.kr = multiPackage(t, dir, "NEW-"+d.name, n.newFile, nil)
 	return n
 }
 
@@ -336,5 +340,78 @@ func TestPackageModemPowerCut(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A modem firmware the manifest marks irreversible, followed by the system
+// set it enables: the plan could not be undone if the system set failed,
+// so the package is refused and nothing changes.
+func TestPackageIrreversibleModemRefused(t *testing.T) {
+	d := componentDialects[0]
+	n := newComponentNode(t, d)
+	n.pkg, n.kr = multiPackage(t, n.dir, "NEW-"+d.name, n.newFile, func(m *manifest.Manifest) { m.Items[1].Irreversible = true })
+	before := nodeFiles(t, n.dir)
+	a, done := n.open(t, nil)
+	defer done()
+	err := a.InstallPackage(context.Background(), bytes.NewReader(n.pkg), false)
+	if !errors.Is(err, agent.ErrIrreversible) {
+		t.Fatalf("InstallPackage = %v, want ErrIrreversible", err)
+	}
+	if after := nodeFiles(t, n.dir); !maps.Equal(before, after) {
+		t.Errorf("a refused package changed the node's files")
+	}
+	if got := n.sim.Revision(); got != d.from {
+		t.Errorf("module runs %q, want %q", got, d.from)
+	}
+	if slices.ContainsFunc(n.sim.Commands(), func(c string) bool { return strings.Contains(c, "QFUPL") }) {
+		t.Errorf("the module was sent the firmware: %q", n.sim.Commands())
+	}
+}
+
+// Activated and committed, the package's file item stays (its archive is
+// dropped) and its version is recorded; the module keeps the new firmware.
+func TestPackageComponentsCommitted(t *testing.T) {
+	d := componentDialects[0]
+	n := newComponentNode(t, d)
+	a, done := n.open(t, nil)
+	err := a.InstallPackage(context.Background(), bytes.NewReader(n.pkg), true)
+	done()
+	if !errors.Is(err, hw.ErrRebooted) {
+		t.Fatalf("InstallPackage(activate) = %v, want a reboot into the trial", err)
+	}
+	for boot := 0; ; boot++ {
+		if boot > 4 {
+			t.Fatalf("no verdict after %d boots: %+v", boot, a.Record().Update)
+		}
+		b, err := sim.Open(n.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.PowerOn(); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		a, done = n.open(t, nil)
+		err = a.Start(context.Background())
+		done()
+		if err == nil && a.Record().Update == nil {
+			break
+		}
+		if err != nil && !errors.Is(err, hw.ErrRebooted) {
+			t.Fatalf("Start = %v", err)
+		}
+	}
+	rec := a.Record()
+	if rec.Last == nil || rec.Last.Code != agent.Committed || rec.Last.Version != "2.0.0" {
+		t.Fatalf("last %+v, want 2.0.0 committed", rec.Last)
+	}
+	if rec.FilesVersion != "7" || rec.ModemVersion != "NEW-"+d.name || rec.Comp != nil {
+		t.Errorf("files %q, modem %q, components %+v", rec.FilesVersion, rec.ModemVersion, rec.Comp)
+	}
+	if got := n.file(t); !bytes.Equal(got, n.newFile) {
+		t.Errorf("file item holds %q, want %q", got, n.newFile)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(n.files, ".archive")); len(ents) != 0 {
+		t.Errorf("archive left after the commit: %v", ents)
 	}
 }

@@ -183,6 +183,9 @@ func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt Install
 	if err := componentOrder(comps, facts.Installed[manifest.ComponentSystem]); err != nil {
 		return &PackageError{Err: err, Checks: rep.Results}
 	}
+	if err := irreversibleFirst(comps, steps); err != nil {
+		return &PackageError{Err: err, Checks: rep.Results}
+	}
 	id := fmt.Sprintf("pkg-%d", m.Sequence)
 	stored, err := a.storePackage(pkg, want, id)
 	if err != nil {
