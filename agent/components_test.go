@@ -214,6 +214,16 @@ func TestPackageComponents(t *testing.T) {
 				t.Fatalf("InstallPackage = %v", err)
 			}
 			n.checkInstalled(t, a)
+			st, err := a.Status(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Components["modem"]; got != "NEW-"+d.name {
+				t.Errorf("status: modem firmware %q, want NEW-%s", got, d.name)
+			}
+			if len(st.Pending) != 2 || st.Pending[0].Step != "done" || st.Pending[1].Step != "done" {
+				t.Errorf("status: pending %+v, want both items done", st.Pending)
+			}
 			if err := a.Rollback(context.Background(), "operator"); err != nil {
 				t.Fatalf("Rollback = %v", err)
 			}
