@@ -487,6 +487,11 @@ func (a *Agent) acceptComponents(ctx context.Context, m *manifest.Manifest, id s
 	}
 	r := a.rec.clone()
 	r.Comp = c
+	if a.modemVer != "" {
+		// What the module reported for the selection: a modem item it
+		// already satisfies is not in the plan, and is recorded here.
+		r.ModemVersion = a.modemVer
+	}
 	a.log.Info("package accepted", slog.Uint64("sequence", m.Sequence), slog.Int("components", len(comps)), slog.Int("steps", len(steps)))
 	if err := a.commit(r); err != nil {
 		return err

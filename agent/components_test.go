@@ -63,17 +63,13 @@ var componentDialects = []dialectCase{
 // module's firmware (requires nothing) and a file item; the system item
 // requires the new module firmware. It returns the package and the
 // keyring that trusts it.
-func multiPackage(t *testing.T, dir, modemTo string, file []byte, mutate func(*manifest.Manifest)) ([]byte, *manifest.Keyring) {
+func multiPackage(t testing.TB, img []byte, modemTo string, file []byte, mutate func(*manifest.Manifest)) ([]byte, *manifest.Keyring) {
 	t.Helper()
 	key, err := manifest.GenerateKey("ed25519")
 	if err != nil {
 		t.Fatal(err)
 	}
 	kr, err := manifest.NewKeyring(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := os.ReadFile(filepath.Join(dir, "new.img"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +140,11 @@ func newComponentNode(t *testing.T, d dialectCase) *componentNode {
 		t.Fatal(err)
 	}
 	n.path, n.sim = modemtest.StartWith(t, modemtest.Options{Dialect: d.sim})
-	n.pkg, n.kr = multiPackage(t, dir, "NEW-"+d.name, n.newFile, nil)
+	img, err := os.ReadFile(filepath.Join(dir, "new.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.pkg, n.kr = multiPackage(t, img, "NEW-"+d.name, n.newFile, nil)
 	return n
 }
 
@@ -359,11 +359,15 @@ func TestPackageModemPowerCut(t *testing.T) {
 func TestPackageIrreversibleModemRefused(t *testing.T) {
 	d := componentDialects[0]
 	n := newComponentNode(t, d)
-	n.pkg, n.kr = multiPackage(t, n.dir, "NEW-"+d.name, n.newFile, func(m *manifest.Manifest) { m.Items[1].Irreversible = true })
+	img, err := os.ReadFile(filepath.Join(n.dir, "new.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.pkg, n.kr = multiPackage(t, img, "NEW-"+d.name, n.newFile, func(m *manifest.Manifest) { m.Items[1].Irreversible = true })
 	before := nodeFiles(t, n.dir)
 	a, done := n.open(t, nil)
 	defer done()
-	err := a.InstallPackage(context.Background(), bytes.NewReader(n.pkg), false)
+	err = a.InstallPackage(context.Background(), bytes.NewReader(n.pkg), false)
 	if !errors.Is(err, agent.ErrIrreversible) {
 		t.Fatalf("InstallPackage = %v, want ErrIrreversible", err)
 	}
