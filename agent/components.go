@@ -130,8 +130,9 @@ func (a *Agent) filePlace() (fileitem.Place, bool) {
 }
 
 // modemAskTimeout bounds asking the module its version for a request or a
-// package's selection (a module that is starting answers within this).
-const modemAskTimeout = 45 * time.Second
+// package's selection; a module that does not answer within it (starting,
+// absent) leaves the journalled version.
+const modemAskTimeout = 10 * time.Second
 
 // refreshModem asks the module its firmware version, for selection and
 // requests. The answer is kept in memory only (a refused package changes
