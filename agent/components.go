@@ -176,11 +176,20 @@ func (a *Agent) componentSkip(s manifest.Step) (string, error) {
 			return "this board has no updatable radio module", nil
 		}
 	case manifest.ComponentFile:
-		if _, ok := a.filePlace(); !ok {
+		p, ok := a.filePlace()
+		if !ok {
 			return "this board declares no place for file items", nil
 		}
 		if err := fileitem.ValidName(s.Item.ID); err != nil {
 			return "", fmt.Errorf("%w: file item %q", err, s.Item.ID)
+		}
+		limit := p.MaxSize
+		if limit <= 0 {
+			limit = fileitem.DefaultMaxSize
+		}
+		if s.Item.Size > uint64(limit) {
+			// Refused before the module or any file is touched.
+			return "", fmt.Errorf("%w: file item %q is %d bytes, its place takes %d", fileitem.ErrTooLarge, s.Item.ID, s.Item.Size, limit)
 		}
 	default:
 		return "no installer for component " + s.Item.Component.String(), nil

@@ -19,6 +19,7 @@ import (
 	"meterupd/boards/modem"
 	"meterupd/boards/modem/modemtest"
 	"meterupd/boards/sim"
+	"meterupd/fileitem"
 	"meterupd/manifest"
 )
 
@@ -26,12 +27,13 @@ import (
 // and a place for file items: the capabilities a board file offers.
 type componentBoard struct {
 	*sim.Board
-	fw    hw.ModemFirmware
-	files string
+	fw       hw.ModemFirmware
+	files    string
+	maxFiles int64
 }
 
 func (b *componentBoard) ModemFirmware() hw.ModemFirmware { return b.fw }
-func (b *componentBoard) FileItems() (string, int64)      { return b.files, 0 }
+func (b *componentBoard) FileItems() (string, int64)      { return b.files, b.maxFiles }
 
 // fastClock runs the dialects' minute-long waits ten times faster.
 type fastClock struct{ start time.Time }
@@ -122,6 +124,7 @@ type componentNode struct {
 	d          dialectCase
 	kr         *manifest.Keyring
 	wait       time.Duration
+	maxFiles   int64 // the board's bound on a file item (0: the default)
 	pkg        []byte
 	oldFile    []byte
 	newFile    []byte
@@ -155,7 +158,7 @@ func (n *componentNode) open(t *testing.T, onCommit func(*agent.Record)) (*agent
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb := &componentBoard{Board: b, fw: n.d.fw(n.path, n.wait), files: n.files}
+	cb := &componentBoard{Board: b, fw: n.d.fw(n.path, n.wait), files: n.files, maxFiles: n.maxFiles}
 	a, err := agent.Open(agent.Options{Board: cb, StoreDir: filepath.Join(n.dir, "store"), Keys: n.kr, OnCommit: onCommit})
 	if err != nil {
 		b.Close()
@@ -427,5 +430,86 @@ func TestPackageComponentsCommitted(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(n.files, ".archive")); len(ents) != 0 {
 		t.Errorf("archive left after the commit: %v", ents)
+	}
+}
+
+// A file item larger than the board's place takes is refused before
+// anything is touched: not the module, not the files, not the journal.
+func TestPackageFileItemTooLarge(t *testing.T) {
+	d := componentDialects[0]
+	n := newComponentNode(t, d)
+	n.maxFiles = 4
+	before := nodeFiles(t, n.dir)
+	a, done := n.open(t, nil)
+	defer done()
+	if err := a.InstallPackage(context.Background(), bytes.NewReader(n.pkg), false); !errors.Is(err, fileitem.ErrTooLarge) {
+		t.Fatalf("InstallPackage = %v, want ErrTooLarge", err)
+	}
+	if after := nodeFiles(t, n.dir); !maps.Equal(before, after) {
+		t.Errorf("a refused package changed the node's files")
+	}
+	if got := n.sim.Revision(); got != d.from {
+		t.Errorf("module runs %q, want %q", got, d.from)
+	}
+}
+
+// The file item fails after the module was updated (its place is gone):
+// nothing else is installed, and the result says the module keeps its new
+// firmware.
+func TestPackageFileItemFails(t *testing.T) {
+	d := componentDialects[0]
+	n := newComponentNode(t, d)
+	a, done := n.open(t, nil)
+	defer done()
+	if err := os.RemoveAll(n.files); err != nil {
+		t.Fatal(err)
+	}
+	err := a.InstallPackage(context.Background(), bytes.NewReader(n.pkg), false)
+	if !errors.Is(err, agent.ErrAbandoned) || !strings.Contains(err.Error(), "tariff.cfg") {
+		t.Fatalf("InstallPackage = %v, want ErrAbandoned (tariff.cfg)", err)
+	}
+	rec := a.Record()
+	if rec.Update != nil || rec.Comp != nil {
+		t.Errorf("after the failure: update %+v, components %+v", rec.Update, rec.Comp)
+	}
+	if _, err := os.Stat(filepath.Join(n.files, "tariff.cfg")); err == nil {
+		t.Errorf("a file item was written")
+	}
+	details := map[string]string{}
+	for _, c := range rec.Last.Checks {
+		for _, o := range c.Outcomes {
+			details[c.Item] += o.Detail
+		}
+	}
+	if !strings.Contains(details["modem"], "keeps NEW-"+d.name) || details["tariff.cfg"] == "" {
+		t.Errorf("per-item report %q", details)
+	}
+	if rec.ModemVersion != "NEW-"+d.name {
+		t.Errorf("journal: modem %q, want the version the module runs", rec.ModemVersion)
+	}
+}
+
+// A modem item that requires the package's own system set cannot be
+// installed in one pass (the system set comes last): refused, nothing
+// changes.
+func TestPackageComponentAfterSystemRefused(t *testing.T) {
+	d := componentDialects[0]
+	n := newComponentNode(t, d)
+	img, err := os.ReadFile(filepath.Join(n.dir, "new.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.pkg, n.kr = multiPackage(t, img, "NEW-"+d.name, n.newFile, func(m *manifest.Manifest) {
+		m.Items[0].Prereqs = nil
+		m.Items[1].Prereqs = []manifest.Prereq{{Item: "sys-2.0.0"}}
+	})
+	before := nodeFiles(t, n.dir)
+	a, done := n.open(t, nil)
+	defer done()
+	if err := a.InstallPackage(context.Background(), bytes.NewReader(n.pkg), false); !errors.Is(err, agent.ErrComponentOrder) {
+		t.Fatalf("InstallPackage = %v, want ErrComponentOrder", err)
+	}
+	if after := nodeFiles(t, n.dir); !maps.Equal(before, after) {
+		t.Errorf("a refused package changed the node's files")
 	}
 }
