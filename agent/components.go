@@ -63,7 +63,9 @@ type ComponentItem struct {
 	Size    int64  `cbor:"size"`
 	// Modem is the module update's last journalled step.
 	Modem *hw.ModemStep `cbor:"modem,omitempty"`
-	Done  bool          `cbor:"done,omitempty"`
+	// Started (file items): an archive in the place is this update's.
+	Started bool `cbor:"started,omitempty"`
+	Done    bool `cbor:"done,omitempty"`
 }
 
 func (c *Components) clone() *Components {
@@ -325,6 +327,19 @@ func (a *Agent) installComponent(ctx context.Context, i int) error {
 		p, ok := a.filePlace()
 		if !ok {
 			return errors.New("the board no longer declares a place for file items")
+		}
+		if !it.Started {
+			// An archive left by an update this agent did not finish (an
+			// older agent took over and lost the record) is not this
+			// update's: drop it, then record that from now on it is.
+			if err := p.Commit(it.ID); err != nil {
+				return err
+			}
+			r := a.rec.clone()
+			r.Comp.Items[i].Started = true
+			if err := a.commit(r); err != nil {
+				return journalError{err}
+			}
 		}
 		f, err := os.Open(it.Payload)
 		if err != nil {

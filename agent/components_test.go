@@ -513,3 +513,32 @@ func TestPackageComponentAfterSystemRefused(t *testing.T) {
 		t.Errorf("a refused package changed the node's files")
 	}
 }
+
+// An archive a lost update left in the place (an older agent took over)
+// is not taken for this update's: rolled back, the file item gets the
+// content it had when this package came, not the stale archive's.
+func TestPackageStaleFileArchive(t *testing.T) {
+	d := componentDialects[0]
+	n := newComponentNode(t, d)
+	stale := fileitem.Place{Dir: n.files}
+	if err := stale.Install("tariff.cfg", bytes.NewReader(n.oldFile), int64(len(n.oldFile))); err != nil {
+		t.Fatal(err)
+	}
+	// The place now holds "tariff 6" with an archive of the same (an update
+	// never committed); make the current content differ from the archive.
+	current := []byte("tariff 6b\n")
+	if err := os.WriteFile(filepath.Join(n.files, "tariff.cfg"), current, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, done := n.open(t, nil)
+	defer done()
+	if err := a.InstallPackage(context.Background(), bytes.NewReader(n.pkg), false); err != nil {
+		t.Fatalf("InstallPackage = %v", err)
+	}
+	if err := a.Rollback(context.Background(), "operator"); err != nil {
+		t.Fatalf("Rollback = %v", err)
+	}
+	if got := n.file(t); !bytes.Equal(got, current) {
+		t.Errorf("after the rollback the file item holds %q, want %q", got, current)
+	}
+}
