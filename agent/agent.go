@@ -104,6 +104,9 @@ type Agent struct {
 	// verdictDue is the running trial's verdict deadline (UnixNano; 0:
 	// none): the one field KeepWatchdog reads from another goroutine.
 	verdictDue atomic.Int64
+	// modemVer is the radio module's firmware version as it last told it
+	// (issue 15; Record.ModemVersion is the journalled one).
+	modemVer string
 }
 
 func (o *Options) defaults() {

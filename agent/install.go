@@ -84,6 +84,9 @@ func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
 // trial is committed (endTrial) once the request has passed every check.
 func (a *Agent) idleFor(commitTrial bool) error {
 	u := a.rec.Update
+	if c := a.rec.Comp; c != nil && !c.In {
+		return fmt.Errorf("%w (%s, installing its components)", ErrBusy, c.ID)
+	}
 	switch {
 	case u == nil:
 		return nil
@@ -178,18 +181,12 @@ func (a *Agent) prepare(it *InstallItem) error {
 // accept records the update in the journal (phase downloaded) and drives
 // it. mutate, if set, adds what the carrier knows (package sequence…).
 func (a *Agent) accept(ctx context.Context, req InstallRequest, mutate func(*Update)) error {
-	booted, err := a.booted()
+	u, err := a.newUpdate(req, mutate)
 	if err != nil {
 		return err
 	}
-	it := req.Item
-	target := slots.IdleSlot(booted, a.rec.stateOf)
 	r := a.rec.clone()
-	r.Update = &Update{ID: req.ID, Phase: Downloaded, Target: target, From: booted, Item: it, Activate: req.Activate}
-	if mutate != nil {
-		mutate(r.Update)
-	}
-	a.log.Info("update accepted", slog.String("update", req.ID), slog.String("version", it.Version), slog.String("target", string(target)))
+	r.Update = u
 	if err := a.commit(r); err != nil {
 		return err
 	}
@@ -200,6 +197,23 @@ func (a *Agent) accept(ctx context.Context, req InstallRequest, mutate func(*Upd
 		return fmt.Errorf("%w: %s", ErrAbandoned, l.Reason)
 	}
 	return nil
+}
+
+// newUpdate is the update record of req, phase downloaded, to the idle
+// slot.
+func (a *Agent) newUpdate(req InstallRequest, mutate func(*Update)) (*Update, error) {
+	booted, err := a.booted()
+	if err != nil {
+		return nil, err
+	}
+	it := req.Item
+	target := slots.IdleSlot(booted, a.rec.stateOf)
+	u := &Update{ID: req.ID, Phase: Downloaded, Target: target, From: booted, Item: it, Activate: req.Activate}
+	if mutate != nil {
+		mutate(u)
+	}
+	a.log.Info("update accepted", slog.String("update", req.ID), slog.String("version", it.Version), slog.String("target", string(target)))
+	return u, nil
 }
 
 // storePayload copies a payload into the package store (temp, fsync,
@@ -342,7 +356,7 @@ func (a *Agent) fatalFlash(err error) bool {
 // power cut interrupted before it reached the journal): over 15 years the
 // store must not fill up. Files of other names are not ours and stay.
 func (a *Agent) cleanStore() {
-	if a.opt.StoreDir == "" || a.rec.Update != nil {
+	if a.opt.StoreDir == "" || a.rec.Update != nil || a.rec.Comp != nil {
 		return
 	}
 	ents, err := os.ReadDir(a.opt.StoreDir)

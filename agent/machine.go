@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"meterupd/boards/hw"
 	"meterupd/slots"
@@ -28,6 +29,9 @@ func (a *Agent) Start(ctx context.Context) error {
 		if err := a.commit(r); err != nil {
 			return err
 		}
+	}
+	if c := a.rec.Comp; c != nil && !c.In { // issue 15: a package's components resume
+		return a.runComponents(ctx)
 	}
 	return a.drive(ctx)
 }
@@ -270,6 +274,9 @@ func (a *Agent) finish(r *Record, code ResultCode, running hw.Slot, reason strin
 	res := &Result{Code: code, Version: r.slot(running).Version, Slot: running, Reason: reason}
 	if u := r.Update; u != nil {
 		res.ID, res.Checks = u.ID, u.Checks
+		if c := r.Comp; c != nil && c.ID == u.ID { // issue 15: the package's other components
+			res.Checks = append(slices.Clip(res.Checks), a.settleComponents(r, code)...)
+		}
 	}
 	r.Last = res
 	r.Update = nil

@@ -69,6 +69,7 @@ func (a *Agent) Facts() (validate.Facts, hw.Slot, error) {
 	if d, err := hex.DecodeString(si.SHA256); err == nil {
 		f.Digests[manifest.ComponentSystem] = d
 	}
+	a.componentVersions(f.Installed)
 	target := slots.IdleSlot(booted, a.rec.stateOf)
 	if fl, err := a.b.Slot(target); err == nil {
 		f.FreeBytes = uint64(fl.Size())
@@ -78,6 +79,7 @@ func (a *Agent) Facts() (validate.Facts, hw.Slot, error) {
 
 // Request is the software update request this node would send.
 func (a *Agent) Request(m *manifest.Manifest) (manifest.Request, error) {
+	a.refreshModem(context.Background())
 	f, _, err := a.Facts()
 	if err != nil {
 		return manifest.Request{}, err
@@ -120,6 +122,7 @@ func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt Install
 	if err := a.idleFor(opt.CommitTrial); err != nil {
 		return err
 	}
+	a.refreshModem(ctx)
 	keys, err := a.Keyring()
 	if err != nil {
 		return err
@@ -160,17 +163,32 @@ func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt Install
 		return &PackageError{Err: err, Checks: rep.Results}
 	}
 	want := map[int]bool{}
-	var steps []manifest.Step
+	var steps, comps []manifest.Step
 	for _, s := range rep.Install {
-		if s.Item.Component != manifest.ComponentSystem {
-			// Installers for modem firmware and files come later: the
-			// item is recorded as skipped, the rest goes on.
+		if s.Item.Component == manifest.ComponentSystem {
+			want[s.Index] = true
+			steps = append(steps, s)
+			continue
+		}
+		why, err := a.componentSkip(s)
+		if err != nil {
+			return &PackageError{Err: err, Checks: rep.Results}
+		}
+		if why != "" {
+			// This node cannot install the item: recorded as skipped,
+			// the rest goes on.
 			rep.Results = append(rep.Results, validate.Result{Item: s.Item.ID, Level: validate.Skip,
-				Outcomes: []validate.Outcome{{Check: "installer", Detail: "no installer for component " + s.Item.Component.String() + " yet"}}})
+				Outcomes: []validate.Outcome{{Check: "installer", Detail: why}}})
 			continue
 		}
 		want[s.Index] = true
-		steps = append(steps, s)
+		comps = append(comps, s)
+	}
+	if err := componentOrder(comps, facts.Installed[manifest.ComponentSystem]); err != nil {
+		return &PackageError{Err: err, Checks: rep.Results}
+	}
+	if err := irreversibleFirst(comps, steps); err != nil {
+		return &PackageError{Err: err, Checks: rep.Results}
 	}
 	id := opt.ID // the head-end's job, when it sent the package
 	if id == "" {
@@ -179,6 +197,9 @@ func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt Install
 	stored, err := a.storePackage(pkg, want, id)
 	if err != nil {
 		return &PackageError{Err: err, Checks: rep.Results}
+	}
+	if len(comps) > 0 {
+		return a.acceptComponents(ctx, m, id, comps, steps, stored, keysPEM, compactChecks(rep.Results), opt)
 	}
 	if len(steps) == 0 {
 		for _, p := range stored {

@@ -60,7 +60,9 @@ package agent_test
 // cover at every k (and their double mode at one sampled j per k); all
 // pairs on all three kinds cost 1.6 times the suite's CPU time (3.6
 // instead of 2.3 CPU-minutes, 2026-11-30) for no new kind of state. The
-// whole suite: 111 lines, 18,262 cuts.
+// whole suite: 111 lines, 18,262 cuts; scenario multi (issue 15) adds 12
+// lines, 288 cuts (24 sampled per line: every life runs a module update
+// on a pseudo-terminal, ~46 s wall, little CPU).
 // Set POWERCUT_SCENARIOS, POWERCUT_FLASH or POWERCUT_MODES (comma lists) to
 // run a part of the suite (scripts/mutate.sh does).
 
@@ -134,6 +136,7 @@ type pcScenario struct {
 	sample   int              // if > 0: only this many first cuts k, spread over 1..N
 	want     agent.ResultCode // the outcome of every life
 	slot     hw.Slot          // the slot running at the end
+	multi    bool             // issue 15: the signed package also updates the radio module and a file item (powercut_multi_test.go)
 }
 
 var pcScenarios = []pcScenario{
@@ -150,6 +153,10 @@ var pcScenarios = []pcScenario{
 	// geometry of the suite before it shrank), double mode sampled: 64
 	// first cuts spread over the life, one second cut each.
 	{name: "commit-full", full: true, modes: []string{"double"}, sample: 64, want: agent.Committed, slot: hw.SlotB},
+	// multi: system set + radio module firmware (Quectel, on a
+	// pseudo-terminal) + a file item, in one signed package; sampled: 24
+	// cuts per mode (every life runs the module's update).
+	{name: "multi", req: reqSigned, multi: true, sample: 24, want: agent.Committed, slot: hw.SlotB},
 }
 
 // pcNode is a provisioned sim node saved as a template, and what a life of
@@ -171,6 +178,7 @@ type pcNode struct {
 	imgs     map[string][]byte    // images by version
 	pkgFile  string               // signed package, in the store
 	shared   map[string]bool      // files of the template shared by hard link
+	multi    *pcMulti             // scenario multi: the modules of its lives
 }
 
 func newPCNode(t testing.TB, sc pcScenario, kind sim.FlashKind) *pcNode {
@@ -270,6 +278,11 @@ func newPCNode(t testing.TB, sc pcScenario, kind sim.FlashKind) *pcNode {
 	case reqSigned:
 		n.pkgFile = "update.pkg"
 		n.job = "pkg-5"
+		if sc.multi {
+			n.job = "pkg-9"
+			n.keys = n.multiPackage(t, filepath.Join(store, n.pkgFile))
+			break
+		}
 		n.keys, n.id = signedPackage(t, n, filepath.Join(store, n.pkgFile))
 	case reqManualRollback:
 		n.job = "rollback"
@@ -539,7 +552,7 @@ func (r *pcRun) run(ctx context.Context) error {
 		}
 	}
 	for boot := 0; boot < 20; boot++ {
-		a, err := agent.Open(agent.Options{Board: b, StoreDir: filepath.Join(r.dir, "store"), Keys: r.n.keys, Identity: r.n.id})
+		a, err := agent.Open(agent.Options{Board: r.n.board(b, r.dir), StoreDir: filepath.Join(r.dir, "store"), Keys: r.n.keys, Identity: r.n.id})
 		if err != nil {
 			return err
 		}
@@ -785,6 +798,9 @@ func (n *pcNode) finalCheck(dir string) (pcOutcome, error) {
 			return out, fmt.Errorf("committed, but slot %s is not the new image byte for byte", n.target)
 		}
 	}
+	if err := n.multiFinal(dir, rec); err != nil {
+		return out, err
+	}
 	return out, n.intact(b, rec)
 }
 
@@ -813,6 +829,7 @@ func TestPowerCut(t *testing.T) {
 				n := newPCNode(t, sc, kind)
 				dir := filepath.Join(t.TempDir(), "clean")
 				copyDir(t, n.dir, dir, n.shared)
+				n.multiLives(t, dir)
 				clean := &pcRun{n: n, dir: dir}
 				if err := clean.run(context.Background()); err != nil {
 					t.Fatalf("uninterrupted run: %v", err)
@@ -880,9 +897,11 @@ func pcMode(t *testing.T, n *pcNode, mode string, N int64) {
 			ks = append(ks, 1+i*N/s+rnd.Int64N(max(N/s, 1)))
 		}
 	}
+	n.multiLives(t, work)
 	for _, k := range ks {
 		what := fmt.Sprintf("cut at op %d of %d", k, N)
 		copyDir(t, n.dir, work, n.shared)
+		n.newLife(work)
 		life := &pcLife{}
 		first := &pcRun{n: n, dir: work, faults: cutFaults(mode, k, 7)}
 		if err := first.run(context.Background()); !errors.Is(err, errCut) {

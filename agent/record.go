@@ -39,6 +39,15 @@ type Record struct {
 	// at worst one more repair is tried.
 	BootRepairs int `cbor:"bootfix,omitempty"`
 
+	// Issue 15, the other components of a package (optional, safe to
+	// lose: an older agent ignores them; the module and the files are
+	// then left as they are, each whole, and the module reports its own
+	// version). Comp is the modem firmware and file items of the package
+	// being installed; ModemVersion the module's firmware version as last
+	// reported; FilesVersion the version of the last committed file items.
+	Comp         *Components `cbor:"comp,omitempty"`
+	ModemVersion string      `cbor:"modemver,omitempty"`
+	FilesVersion string      `cbor:"filesver,omitempty"`
 	// Issue 12 (technician console). Console is the console's login
 	// guard: failures in a row and the lockout they led to. Optional: an
 	// older agent drops it, which at worst ends a lockout early.
@@ -188,6 +197,7 @@ func (r *Record) clone() *Record {
 		g := *r.Console
 		c.Console = &g
 	}
+	c.Comp = r.Comp.clone()
 	return &c
 }
 

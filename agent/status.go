@@ -6,6 +6,7 @@ import (
 
 	"meterupd/boards/hw"
 	"meterupd/journal"
+	"meterupd/manifest"
 	"meterupd/slots"
 	"meterupd/validate"
 )
@@ -50,6 +51,23 @@ type Status struct {
 	// node): a damaged keys.pem or identity.json degrades the node, it
 	// does not stop it.
 	Problems []string `json:"problems,omitempty"`
+	// Issue 15. Components are the versions of the node's other
+	// components as the journal knows them ("modem": the radio module's
+	// firmware as it last reported it, "file": the last committed file
+	// items'); Pending are the modem firmware and file items of the
+	// package being installed, and where each stands.
+	Components map[string]string `json:"components,omitempty"`
+	Pending    []PendingItem     `json:"pending,omitempty"`
+}
+
+// PendingItem is a modem firmware or file item of the package being
+// installed. Step is the radio module's update phase (hw.ModemPhase;
+// "new" before the first), "done", or "" for a file item not yet written.
+type PendingItem struct {
+	ID        string `json:"id"`
+	Component string `json:"component"`
+	Version   string `json:"version"`
+	Step      string `json:"step,omitempty"`
 }
 
 // The reported states (DESIGN.md, MQTT `reported.state`).
@@ -175,6 +193,7 @@ func StatusOf(r *Record, booted hw.Slot, bs hw.BootState) Status {
 			}
 		}
 	}
+	componentStatus(&st, r)
 	if u := r.Update; u != nil {
 		st.Job, st.Reason, st.Result = u.ID, u.Reason, ResultNone
 		st.State = string(u.Phase)
@@ -220,4 +239,40 @@ func (a *Agent) History() ([]HistoryEntry, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// componentStatus fills in the other components (issue 15): their
+// versions, and the items of a package being installed. While those
+// install before the system set, the node reports the state installing.
+func componentStatus(st *Status, r *Record) {
+	if r.ModemVersion != "" || r.FilesVersion != "" {
+		st.Components = map[string]string{}
+		if r.ModemVersion != "" {
+			st.Components[manifest.ComponentModem.String()] = r.ModemVersion
+		}
+		if r.FilesVersion != "" {
+			st.Components[manifest.ComponentFile.String()] = r.FilesVersion
+		}
+	}
+	c := r.Comp
+	if c == nil {
+		return
+	}
+	for _, it := range c.Items {
+		p := PendingItem{ID: it.ID, Component: it.Component.String(), Version: it.Version}
+		switch {
+		case it.Done:
+			p.Step = "done"
+		case it.Modem != nil:
+			p.Step = string(it.Modem.Phase)
+			if p.Step == "" {
+				p.Step = "new"
+			}
+		}
+		st.Pending = append(st.Pending, p)
+	}
+	if r.Update == nil && !c.In {
+		st.Job, st.State, st.Result = c.ID, StateInstalling, ResultNone
+		st.Reason = "installing the package's modem firmware and file items"
+	}
 }

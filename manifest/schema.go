@@ -183,6 +183,13 @@ type Item struct {
 	// neither.
 	BlockSize uint32 `cbor:"18,keyasint,omitempty" json:"block_size,omitempty"`
 	BlockRoot []byte `cbor:"19,keyasint,omitempty" json:"block_root,omitempty"`
+	// Irreversible (modem items only) states that the module cannot
+	// return to its previous firmware once it runs this one. A critical
+	// key: a node that does not know it refuses the manifest rather than
+	// install an update it could not undo. A node refuses a package whose
+	// plan puts anything after an irreversible item (agent.ErrIrreversible):
+	// such firmware goes alone, in a package of its own.
+	Irreversible bool `cbor:"20,keyasint,omitempty" json:"irreversible,omitempty"`
 }
 
 // HardwareRange is an inclusive range of hardware revisions plus optional
@@ -289,6 +296,9 @@ func (m *Manifest) Validate() error {
 		ids[it.ID] = true
 		if it.Component > ComponentFile {
 			return invalid(f("component"), "unknown %d", it.Component)
+		}
+		if it.Irreversible && it.Component != ComponentModem {
+			return invalid(f("irreversible"), "only a modem firmware item can be irreversible")
 		}
 		switch it.Kind {
 		case KindFull:

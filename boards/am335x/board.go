@@ -247,6 +247,18 @@ func (b *Board) modem() *modem.Radio {
 
 var _ hw.Radio = (*Board)(nil)
 
+// ModemFirmware is the module whose firmware a package's modem item
+// updates (hw.ModemFirmwareBoard): the reference meter carries a Quectel
+// BG95 on ModemPort, updated over DFOTA with the driver's defaults and
+// the module's own network settings kept (a Quectel module keeps them
+// across DFOTA). A board with a u-blox SARA-R4 returns a *modem.UBlox
+// with its APN and provisioning commands (docs/modem.md).
+func (b *Board) ModemFirmware() hw.ModemFirmware {
+	return &modem.Quectel{Path: filepath.Join(b.root, ModemPort), Config: modem.Config{Logger: b.log, Baud: ModemBaud}}
+}
+
+var _ hw.ModemFirmwareBoard = (*Board)(nil)
+
 // Close closes the partitions opened so far.
 func (b *Board) Close() error {
 	b.mu.Lock()

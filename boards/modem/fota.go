@@ -27,13 +27,13 @@ var (
 	ErrPortGone = errors.New("modem: port gone")
 	// ErrRefused: the module keeps coming back with its old version after
 	// installing the file.
-	ErrRefused = errors.New("modem: module refuses the firmware")
+	ErrRefused = hw.ErrModemRefused
 	// ErrUnexpectedVersion: the module reports a version that is neither
 	// the one it ran before nor the one wanted.
-	ErrUnexpectedVersion = errors.New("modem: module reports an unexpected version")
+	ErrUnexpectedVersion = hw.ErrModemVersion
 	// ErrBadStep: the update record lacks its version or size, or names
 	// an unknown phase (a journal from a newer agent).
-	ErrBadStep = errors.New("modem: invalid firmware update record")
+	ErrBadStep = hw.ErrModemStep
 )
 
 // FOTAError is the module's own failure report at the end of an install
@@ -120,120 +120,13 @@ func (c *FirmwareConfig) progress(stage string, pct int) {
 
 // MaxStarts bounds the install commands of one update: a module that comes
 // back with its old version after that many is taken as refusing.
-const MaxStarts = 2
+const MaxStarts = hw.ModemMaxStarts
 
 // UpdateFirmware drives a module firmware update to its end from the step
-// st, calling persist with the next step before it takes it (the agent
-// journals it). st starts as hw.ModemStep{Want: …, Size: …}; after a power
-// cut it is the last persisted record. open returns the update file from
-// its start (it is called again when the upload must be redone).
-//
-// It returns the version the module reported after the update, which is
-// st.Want, or an error; it never reports a version the module did not
-// report. Errors: *FOTAError and ErrRefused (the module keeps its old
-// firmware), ErrNotReady, ErrChecksum, ErrUnexpectedVersion, and the
-// dialogue's own.
+// st; it is hw.UpdateModem (the runner lives with the capability, so the
+// agent drives it without importing this driver).
 func UpdateFirmware(ctx context.Context, fw hw.ModemFirmware, st hw.ModemStep, open func() (io.Reader, error), persist func(hw.ModemStep) error) (string, error) {
-	switch st.Phase {
-	case hw.ModemNew, hw.ModemUploading, hw.ModemUploaded, hw.ModemStarted, hw.ModemConfirming, hw.ModemDone:
-	default:
-		return "", fmt.Errorf("%w: phase %q", ErrBadStep, st.Phase)
-	}
-	if st.Want == "" || st.Size <= 0 {
-		return "", fmt.Errorf("%w: want %q, size %d", ErrBadStep, st.Want, st.Size)
-	}
-	next := func(p hw.ModemPhase) error {
-		st.Phase = p
-		return persist(st)
-	}
-	for range 16 { // every phase moves on or returns; this bounds a bug
-		switch st.Phase {
-		case hw.ModemNew:
-			v, err := fw.ModemVersion(ctx)
-			if err != nil {
-				return "", err
-			}
-			st.From = v
-			p := hw.ModemUploading
-			if v == st.Want {
-				p = hw.ModemConfirming
-			}
-			if err := next(p); err != nil {
-				return "", err
-			}
-		case hw.ModemUploading:
-			r, err := open()
-			if err != nil {
-				return "", err
-			}
-			if err := fw.ModemUpload(ctx, r, st.Size); err != nil {
-				return "", err
-			}
-			if err := next(hw.ModemUploaded); err != nil {
-				return "", err
-			}
-		case hw.ModemUploaded:
-			if st.Starts >= MaxStarts {
-				return "", fmt.Errorf("%w: still %q after %d installs", ErrRefused, st.From, st.Starts)
-			}
-			st.Starts++
-			if err := next(hw.ModemStarted); err != nil {
-				return "", err
-			}
-			if err := fw.ModemStart(ctx); err != nil {
-				return "", err
-			}
-		case hw.ModemStarted:
-			if err := fw.ModemWait(ctx); err != nil {
-				return "", err
-			}
-			v, err := fw.ModemVersion(ctx)
-			if err != nil {
-				return "", err
-			}
-			switch v {
-			case st.Want:
-				err = next(hw.ModemConfirming)
-			case st.From:
-				// The install did not take (cut before the module had
-				// the command, or while it patched): from the upload.
-				if st.Starts >= MaxStarts {
-					return "", fmt.Errorf("%w: still %q after %d installs", ErrRefused, v, st.Starts)
-				}
-				err = next(hw.ModemUploading)
-			default:
-				return "", fmt.Errorf("%w: %q, neither %q nor %q", ErrUnexpectedVersion, v, st.From, st.Want)
-			}
-			if err != nil {
-				return "", err
-			}
-		case hw.ModemConfirming:
-			v, err := fw.ModemConfirm(ctx)
-			if err != nil {
-				return "", err
-			}
-			if v != st.Want {
-				return "", fmt.Errorf("%w: %q after confirmation, want %q", ErrUnexpectedVersion, v, st.Want)
-			}
-			if err := next(hw.ModemDone); err != nil {
-				return "", err
-			}
-			return v, nil
-		case hw.ModemDone:
-			// Confirmed before the cut: ask again, never repeat the record.
-			v, err := fw.ModemVersion(ctx)
-			if err != nil {
-				return "", err
-			}
-			if v != st.Want {
-				return "", fmt.Errorf("%w: %q, want %q", ErrUnexpectedVersion, v, st.Want)
-			}
-			return v, nil
-		default:
-			return "", fmt.Errorf("%w: phase %q", ErrBadStep, st.Phase)
-		}
-	}
-	return "", fmt.Errorf("modem: update does not settle (phase %q)", st.Phase)
+	return hw.UpdateModem(ctx, fw, st, open, persist)
 }
 
 // port opens a module's AT port by path, with retries while the port is

@@ -452,3 +452,18 @@ func TestUploadShortImage(t *testing.T) {
 		t.Errorf("the module holds %d bytes, not the image", len(b))
 	}
 }
+
+// The module restarts into its update before the OK of AT+QFOTADL reaches
+// the driver (the answer is lost and the USB port vanishes): the update
+// goes on; ModemWait and the version decide.
+func TestQuectelStartOKLost(t *testing.T) {
+	path, sim := modemtest.StartWith(t, modemtest.Options{Dialect: modemtest.Quectel})
+	sim.Once("AT+QFOTADL*").Lost()
+	img := fwImage("NEW", 2048)
+	fw := fwConfig()
+	q := &modem.Quectel{Path: path, Config: modem.Config{Timeout: 5 * time.Second}, FOTA: modem.QuectelConfig{FirmwareConfig: fw}}
+	got, err := run(context.Background(), q, hw.ModemStep{Want: "NEW", Size: int64(len(img))}, img, &journal{sim: sim})
+	if err != nil || got != "NEW" {
+		t.Fatalf("UpdateFirmware = %q, %v; want NEW", got, err)
+	}
+}

@@ -182,6 +182,14 @@ func (q *Quectel) ModemStart(ctx context.Context) error {
 	}
 	if _, err := m.Command(ctx, fmt.Sprintf("AT+QFOTADL=%q", q.FOTA.FOTAPath)); err != nil {
 		m.Close()
+		if errors.Is(err, ErrClosed) {
+			// The module restarted into its update (a USB port vanishes)
+			// before its OK reached us: ModemWait and the version tell
+			// whether it installs (seen by the power-cut suite's multi
+			// scenario under load).
+			p.log.Info("port gone after the install command", slog.Any("err", err))
+			return nil
+		}
 		return err
 	}
 	q.live, q.urcs = m, urcs

@@ -185,6 +185,15 @@ func printStatus(w io.Writer, st agent.Status) {
 		}
 		fmt.Fprintln(w)
 	}
+	if v := st.Components["modem"]; v != "" {
+		fmt.Fprintf(w, "modem firmware: %s\n", v)
+	}
+	if v := st.Components["file"]; v != "" {
+		fmt.Fprintf(w, "file items: version %s\n", v)
+	}
+	for _, p := range st.Pending {
+		fmt.Fprintf(w, "component %s (%s %s): %s\n", p.ID, p.Component, p.Version, dash(p.Step))
+	}
 	if r := st.Radio; r != nil {
 		reg := "not registered"
 		if r.Registered {
