@@ -289,7 +289,8 @@ func (l *Link) fetch(ctx context.Context, des shadow.Desired) (string, error) {
 			}
 			return manifest.Decode(payload)
 		},
-		Select: func(*manifest.Manifest) ([]string, error) { return needs, nil },
+		Select:  func(*manifest.Manifest) ([]string, error) { return needs, nil },
+		OnBytes: l.cfg.OnPackageBytes,
 		Progress: func(done, total int64) {
 			l.setOver(&override{job: des.Job, state: "downloading", progress: &agent.Progress{Done: done, Total: total}})
 		},

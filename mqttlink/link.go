@@ -63,6 +63,9 @@ type Config struct {
 	StreamQuiet time.Duration
 	// Jitter returns a number in [0, 1) (tests make it fixed).
 	Jitter func() float64
+	// OnPackageBytes, if set, is told every count of package bytes that
+	// arrived (benchmarks count delivery with it).
+	OnPackageBytes func(n int)
 }
 
 func (c *Config) defaults() error {

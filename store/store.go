@@ -62,7 +62,10 @@ type Options struct {
 	// Progress, if set, is told the payload bytes held and needed after
 	// every window.
 	Progress func(done, total int64)
-	Logger   *slog.Logger
+	// OnBytes, if set, is told every count of bytes the remote delivers
+	// (package bytes on the link, for a transport's accounting).
+	OnBytes func(n int)
+	Logger  *slog.Logger
 }
 
 // Errors of a fetch.
@@ -179,6 +182,9 @@ func (f *fetcher) fetch(ctx context.Context, p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("store: remote returned %d bytes for %d", n, len(p))
 	}
 	f.stats.Bytes += int64(n)
+	if f.opt.OnBytes != nil && n > 0 {
+		f.opt.OnBytes(n)
+	}
 	if err == nil && n < len(p) {
 		err = io.ErrUnexpectedEOF
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,7 +74,7 @@ func benchDelivery(t *testing.T, transport string, scale int) {
 	b := brokertest.Start(t, brokertest.Options{})
 	brokerAddr, stopB := radio.Proxy(fmt.Sprintf("127.0.0.1:%d", b.Port))
 	defer stopB()
-	var delivered func() int64
+	var received atomic.Int64 // package bytes that reached the node
 	pkgRef := ""
 	switch transport {
 	case "http":
@@ -82,14 +83,12 @@ func benchDelivery(t *testing.T, transport string, scale int) {
 		defer srv.Close()
 		addr, stop := radio.Proxy(srv.Listener.Addr().String())
 		defer stop()
-		delivered = ps.sent.Load
 		pkgRef = fmt.Sprintf(`"url": "http://%s/p"`, addr)
 	case "stream":
 		he := &streamHeadEnd{data: data}
 		hctx, hcancel := context.WithCancel(context.Background())
 		defer hcancel()
 		go he.run(t, hctx, b.URL, "B1") // the head-end's side is not the radio
-		delivered = he.sent.Load
 		pkgRef = `"stream": "em300-2.0"`
 	}
 	sum := sha256.Sum256(data)
@@ -105,7 +104,7 @@ func benchDelivery(t *testing.T, transport string, scale int) {
 		ddone := make(chan error, 1)
 		go func() { ddone <- d.Run(ctx) }()
 		l, err := mqttlink.New(mqttlink.Config{Broker: "tcp://" + brokerAddr, ID: "B1", Node: d, StoreDir: filepath.Join(dir, "store"),
-			Agent: "bench", ProgressEvery: sec(60), BackoffMin: sec(10), BackoffMax: sec(600), StreamQuiet: sec(30), KeepAlive: 60 * time.Second})
+			Agent: "bench", OnPackageBytes: func(n int) { received.Add(int64(n)) }, ProgressEvery: sec(60), BackoffMin: sec(10), BackoffMax: sec(600), StreamQuiet: sec(30), KeepAlive: 60 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +113,7 @@ func benchDelivery(t *testing.T, transport string, scale int) {
 		done := false
 		for !done {
 			time.Sleep(20 * time.Millisecond)
-			if cuts < 2 && delivered() >= int64(len(data))*int64(cuts+1)/3 {
+			if cuts < 2 && received.Load() >= int64(len(data))*int64(cuts+1)/3 {
 				break // a power cut
 			}
 			v, err := d.Handle(ctx, localapi.Request{Cmd: "status"}, nil)
@@ -122,7 +121,7 @@ func benchDelivery(t *testing.T, transport string, scale int) {
 				done = true
 			}
 			if time.Since(start) > 10*time.Minute {
-				t.Fatalf("not installed after 10 minutes; %d bytes delivered", delivered())
+				t.Fatalf("not installed after 10 minutes; %d bytes delivered", received.Load())
 			}
 		}
 		cancel()
@@ -135,6 +134,6 @@ func benchDelivery(t *testing.T, transport string, scale int) {
 	}
 	wire := radio.Up.Load() + radio.Down.Load()
 	fmt.Printf("delivery: transport=%s package_bytes=%d delivered=%.3f overhead=%.3f link_drops=%d power_cuts=%d rate_bps=2400 scale=%d seconds=%.1f simulated_hours=%.2f\n",
-		transport, len(data), float64(delivered())/float64(len(data)), float64(wire-delivered())/float64(len(data)),
+		transport, len(data), float64(received.Load())/float64(len(data)), float64(wire-received.Load())/float64(len(data)),
 		radio.Drops.Load(), cuts, scale, time.Since(start).Seconds(), time.Since(start).Hours()*float64(scale))
 }
