@@ -90,6 +90,9 @@ type Options struct {
 	// the agent's goroutine and must not modify the record or call the
 	// agent's commands.
 	OnCommit func(*Record)
+	// NotBefore is this agent's build time: a clock that reads earlier is
+	// never valid, whatever the board says (schedule.go). Zero: no floor.
+	NotBefore time.Time
 }
 
 // Agent drives the update state machine on one board. It is not safe for

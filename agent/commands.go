@@ -16,7 +16,7 @@ func (a *Agent) Activate(ctx context.Context) error {
 		return fmt.Errorf("%w: no installed set is waiting for activation", ErrNothing)
 	}
 	r := a.rec.clone()
-	r.Update.Activate = true
+	r.Update.Activate, r.Update.ActivateAt = true, 0 // now: a schedule is overridden
 	if err := a.commit(r); err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"meterupd/boards/hw"
 	"meterupd/internal/atomicfile"
@@ -31,12 +32,18 @@ type InstallRequest struct {
 	// pass) instead of refusing with ErrTrialRunning: the new install
 	// then writes over the previous set, on purpose.
 	CommitTrial bool
+	// ActivateAt, when set, schedules the activation at that time (UTC)
+	// instead; Activate is then ignored (schedule.go).
+	ActivateAt time.Time
 }
 
 // Install accepts an update, writes the idle slot, verifies it and, when
 // asked, activates it (which reboots: on the sim board Install then
 // returns hw.ErrRebooted). Bad input is refused before anything changes.
 func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
+	if err := a.checkActivateAt(req.ActivateAt); err != nil {
+		return err
+	}
 	if err := a.idleFor(req.CommitTrial); err != nil {
 		return err
 	}
@@ -186,6 +193,7 @@ func (a *Agent) accept(ctx context.Context, req InstallRequest, mutate func(*Upd
 	target := slots.IdleSlot(booted, a.rec.stateOf)
 	r := a.rec.clone()
 	r.Update = &Update{ID: req.ID, Phase: Downloaded, Target: target, From: booted, Item: it, Activate: req.Activate}
+	scheduleOn(r.Update, req.ActivateAt)
 	if mutate != nil {
 		mutate(r.Update)
 	}

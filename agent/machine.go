@@ -109,8 +109,8 @@ func (a *Agent) stepInstalling(ctx context.Context, r *Record) error {
 // consumed and the activation's start count begins at zero.
 func (a *Agent) stepInstalled(r *Record) (done bool, err error) {
 	u := r.Update
-	if !u.Activate {
-		return true, nil // waits for `meterupd activate`
+	if !u.Activate && !a.due(u) {
+		return true, nil // waits for its time, or for `meterupd activate`
 	}
 	if err := transition(r, u.Target, slots.Arm); err != nil {
 		return false, a.abandon(r, err.Error())

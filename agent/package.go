@@ -113,6 +113,9 @@ func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) 
 // the package gives them.
 func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt InstallRequest) error {
 	activate := opt.Activate
+	if err := a.checkActivateAt(opt.ActivateAt); err != nil {
+		return err
+	}
 	if err := a.idleFor(opt.CommitTrial); err != nil {
 		return err
 	}
@@ -210,7 +213,7 @@ func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt Install
 		return err
 	}
 	a.log.Info("package accepted", slog.Uint64("sequence", m.Sequence), slog.Int("steps", len(steps)), slog.String("target", item.Version))
-	return a.accept(ctx, InstallRequest{ID: id, Item: item, Activate: activate}, func(u *Update) {
+	return a.accept(ctx, InstallRequest{ID: id, Item: item, Activate: activate, ActivateAt: opt.ActivateAt}, func(u *Update) {
 		u.Seq, u.Keys, u.Checks = m.Sequence, keysPEM, compactChecks(rep.Results)
 	})
 }

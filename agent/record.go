@@ -96,6 +96,13 @@ type Update struct {
 	Keys []byte `cbor:"keys,omitempty"`
 	// Checks are the pre-install validation outcomes per item.
 	Checks []validate.Result `cbor:"checks,omitempty"`
+
+	// Issue 13 (activation, vetoes), optional and safe to lose.
+	//
+	// ActivateAt is the scheduled activation time (Unix seconds, UTC;
+	// 0: none), with Activate false: an older agent that drops it waits
+	// for a command.
+	ActivateAt int64 `cbor:"actat,omitempty"`
 }
 
 // ItemKind says how an item's payload becomes the slot image.

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"strings"
+	"time"
 
 	"meterupd/boards/hw"
 	"meterupd/journal"
@@ -54,10 +55,13 @@ type Status struct {
 
 // The reported states (DESIGN.md, MQTT `reported.state`).
 const (
-	StateIdle        = "idle"
-	StateDownloaded  = "downloaded"
-	StateInstalling  = "installing"
-	StateInstalled   = "installed"
+	StateIdle       = "idle"
+	StateDownloaded = "downloaded"
+	StateInstalling = "installing"
+	StateInstalled  = "installed"
+	// StateScheduled: installed, its activation scheduled at a time
+	// (UpdateStatus.ActivateAt); phase installed in the journal.
+	StateScheduled   = "scheduled"
 	StateActivating  = "activating"
 	StateTrial       = "trial"
 	StateRollingBack = "rolling-back"
@@ -107,6 +111,8 @@ type UpdateStatus struct {
 	From     hw.Slot `json:"from"`
 	Version  string  `json:"version"`
 	Activate bool    `json:"activate,omitempty"`
+	// ActivateAt is the scheduled activation time (UTC), if any.
+	ActivateAt *time.Time `json:"activate_at,omitempty"`
 }
 
 // LastResult is the last update's outcome.
@@ -135,6 +141,11 @@ func (a *Agent) Status(context.Context) (Status, error) {
 	}
 	bs, _ := a.b.Boot().Load()
 	st := StatusOf(a.rec, booted, bs)
+	if st.State == StateScheduled {
+		if _, cs := a.Clock(); !cs.Valid {
+			st.Reason += "; the clock is not valid (" + cs.Reason + "): waits for a command (meterupd activate)"
+		}
+	}
 	st.Board = a.b.Name()
 	st.Journal = JournalStatus{Seq: a.j.Seq()}
 	if r, ok := a.b.(hw.Radio); ok {
@@ -179,6 +190,16 @@ func StatusOf(r *Record, booted hw.Slot, bs hw.BootState) Status {
 		st.Job, st.Reason, st.Result = u.ID, u.Reason, ResultNone
 		st.State = string(u.Phase)
 		st.Update = &UpdateStatus{Phase: u.Phase, Target: u.Target, From: u.From, Version: u.Item.Version, Activate: u.Activate}
+		if u.ActivateAt != 0 && (u.Phase == Downloaded || u.Phase == Installing || u.Phase == Installed) {
+			at := time.Unix(u.ActivateAt, 0).UTC()
+			st.Update.ActivateAt = &at
+			if u.Phase == Installed {
+				st.State = StateScheduled
+				if st.Reason == "" {
+					st.Reason = "activation scheduled at " + at.Format(time.RFC3339)
+				}
+			}
+		}
 		done := u.Written
 		if u.Phase != Downloaded && u.Phase != Installing {
 			done = u.Item.Size

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"meterupd/agent"
 	"meterupd/boards/hw"
@@ -50,6 +51,24 @@ type Request struct {
 	CommitTrial bool `json:"commit_trial,omitempty"`
 	// rollback: why.
 	Reason string `json:"reason,omitempty"`
+
+	// Issue 13. ActivateAt (install, schedule) is the activation time,
+	// RFC 3339 (UTC). On install it schedules the activation instead of
+	// activating at once; on schedule it sets or moves it, and schedule
+	// without it cancels the time (the set then waits for activate).
+	ActivateAt string `json:"activate_at,omitempty"`
+}
+
+// ActivationTime parses ActivateAt (zero when empty).
+func (r *Request) ActivationTime() (time.Time, error) {
+	if r.ActivateAt == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, r.ActivateAt)
+	if err != nil {
+		return time.Time{}, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("activate_at %q is not an RFC 3339 time (e.g. 2026-12-01T02:00:00Z)", r.ActivateAt)}
+	}
+	return t.UTC(), nil
 }
 
 // clientLine is one line from a client: its hello, then requests.
@@ -146,6 +165,8 @@ var Commands = []Command{
 	{Name: "activate", Mutates: true, Help: "reboot into an installed set"},
 	{Name: "rollback", Mutates: true, Help: "go back to the previous set"},
 	{Name: "commit", Mutates: true, Help: "confirm the set on trial"},
+	// Issue 13.
+	{Name: "schedule", Mutates: true, Help: "set, move (activate_at) or cancel the installed set's activation time"},
 }
 
 // Lookup finds a command of the table.
@@ -167,6 +188,9 @@ func (r *Request) Check() error {
 		if !strings.HasPrefix(p, "/") {
 			return &Error{Code: CodeBadRequest, Message: fmt.Sprintf("path %q is not absolute", p)}
 		}
+	}
+	if _, err := r.ActivationTime(); err != nil {
+		return err
 	}
 	if r.Cmd == "install" && len(r.Paths) == 0 {
 		return &Error{Code: CodeBadRequest, Message: "install needs a package or image path"}

@@ -12,6 +12,7 @@ import (
 
 	"meterupd/agent"
 	"meterupd/boards/hw"
+	"meterupd/clock"
 	"meterupd/localapi"
 )
 
@@ -193,12 +194,43 @@ func (d *Daemon) serve(ctx context.Context, n *Node) (rebooted bool, err error) 
 		defer t.Stop()
 		tick = t.C
 	}
+	// A scheduled activation (issue 13) starts the agent again at its
+	// time; the agent decides (the clock may not be valid).
+	var due clock.Timer
+	arm := func() {
+		if due != nil {
+			due.Stop()
+			due = nil
+		}
+		if dl, ok := n.nextActivation(); ok {
+			due = d.cfg.Clock.NewTimer(dl)
+		}
+	}
+	arm()
+	defer func() {
+		if due != nil {
+			due.Stop()
+		}
+	}()
 	for {
 		if d.Alive != nil {
 			d.Alive()
 		}
+		var dueC <-chan time.Time
+		if due != nil {
+			dueC = due.C()
+		}
 		select {
 		case <-tick:
+		case <-dueC:
+			due = nil
+			if err := n.Start(ctx); errors.Is(err, hw.ErrRebooted) {
+				return true, nil
+			} else if err != nil && ctx.Err() == nil {
+				d.cfg.Logger.Error("scheduled activation", slog.Any("err", err))
+			}
+			d.snapshot(ctx, "")
+			arm()
 		case <-ctx.Done():
 			return false, nil
 		case j := <-d.jobs:
@@ -213,6 +245,7 @@ func (d *Daemon) serve(ctx context.Context, n *Node) (rebooted bool, err error) 
 			if err == nil {
 				d.snapshot(ctx, "")
 			}
+			arm()
 			if ctx.Err() != nil {
 				return false, nil
 			}

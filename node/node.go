@@ -116,7 +116,8 @@ func openLocked(cfg Config, onCommit func(*agent.Record)) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, board: b, settings: ReadSettings(&cfg)}
 	a, err := agent.Open(agent.Options{Board: b, StoreDir: cfg.StorePath(), Logger: cfg.Logger,
-		Keys: n.settings.Keys, Identity: n.settings.Identity, Clock: cfg.Clock, OnCommit: onCommit})
+		Keys: n.settings.Keys, Identity: n.settings.Identity, Clock: cfg.Clock, OnCommit: onCommit,
+		NotBefore: BuildTime()})
 	if err != nil {
 		n.Close()
 		return nil, explainJournal(err)
@@ -230,6 +231,9 @@ func (n *Node) Handle(ctx context.Context, req localapi.Request, emit func(local
 	case "commit":
 		err := n.agent.Commit(ctx)
 		return n.outcome(ctx, "committed", nil, refused("commit", err))
+	// Issue 13.
+	case "schedule":
+		return n.schedule(ctx, req)
 	}
 	return nil, &localapi.Error{Code: localapi.CodeUnknownCommand, Message: fmt.Sprintf("unknown command %q", req.Cmd)}
 }
@@ -276,7 +280,8 @@ func (n *Node) install(ctx context.Context, req localapi.Request) (any, error) {
 	if req.Delta {
 		item.Kind, item.SourceSHA256 = agent.Delta, req.SourceSHA256
 	}
-	err := n.agent.Install(ctx, agent.InstallRequest{ID: req.Job, Item: item, Activate: !req.NoActivate, CommitTrial: req.CommitTrial})
+	at, _ := req.ActivationTime() // checked by req.Check
+	err := n.agent.Install(ctx, agent.InstallRequest{ID: req.Job, Item: item, Activate: !req.NoActivate, CommitTrial: req.CommitTrial, ActivateAt: at})
 	if errors.Is(err, agent.ErrAbandoned) {
 		return nil, n.abandonedErr(n.agent.Record())
 	}
@@ -293,7 +298,7 @@ func (n *Node) install(ctx context.Context, req localapi.Request) (any, error) {
 	if rec.Update == nil {
 		return nil, fmt.Errorf("install refused: the agent ended the install without a result; %s", n.trueState(rec))
 	}
-	return n.outcome(ctx, fmt.Sprintf("installed version %s into slot %s; activate it with `meterupd activate`", req.Version, rec.Update.Target), nil, nil)
+	return n.outcome(ctx, installedMsg(req.Version, rec), nil, nil)
 }
 
 func (n *Node) installPackage(ctx context.Context, req localapi.Request, before *agent.Record) (any, error) {
@@ -305,7 +310,8 @@ func (n *Node) installPackage(ctx context.Context, req localapi.Request, before 
 		return nil, fmt.Errorf("install refused: %w", err)
 	}
 	defer f.Close()
-	err = n.agent.InstallPackageWith(ctx, f, agent.InstallRequest{Activate: !req.NoActivate, CommitTrial: req.CommitTrial})
+	at, _ := req.ActivationTime() // checked by req.Check
+	err = n.agent.InstallPackageWith(ctx, f, agent.InstallRequest{Activate: !req.NoActivate, CommitTrial: req.CommitTrial, ActivateAt: at})
 	if errors.Is(err, agent.ErrAbandoned) {
 		rec := n.agent.Record()
 		aerr := n.abandonedErr(rec)
@@ -346,7 +352,7 @@ func (n *Node) installPackage(ctx context.Context, req localapi.Request, before 
 		}
 		return n.outcome(ctx, msg, checks, nil)
 	}
-	return n.outcome(ctx, fmt.Sprintf("installed version %s into slot %s; activate it with `meterupd activate`", rec.Update.Item.Version, rec.Update.Target), checks, nil)
+	return n.outcome(ctx, installedMsg(rec.Update.Item.Version, rec), checks, nil)
 }
 
 // abandoned tells whether the install just made ended abandoned: then it

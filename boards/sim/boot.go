@@ -172,3 +172,38 @@ func (b *Board) SetPower(s hw.PowerSource) error {
 	}
 	return writeFileAtomic(filepath.Join(b.dir, powerName), []byte(string(s)+"\n"), false)
 }
+
+// clockName is the sim's RTC valid flag: the file "clock" in the state
+// directory holding "valid" or "invalid" (absent means valid: the factory
+// set the RTC), so a test or the demo can switch it from outside.
+const clockName = "clock"
+
+var _ hw.ClockSource = (*Board)(nil)
+
+// ClockValid reports the RTC's valid flag (hw.ClockSource).
+func (b *Board) ClockValid() (bool, error) {
+	data, err := os.ReadFile(filepath.Join(b.dir, clockName))
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("sim: clock flag: %w", err)
+	}
+	switch strings.TrimSpace(string(data)) {
+	case "valid":
+		return true, nil
+	case "invalid":
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: clock file holds %q", ErrCorruptState, data)
+}
+
+// SetClockValid sets the RTC's valid flag; it persists in the state
+// directory (an RTC keeps its flag across power cuts).
+func (b *Board) SetClockValid(valid bool) error {
+	s := "invalid\n"
+	if valid {
+		s = "valid\n"
+	}
+	return writeFileAtomic(filepath.Join(b.dir, clockName), []byte(s), false)
+}

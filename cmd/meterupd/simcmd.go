@@ -26,12 +26,12 @@ import (
 )
 
 func init() {
-	register(&command{name: "sim", usage: "init DIR | image OUT | power-cycle | power mains|battery | damage SLOT | modem PORT|none — the simulated meter", run: cmdSim})
+	register(&command{name: "sim", usage: "init DIR | image OUT | power-cycle | power mains|battery | clock valid|invalid | damage SLOT | modem PORT|none — the simulated meter", run: cmdSim})
 }
 
 func cmdSim(ctx context.Context, env *cmdEnv, args []string) error {
 	if len(args) == 0 {
-		return usageError{"sim needs a subcommand: init, image, power-cycle, power, damage, modem"}
+		return usageError{"sim needs a subcommand: init, image, power-cycle, power, clock, damage, modem"}
 	}
 	if env.board == "" {
 		env.board = "sim"
@@ -48,6 +48,8 @@ func cmdSim(ctx context.Context, env *cmdEnv, args []string) error {
 		return simPowerCycle(env, args[1:])
 	case "power":
 		return simPower(env, args[1:])
+	case "clock":
+		return simClock(env, args[1:])
 	case "damage":
 		return simDamage(env, args[1:])
 	case "modem":
@@ -191,6 +193,20 @@ func simPower(env *cmdEnv, args []string) error {
 	}
 	defer done()
 	return sb.SetPower(hw.PowerSource(args[0]))
+}
+
+// simClock sets the sim RTC's valid flag (scheduled activation waits
+// for a command while it is not valid).
+func simClock(env *cmdEnv, args []string) error {
+	if len(args) != 1 || (args[0] != "valid" && args[0] != "invalid") {
+		return usageError{"sim clock valid|invalid"}
+	}
+	sb, done, err := env.openSim()
+	if err != nil {
+		return err
+	}
+	defer done()
+	return sb.SetClockValid(args[0] == "valid")
 }
 
 // simDamage flips one bit in a slot's flash, as a worn cell would: the

@@ -21,9 +21,10 @@ import (
 
 func init() {
 	register(&command{name: "status", usage: "[--json] slots, boot control, update in progress, last result", run: cmdStatus})
-	register(&command{name: "install", usage: "PACKAGE [--no-activate] [--commit-trial] install a signed package; or FILE --sha256 HEX --version V [--delta] (development path)", run: cmdInstall})
+	register(&command{name: "install", usage: "PACKAGE [--no-activate | --activate-at TIME] [--commit-trial] install a signed package; or FILE --sha256 HEX --version V [--delta] (development path)", run: cmdInstall})
 	register(&command{name: "request", usage: "[PACKAGE|MANIFEST] [--json] the software update request this node would send", run: cmdRequest})
 	register(&command{name: "activate", usage: "reboot into an installed set (after install --no-activate)", run: cmdActivate})
+	register(&command{name: "schedule", usage: "TIME | --cancel set or move (TIME, RFC 3339 UTC) or cancel the installed set's activation time", run: cmdSchedule})
 	register(&command{name: "rollback", usage: "[--reason TEXT] go back to the previous set", run: cmdRollback})
 	register(&command{name: "commit", usage: "confirm the set on trial now (after its health checks pass)", run: cmdCommit})
 	register(&command{name: "journal", usage: "[--json] print the journal's records, oldest first", run: cmdJournal})
@@ -214,6 +215,7 @@ func cmdInstall(ctx context.Context, env *cmdEnv, args []string) error {
 	commitTrial := fs.Bool("commit-trial", false, "a set on trial is committed first (otherwise an install during a trial is refused)")
 	isDelta := fs.Bool("delta", false, "the files are a delta chain from the running set, in apply order")
 	srcSHA := fs.String("source-sha256", "", "with --delta: SHA-256 the running set must have")
+	activateAt := fs.String("activate-at", "", "schedule the activation at `TIME` (RFC 3339, e.g. 2026-12-01T02:00:00Z) instead of activating now")
 	rest, err := parseArgs(fs, env, args)
 	if err != nil {
 		return err
@@ -229,7 +231,7 @@ func cmdInstall(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	req := localapi.Request{Cmd: "install", Paths: paths, SHA256: *sha, Version: *ver, Job: *id, Delta: *isDelta, SourceSHA256: *srcSHA, NoActivate: *noAct, CommitTrial: *commitTrial}
+	req := localapi.Request{Cmd: "install", Paths: paths, SHA256: *sha, Version: *ver, Job: *id, Delta: *isDelta, SourceSHA256: *srcSHA, NoActivate: *noAct, CommitTrial: *commitTrial, ActivateAt: *activateAt}
 	var o localapi.Outcome
 	if err := do(ctx, env, req, &o); err != nil {
 		return err
@@ -271,6 +273,29 @@ func simpleCmd(name, help string) func(context.Context, *cmdEnv, []string) error
 		printOutcome(env, o)
 		return nil
 	}
+}
+
+// cmdSchedule sets, moves or cancels the activation time (issue 13).
+func cmdSchedule(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := flag.NewFlagSet("schedule", flag.ContinueOnError)
+	cancel := fs.Bool("cancel", false, "cancel the activation time: the set waits for `meterupd activate`")
+	pos, err := parseArgs(fs, env, args)
+	if err != nil {
+		return err
+	}
+	if *cancel == (len(pos) == 1) || len(pos) > 1 {
+		return usageError{"schedule takes a time (RFC 3339, e.g. 2026-12-01T02:00:00Z) or --cancel"}
+	}
+	req := localapi.Request{Cmd: "schedule"}
+	if len(pos) == 1 {
+		req.ActivateAt = pos[0]
+	}
+	var o localapi.Outcome
+	if err := do(ctx, env, req, &o); err != nil {
+		return err
+	}
+	printOutcome(env, o)
+	return nil
 }
 
 var (
