@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"meterupd/audit"
 	"meterupd/boards/hw"
 	"meterupd/clock"
 	"meterupd/journal"
@@ -93,6 +94,11 @@ type Options struct {
 	// NotBefore is this agent's build time: a clock that reads earlier is
 	// never valid, whatever the board says (schedule.go). Zero: no floor.
 	NotBefore time.Time
+	// Vetoes asks the registered local processes before an activation
+	// (veto.go); nil: nobody is asked. MaxDefer bounds a deferral when
+	// the update does not; default DefaultMaxDefer.
+	Vetoes   Asker
+	MaxDefer time.Duration
 }
 
 // Agent drives the update state machine on one board. It is not safe for
@@ -107,6 +113,7 @@ type Agent struct {
 	// verdictDue is the running trial's verdict deadline (UnixNano; 0:
 	// none): the one field KeepWatchdog reads from another goroutine.
 	verdictDue atomic.Int64
+	ops        *audit.OpLog // the operational ring, opened on first use
 }
 
 func (o *Options) defaults() {
@@ -123,6 +130,9 @@ func (o *Options) defaults() {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	o.Clock = clock.Or(o.Clock)
+	if o.MaxDefer <= 0 {
+		o.MaxDefer = DefaultMaxDefer
+	}
 	if o.TrialTimeout <= 0 {
 		o.TrialTimeout = 10 * time.Minute
 	}

@@ -35,6 +35,10 @@ type InstallRequest struct {
 	// ActivateAt, when set, schedules the activation at that time (UTC)
 	// instead; Activate is then ignored (schedule.go).
 	ActivateAt time.Time
+	// MaxDefer bounds the deferral of the activation by vetoes (0: the
+	// agent's default); Force activates without asking (veto.go).
+	MaxDefer time.Duration
+	Force    bool
 }
 
 // Install accepts an update, writes the idle slot, verifies it and, when
@@ -194,6 +198,7 @@ func (a *Agent) accept(ctx context.Context, req InstallRequest, mutate func(*Upd
 	r := a.rec.clone()
 	r.Update = &Update{ID: req.ID, Phase: Downloaded, Target: target, From: booted, Item: it, Activate: req.Activate}
 	scheduleOn(r.Update, req.ActivateAt)
+	r.Update.MaxDefer, r.Update.Force = int64(req.MaxDefer/time.Second), req.Force
 	if mutate != nil {
 		mutate(r.Update)
 	}

@@ -65,7 +65,7 @@ func (a *Agent) step(ctx context.Context) (done bool, err error) {
 	case Installing:
 		return false, a.stepInstalling(ctx, r)
 	case Installed:
-		return a.stepInstalled(r)
+		return a.stepInstalled(ctx, r)
 	case Activating:
 		return false, a.stepActivating(r, booted)
 	case Trial:
@@ -107,10 +107,13 @@ func (a *Agent) stepInstalling(ctx context.Context, r *Record) error {
 
 // stepInstalled waits for activation, or begins it: the package is
 // consumed and the activation's start count begins at zero.
-func (a *Agent) stepInstalled(r *Record) (done bool, err error) {
+func (a *Agent) stepInstalled(ctx context.Context, r *Record) (done bool, err error) {
 	u := r.Update
 	if !u.Activate && !a.due(u) {
 		return true, nil // waits for its time, or for `meterupd activate`
+	}
+	if ok, err := a.cleared(ctx, r); !ok || err != nil {
+		return true, err // deferred by a veto: asked again at the retry time
 	}
 	if err := transition(r, u.Target, slots.Arm); err != nil {
 		return false, a.abandon(r, err.Error())
@@ -122,7 +125,14 @@ func (a *Agent) stepInstalled(r *Record) (done bool, err error) {
 	if u.Keys != nil {
 		r.Keys = u.Keys
 	}
-	a.updateLog(u).Info("activating")
+	switch {
+	case u.Force:
+		a.updateLog(u).Warn("activating: forced, nobody asked")
+	case u.Expired:
+		a.updateLog(u).Warn("activating: the deferral expired")
+	default:
+		a.updateLog(u).Info("activating")
+	}
 	return false, a.commit(r)
 }
 
@@ -270,6 +280,7 @@ func (a *Agent) finish(r *Record, code ResultCode, running hw.Slot, reason strin
 	res := &Result{Code: code, Version: r.slot(running).Version, Slot: running, Reason: reason}
 	if u := r.Update; u != nil {
 		res.ID, res.Checks = u.ID, u.Checks
+		res.Forced, res.Expired = u.Force && u.Phase != Installed, u.Expired
 	}
 	r.Last = res
 	r.Update = nil

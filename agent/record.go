@@ -103,6 +103,19 @@ type Update struct {
 	// 0: none), with Activate false: an older agent that drops it waits
 	// for a command.
 	ActivateAt int64 `cbor:"actat,omitempty"`
+	// Force: activate without asking the registered processes (veto.go).
+	Force bool `cbor:"force,omitempty"`
+	// MaxDefer bounds the total deferral by vetoes, in seconds (0: the
+	// agent's default). DeferSince is the first veto's time, DeferUntil
+	// when the processes are asked again (Unix seconds; 0: not deferred),
+	// DeferReason the veto in a sentence, Answers the last round's
+	// answers. Expired: activated because the deferral ran out.
+	MaxDefer    int64    `cbor:"maxdef,omitempty"`
+	DeferSince  int64    `cbor:"defsince,omitempty"`
+	DeferUntil  int64    `cbor:"defuntil,omitempty"`
+	DeferReason string   `cbor:"defwhy,omitempty"`
+	Answers     []Answer `cbor:"answers,omitempty"`
+	Expired     bool     `cbor:"expired,omitempty"`
 }
 
 // ItemKind says how an item's payload becomes the slot image.
@@ -146,6 +159,10 @@ type Result struct {
 	Version string            `cbor:"ver,omitempty"`
 	Slot    hw.Slot           `cbor:"slot,omitempty"` // the slot running after it
 	Reason  string            `cbor:"why,omitempty"`
+	// Issue 13: the activation was forced past vetoes, or activated
+	// because the deferral expired. Optional, safe to lose.
+	Forced  bool `cbor:"forced,omitempty"`
+	Expired bool `cbor:"expired,omitempty"`
 }
 
 func (r *Record) clone() *Record {
@@ -160,6 +177,7 @@ func (r *Record) clone() *Record {
 		u.Item.Payloads = append([]string(nil), r.Update.Item.Payloads...)
 		u.Chk = append([]byte(nil), r.Update.Chk...)
 		u.Checks = append([]validate.Result(nil), r.Update.Checks...)
+		u.Answers = append([]Answer(nil), r.Update.Answers...)
 		c.Update = &u
 	}
 	if r.Last != nil {

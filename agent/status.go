@@ -61,7 +61,10 @@ const (
 	StateInstalled  = "installed"
 	// StateScheduled: installed, its activation scheduled at a time
 	// (UpdateStatus.ActivateAt); phase installed in the journal.
-	StateScheduled   = "scheduled"
+	StateScheduled = "scheduled"
+	// StateDeferred: installed, its activation deferred by a veto
+	// (Status.Reason says which; asked again at UpdateStatus.RetryAt).
+	StateDeferred    = "deferred"
 	StateActivating  = "activating"
 	StateTrial       = "trial"
 	StateRollingBack = "rolling-back"
@@ -113,6 +116,12 @@ type UpdateStatus struct {
 	Activate bool    `json:"activate,omitempty"`
 	// ActivateAt is the scheduled activation time (UTC), if any.
 	ActivateAt *time.Time `json:"activate_at,omitempty"`
+	// Deferred by a veto: asked again at RetryAt; Answers are the last
+	// round's. Forced / Expired: how the activation went past vetoes.
+	RetryAt *time.Time `json:"retry_at,omitempty"`
+	Answers []Answer   `json:"answers,omitempty"`
+	Forced  bool       `json:"forced,omitempty"`
+	Expired bool       `json:"deferral_expired,omitempty"`
 }
 
 // LastResult is the last update's outcome.
@@ -122,6 +131,9 @@ type LastResult struct {
 	Version string     `json:"version,omitempty"`
 	Slot    hw.Slot    `json:"slot,omitempty"`
 	Reason  string     `json:"reason,omitempty"`
+	// Forced / Expired: the activation went past vetoes (issue 13).
+	Forced  bool `json:"forced,omitempty"`
+	Expired bool `json:"deferral_expired,omitempty"`
 }
 
 // JournalStatus tells where the journal is. (The journal's erase and
@@ -169,7 +181,7 @@ func StatusOf(r *Record, booted hw.Slot, bs hw.BootState) Status {
 	}
 	st.Running = Running{Slot: booted, Version: st.Slots[booted].Version}
 	if l := r.Last; l != nil {
-		st.Last = &LastResult{Code: l.Code, Job: l.ID, Version: l.Version, Slot: l.Slot, Reason: l.Reason}
+		st.Last = &LastResult{Code: l.Code, Job: l.ID, Version: l.Version, Slot: l.Slot, Reason: l.Reason, Forced: l.Forced, Expired: l.Expired}
 		st.Checks = l.Checks
 		st.Job, st.Reason = l.ID, l.Reason
 		switch l.Code {
@@ -198,6 +210,14 @@ func StatusOf(r *Record, booted hw.Slot, bs hw.BootState) Status {
 				if st.Reason == "" {
 					st.Reason = "activation scheduled at " + at.Format(time.RFC3339)
 				}
+			}
+		}
+		st.Update.Answers, st.Update.Forced, st.Update.Expired = u.Answers, u.Force, u.Expired
+		if u.Phase == Installed && u.DeferUntil != 0 {
+			at := time.Unix(u.DeferUntil, 0).UTC()
+			st.State, st.Update.RetryAt = StateDeferred, &at
+			if st.Reason == "" {
+				st.Reason = u.DeferReason
 			}
 		}
 		done := u.Written

@@ -57,6 +57,29 @@ type Request struct {
 	// activating at once; on schedule it sets or moves it, and schedule
 	// without it cancels the time (the set then waits for activate).
 	ActivateAt string `json:"activate_at,omitempty"`
+	// install: MaxDeferS bounds the deferral by vetoes (seconds; 0: the
+	// agent's default). install, activate: Force activates without
+	// asking the registered processes (recorded as forced).
+	MaxDeferS int64 `json:"max_defer_s,omitempty"`
+	Force     bool  `json:"force,omitempty"`
+	// veto-register: the process's name and how long it may take to
+	// answer (ms; 0: 5 s, at most 60 s).
+	Process   string `json:"process,omitempty"`
+	TimeoutMS int64  `json:"timeout_ms,omitempty"`
+	// veto-answer: the question answered, ok or a veto with its code,
+	// retry-after and detail (Reason).
+	Question    uint64 `json:"question,omitempty"`
+	Veto        bool   `json:"veto,omitempty"`
+	Code        string `json:"code,omitempty"`
+	RetryAfterS int64  `json:"retry_after_s,omitempty"`
+}
+
+// VetoQuestion is what a registered process is asked (event "ask" on its
+// veto-register stream); it answers with veto-answer before Deadline.
+type VetoQuestion struct {
+	ID       uint64         `json:"id"`
+	Question agent.Question `json:"question"`
+	Deadline time.Time      `json:"deadline"`
 }
 
 // ActivationTime parses ActivateAt (zero when empty).
@@ -99,6 +122,9 @@ type Event struct {
 	Kind    string       `json:"kind"`
 	Message string       `json:"message,omitempty"`
 	Status  agent.Status `json:"status"`
+	// Question: kind "ask", to a process registered with veto-register
+	// (issue 13).
+	Question *VetoQuestion `json:"question,omitempty"`
 }
 
 // Outcome is the answer to install, activate, rollback and commit: the
@@ -167,6 +193,8 @@ var Commands = []Command{
 	{Name: "commit", Mutates: true, Help: "confirm the set on trial"},
 	// Issue 13.
 	{Name: "schedule", Mutates: true, Help: "set, move (activate_at) or cancel the installed set's activation time"},
+	{Name: "veto-register", Stream: true, Help: "a local process asks to be asked before activations (events \"ask\")"},
+	{Name: "veto-answer", Help: "a registered process answers a question: ok, or a veto with code and retry-after"},
 }
 
 // Lookup finds a command of the table.
@@ -192,6 +220,9 @@ func (r *Request) Check() error {
 	if _, err := r.ActivationTime(); err != nil {
 		return err
 	}
+	if err := r.checkVeto(); err != nil {
+		return err
+	}
 	if r.Cmd == "install" && len(r.Paths) == 0 {
 		return &Error{Code: CodeBadRequest, Message: "install needs a package or image path"}
 	}
@@ -205,4 +236,42 @@ func (r *Request) Check() error {
 // the wire.
 type Handler interface {
 	Handle(ctx context.Context, req Request, emit func(Event)) (any, error)
+}
+
+// Limits of the veto protocol.
+const (
+	MaxProcessName    = 64
+	DefaultVetoWait   = 5 * time.Second
+	MaxVetoWait       = time.Minute
+	MaxVetoRetryAfter = 7 * 24 * 3600 // seconds
+)
+
+func (r *Request) checkVeto() error {
+	bad := func(f string, a ...any) error { return &Error{Code: CodeBadRequest, Message: fmt.Sprintf(f, a...)} }
+	switch r.Cmd {
+	case "veto-register":
+		if r.Process == "" || len(r.Process) > MaxProcessName || strings.ContainsFunc(r.Process, func(c rune) bool { return c < ' ' || c > '~' }) {
+			return bad("veto-register needs a process name of 1 to %d printable ASCII characters", MaxProcessName)
+		}
+		if r.TimeoutMS < 0 || time.Duration(r.TimeoutMS)*time.Millisecond > MaxVetoWait {
+			return bad("timeout_ms %d: at most %d", r.TimeoutMS, MaxVetoWait.Milliseconds())
+		}
+	case "veto-answer":
+		if r.Question == 0 {
+			return bad("veto-answer needs the question's id")
+		}
+		if r.Veto && !agent.ValidVetoCode(agent.VetoCode(r.Code)) {
+			return bad("veto code %q is not one of %v", r.Code, agent.VetoCodes)
+		}
+		if r.RetryAfterS < 0 || r.RetryAfterS > MaxVetoRetryAfter {
+			return bad("retry_after_s %d: 0 to %d", r.RetryAfterS, MaxVetoRetryAfter)
+		}
+		if len(r.Reason) > agent.MaxVetoDetail {
+			return bad("veto detail of %d bytes: at most %d", len(r.Reason), agent.MaxVetoDetail)
+		}
+	}
+	if r.MaxDeferS < 0 {
+		return bad("max_defer_s %d", r.MaxDeferS)
+	}
+	return nil
 }

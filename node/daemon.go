@@ -51,6 +51,8 @@ type Daemon struct {
 	stop   chan struct{} // closed when Run returns
 
 	cur *Node // the owner's: only its goroutine touches it
+
+	vetoes *vetoRegistry // issue 13: the processes asked before activations
 }
 
 type job struct {
@@ -65,7 +67,10 @@ type jobResult struct {
 
 // NewDaemon returns a daemon for the node cfg describes.
 func NewDaemon(cfg Config) *Daemon {
-	return &Daemon{cfg: cfg, jobs: make(chan *job), subs: map[chan localapi.Event]struct{}{}, stop: make(chan struct{})}
+	d := &Daemon{cfg: cfg, jobs: make(chan *job), subs: map[chan localapi.Event]struct{}{}, stop: make(chan struct{})}
+	d.vetoes = newVetoRegistry(d.publish)
+	d.cfg.vetoes = d.vetoes
+	return d
 }
 
 // Run takes the node's lock, listens on the socket, starts the agent and
@@ -341,6 +346,11 @@ func (d *Daemon) Handle(ctx context.Context, req localapi.Request, emit func(loc
 		v := Version()
 		v.Board = d.cfg.Board
 		return v, nil
+	// Issue 13: not queued to the owner (it waits for these answers).
+	case "veto-register":
+		return d.vetoes.serve(ctx, req, emit, d.stop)
+	case "veto-answer":
+		return d.vetoes.answer(req)
 	case "events":
 		c, unsub := d.subscribe()
 		defer unsub()

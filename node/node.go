@@ -117,7 +117,7 @@ func openLocked(cfg Config, onCommit func(*agent.Record)) (*Node, error) {
 	n := &Node{cfg: cfg, board: b, settings: ReadSettings(&cfg)}
 	a, err := agent.Open(agent.Options{Board: b, StoreDir: cfg.StorePath(), Logger: cfg.Logger,
 		Keys: n.settings.Keys, Identity: n.settings.Identity, Clock: cfg.Clock, OnCommit: onCommit,
-		NotBefore: BuildTime()})
+		NotBefore: BuildTime(), Vetoes: cfg.vetoes})
 	if err != nil {
 		n.Close()
 		return nil, explainJournal(err)
@@ -223,8 +223,7 @@ func (n *Node) Handle(ctx context.Context, req localapi.Request, emit func(local
 	case "install":
 		return n.install(ctx, req)
 	case "activate":
-		err := n.agent.Activate(ctx)
-		return n.outcome(ctx, "trial armed", nil, refused("activate", err))
+		return n.activate(ctx, req)
 	case "rollback":
 		err := n.agent.Rollback(ctx, req.Reason)
 		return n.outcome(ctx, "rollback started", nil, refused("rollback", err))
@@ -281,7 +280,8 @@ func (n *Node) install(ctx context.Context, req localapi.Request) (any, error) {
 		item.Kind, item.SourceSHA256 = agent.Delta, req.SourceSHA256
 	}
 	at, _ := req.ActivationTime() // checked by req.Check
-	err := n.agent.Install(ctx, agent.InstallRequest{ID: req.Job, Item: item, Activate: !req.NoActivate, CommitTrial: req.CommitTrial, ActivateAt: at})
+	err := n.agent.Install(ctx, agent.InstallRequest{ID: req.Job, Item: item, Activate: !req.NoActivate, CommitTrial: req.CommitTrial, ActivateAt: at,
+		MaxDefer: time.Duration(req.MaxDeferS) * time.Second, Force: req.Force})
 	if errors.Is(err, agent.ErrAbandoned) {
 		return nil, n.abandonedErr(n.agent.Record())
 	}
@@ -311,7 +311,8 @@ func (n *Node) installPackage(ctx context.Context, req localapi.Request, before 
 	}
 	defer f.Close()
 	at, _ := req.ActivationTime() // checked by req.Check
-	err = n.agent.InstallPackageWith(ctx, f, agent.InstallRequest{Activate: !req.NoActivate, CommitTrial: req.CommitTrial, ActivateAt: at})
+	err = n.agent.InstallPackageWith(ctx, f, agent.InstallRequest{Activate: !req.NoActivate, CommitTrial: req.CommitTrial, ActivateAt: at,
+		MaxDefer: time.Duration(req.MaxDeferS) * time.Second, Force: req.Force})
 	if errors.Is(err, agent.ErrAbandoned) {
 		rec := n.agent.Record()
 		aerr := n.abandonedErr(rec)

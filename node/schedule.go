@@ -30,6 +30,22 @@ func (n *Node) schedule(ctx context.Context, req localapi.Request) (any, error) 
 	return n.outcome(ctx, msg, nil, refused("schedule", err))
 }
 
+// activate activates the installed set now (force: without asking the
+// registered processes). A veto defers it: the answer says so.
+func (n *Node) activate(ctx context.Context, req localapi.Request) (any, error) {
+	var err error
+	if req.Force {
+		err = n.agent.Force(ctx)
+	} else {
+		err = n.agent.Activate(ctx)
+	}
+	msg := "trial armed"
+	if u := n.agent.Record().Update; err == nil && u != nil && u.Phase == agent.Installed && u.DeferUntil != 0 {
+		msg = u.DeferReason
+	}
+	return n.outcome(ctx, msg, nil, refused("activate", err))
+}
+
 // installedMsg is the sentence of an install that rests installed.
 func installedMsg(version string, rec *agent.Record) string {
 	u := rec.Update
@@ -48,6 +64,12 @@ const clockRecheck = time.Minute
 // nextActivation is how long until the daemon should start the agent
 // again for a scheduled activation (ok false: nothing scheduled).
 func (n *Node) nextActivation() (time.Duration, bool) {
+	if at, ok := n.agent.NextRetry(); ok {
+		// Deferred by a veto: ask again at the retry time (the clock
+		// that set it).
+		now, _ := n.agent.Clock()
+		return max(at.Sub(now), 0), true
+	}
 	at, ok := n.agent.ScheduledAt()
 	if !ok {
 		return 0, false

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"meterupd/agent"
 	"meterupd/boards/hw"
@@ -23,7 +24,7 @@ func init() {
 	register(&command{name: "status", usage: "[--json] slots, boot control, update in progress, last result", run: cmdStatus})
 	register(&command{name: "install", usage: "PACKAGE [--no-activate | --activate-at TIME] [--commit-trial] install a signed package; or FILE --sha256 HEX --version V [--delta] (development path)", run: cmdInstall})
 	register(&command{name: "request", usage: "[PACKAGE|MANIFEST] [--json] the software update request this node would send", run: cmdRequest})
-	register(&command{name: "activate", usage: "reboot into an installed set (after install --no-activate)", run: cmdActivate})
+	register(&command{name: "activate", usage: "[--force] reboot into an installed set (after install --no-activate); registered processes may veto it, --force overrides", run: cmdActivate})
 	register(&command{name: "schedule", usage: "TIME | --cancel set or move (TIME, RFC 3339 UTC) or cancel the installed set's activation time", run: cmdSchedule})
 	register(&command{name: "rollback", usage: "[--reason TEXT] go back to the previous set", run: cmdRollback})
 	register(&command{name: "commit", usage: "confirm the set on trial now (after its health checks pass)", run: cmdCommit})
@@ -215,6 +216,8 @@ func cmdInstall(ctx context.Context, env *cmdEnv, args []string) error {
 	commitTrial := fs.Bool("commit-trial", false, "a set on trial is committed first (otherwise an install during a trial is refused)")
 	isDelta := fs.Bool("delta", false, "the files are a delta chain from the running set, in apply order")
 	srcSHA := fs.String("source-sha256", "", "with --delta: SHA-256 the running set must have")
+	maxDefer := fs.Duration("max-defer", 0, "bound the deferral of the activation by vetoes (default: the agent's, 24h)")
+	force := fs.Bool("force", false, "activate without asking the registered processes (recorded as forced)")
 	activateAt := fs.String("activate-at", "", "schedule the activation at `TIME` (RFC 3339, e.g. 2026-12-01T02:00:00Z) instead of activating now")
 	rest, err := parseArgs(fs, env, args)
 	if err != nil {
@@ -231,7 +234,8 @@ func cmdInstall(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	req := localapi.Request{Cmd: "install", Paths: paths, SHA256: *sha, Version: *ver, Job: *id, Delta: *isDelta, SourceSHA256: *srcSHA, NoActivate: *noAct, CommitTrial: *commitTrial, ActivateAt: *activateAt}
+	req := localapi.Request{Cmd: "install", Paths: paths, SHA256: *sha, Version: *ver, Job: *id, Delta: *isDelta, SourceSHA256: *srcSHA, NoActivate: *noAct, CommitTrial: *commitTrial, ActivateAt: *activateAt,
+		MaxDeferS: int64(*maxDefer / time.Second), Force: *force}
 	var o localapi.Outcome
 	if err := do(ctx, env, req, &o); err != nil {
 		return err
@@ -259,6 +263,10 @@ func simpleCmd(name, help string) func(context.Context, *cmdEnv, []string) error
 	return func(ctx context.Context, env *cmdEnv, args []string) error {
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
 		reason := fs.String("reason", "", help)
+		var force *bool
+		if name == "activate" {
+			force = fs.Bool("force", false, "activate without asking the registered processes (recorded as forced)")
+		}
 		pos, err := parseArgs(fs, env, args)
 		if err != nil {
 			return err
@@ -267,7 +275,11 @@ func simpleCmd(name, help string) func(context.Context, *cmdEnv, []string) error
 			return usageError{name + " takes no arguments"}
 		}
 		var o localapi.Outcome
-		if err := do(ctx, env, localapi.Request{Cmd: name, Reason: *reason}, &o); err != nil {
+		req := localapi.Request{Cmd: name, Reason: *reason}
+		if force != nil {
+			req.Force = *force
+		}
+		if err := do(ctx, env, req, &o); err != nil {
 			return err
 		}
 		printOutcome(env, o)
