@@ -67,7 +67,7 @@ func (a *Agent) step(ctx context.Context) (done bool, err error) {
 	case Installed:
 		return a.stepInstalled(ctx, r)
 	case Activating:
-		return false, a.stepActivating(r, booted)
+		return false, a.stepActivating(ctx, r, booted)
 	case Trial:
 		return false, a.stepTrial(ctx, r, booted)
 	case RollingBack:
@@ -139,7 +139,7 @@ func (a *Agent) stepInstalled(ctx context.Context, r *Record) (done bool, err er
 // stepActivating arms the trial in one boot-control write and reboots
 // into it; after the reboot it sees the trial running, or the bootloader
 // back on another set with the trial's attempts spent.
-func (a *Agent) stepActivating(r *Record, booted hw.Slot) error {
+func (a *Agent) stepActivating(ctx context.Context, r *Record, booted hw.Slot) error {
 	u := r.Update
 	if booted == u.Target {
 		u.Phase = Trial
@@ -157,6 +157,8 @@ func (a *Agent) stepActivating(r *Record, booted hw.Slot) error {
 		return a.reject(r, fmt.Sprintf("the new set in %s did not boot: the bootloader's %d attempts ran out and it started %s", u.Target, a.opt.Attempts, booted))
 	}
 	if !armed {
+		// Safe state: the registered processes close and flush first.
+		a.safeState(ctx, u)
 		// Arm the trial: one boot-control write.
 		if err := a.storeBoot(a.trialOrder(r)); err != nil {
 			return err
@@ -283,8 +285,15 @@ func (a *Agent) finish(r *Record, code ResultCode, running hw.Slot, reason strin
 		res.Forced, res.Expired = u.Force && u.Phase != Installed, u.Expired
 	}
 	r.Last = res
+	u := r.Update
 	r.Update = nil
-	return a.commit(r)
+	if err := a.commit(r); err != nil {
+		return err
+	}
+	if u != nil && code != Abandoned && u.Phase != Installed {
+		a.tellOutcome(u, res) // after the trial: they are told how it ended
+	}
+	return nil
 }
 
 // commitTrial confirms the trial set: journal first, then the boot order

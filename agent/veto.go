@@ -89,6 +89,36 @@ type Asker interface {
 	Ask(ctx context.Context, q Question) []Answer
 }
 
+// Notifier is an Asker that also tells the registered processes about the
+// switch (safe state): Prepare just before the reboot into the trial (the
+// metrology process closes and flushes its interval; Prepare returns once
+// each acknowledged or timed out), Tell the outcome after the trial.
+type Notifier interface {
+	Prepare(ctx context.Context, q Question)
+	Tell(ctx context.Context, q Question, outcome string)
+}
+
+// safeState brings the registered processes to a safe state before the
+// reboot into the trial (idempotent: after a power cut they are told
+// again).
+func (a *Agent) safeState(ctx context.Context, u *Update) {
+	if n, ok := a.opt.Vetoes.(Notifier); ok {
+		a.updateLog(u).Info("telling the registered processes: switching now")
+		n.Prepare(ctx, Question{Job: u.ID, Version: u.Item.Version, Slot: u.Target})
+	}
+}
+
+// tellOutcome tells the registered processes how the switch ended.
+func (a *Agent) tellOutcome(u *Update, res *Result) {
+	if n, ok := a.opt.Vetoes.(Notifier); ok {
+		msg := string(res.Code)
+		if res.Reason != "" {
+			msg += ": " + res.Reason
+		}
+		n.Tell(context.Background(), Question{Job: u.ID, Version: u.Item.Version, Slot: u.Target}, msg)
+	}
+}
+
 func (ans Answer) String() string {
 	switch {
 	case ans.NoAnswer:

@@ -24,7 +24,7 @@ const maxVetoProcs = 16
 type vetoProc struct {
 	name    string
 	timeout time.Duration
-	ask     chan localapi.VetoQuestion
+	ask     chan localapi.Event // ask, prepare, outcome
 }
 
 type vetoRegistry struct {
@@ -42,7 +42,7 @@ func newVetoRegistry(publish func(localapi.Event)) *vetoRegistry {
 
 // serve runs one veto-register stream until the client leaves.
 func (v *vetoRegistry) serve(ctx context.Context, req localapi.Request, emit func(localapi.Event), stop <-chan struct{}) (any, error) {
-	p := &vetoProc{name: req.Process, timeout: time.Duration(req.TimeoutMS) * time.Millisecond, ask: make(chan localapi.VetoQuestion, 1)}
+	p := &vetoProc{name: req.Process, timeout: time.Duration(req.TimeoutMS) * time.Millisecond, ask: make(chan localapi.Event, 4)}
 	if p.timeout <= 0 {
 		p.timeout = localapi.DefaultVetoWait
 	}
@@ -61,8 +61,8 @@ func (v *vetoRegistry) serve(ctx context.Context, req localapi.Request, emit fun
 	emit(localapi.Event{Kind: "registered", Message: fmt.Sprintf("%s is asked before every activation (answer within %s)", p.name, p.timeout)})
 	for {
 		select {
-		case q := <-p.ask:
-			emit(localapi.Event{Kind: "ask", Question: &q, Message: fmt.Sprintf("may version %s in slot %s be activated?", q.Question.Version, q.Question.Slot)})
+		case ev := <-p.ask:
+			emit(ev)
 		case <-ctx.Done():
 			return nil, nil
 		case <-stop:
@@ -87,6 +87,34 @@ func (v *vetoRegistry) answer(req localapi.Request) (any, error) {
 // Ask asks every registered process and waits for each answer, or its
 // timeout (agent.Asker).
 func (v *vetoRegistry) Ask(ctx context.Context, q agent.Question) []agent.Answer {
+	return v.round(ctx, "ask", fmt.Sprintf("may version %s in slot %s be activated?", q.Version, q.Slot), q)
+}
+
+// Prepare tells every registered process that the node switches now and
+// waits for each to acknowledge (veto-answer; its content is ignored:
+// this is not a question) or its timeout: the metrology process closes
+// and flushes its interval (agent.Notifier).
+func (v *vetoRegistry) Prepare(ctx context.Context, q agent.Question) {
+	v.round(ctx, "prepare", fmt.Sprintf("switching to version %s in slot %s now: close and flush, then acknowledge", q.Version, q.Slot), q)
+}
+
+// Tell tells every registered process the outcome of the switch (no
+// answer expected; agent.Notifier).
+func (v *vetoRegistry) Tell(_ context.Context, q agent.Question, outcome string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for p := range v.procs {
+		select {
+		case p.ask <- localapi.Event{Kind: "outcome", Question: &localapi.VetoQuestion{Question: q}, Message: outcome}:
+		default:
+		}
+	}
+	v.publish(localapi.Event{Kind: "outcome", Message: outcome})
+}
+
+// round sends one event of kind to every registered process and waits
+// for each answer or its timeout.
+func (v *vetoRegistry) round(ctx context.Context, kind, msg string, q agent.Question) []agent.Answer {
 	type asked struct {
 		p  *vetoProc
 		id uint64
@@ -105,10 +133,10 @@ func (v *vetoRegistry) Ask(ctx context.Context, q agent.Question) []agent.Answer
 	for _, a := range all {
 		vq := localapi.VetoQuestion{ID: a.id, Question: q, Deadline: now.Add(a.p.timeout)}
 		select {
-		case a.p.ask <- vq:
-		default: // the process has not taken its last question: it will time out
+		case a.p.ask <- localapi.Event{Kind: kind, Question: &vq, Message: msg}:
+		default: // the process does not take its events: it will time out
 		}
-		v.publish(localapi.Event{Kind: "veto-asked", Message: fmt.Sprintf("%s asked (question %d): may version %s be activated?", a.p.name, a.id, q.Version)})
+		v.publish(localapi.Event{Kind: "veto-" + kind, Message: fmt.Sprintf("%s (question %d): %s", a.p.name, a.id, msg)})
 	}
 	out := make([]agent.Answer, len(all))
 	for i, a := range all {
@@ -126,7 +154,9 @@ func (v *vetoRegistry) Ask(ctx context.Context, q agent.Question) []agent.Answer
 		v.mu.Lock()
 		delete(v.pending, a.id)
 		v.mu.Unlock()
-		v.publish(localapi.Event{Kind: "veto-answered", Message: out[i].String()})
+		if kind == "ask" {
+			v.publish(localapi.Event{Kind: "veto-answered", Message: out[i].String()})
+		}
 	}
 	return out
 }

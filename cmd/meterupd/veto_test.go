@@ -14,8 +14,11 @@ import (
 
 // vetoProcess registers as a local process on the daemon's socket and
 // answers each question with the next of answers (nil: never answers).
-// It returns once registered, and the number of questions seen.
-func vetoProcess(t *testing.T, dir, name string, timeout time.Duration, answers []*localapi.Request) func() int {
+// It acknowledges "prepare" (the safe state before the switch). It returns
+// once registered; the function returned gives the number of questions
+// seen and the kinds of the events received ("ask", "prepare", "outcome:
+// MESSAGE").
+func vetoProcess(t *testing.T, dir, name string, timeout time.Duration, answers []*localapi.Request) func() (int, []string) {
 	t.Helper()
 	sock := filepath.Join(dir, "meterupd.sock")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -25,22 +28,33 @@ func vetoProcess(t *testing.T, dir, name string, timeout time.Duration, answers 
 	}
 	var mu sync.Mutex
 	asked := 0
+	var kinds []string
 	registered := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		cl.Call(ctx, localapi.Request{Cmd: "veto-register", Process: name, TimeoutMS: timeout.Milliseconds()}, func(ev localapi.Event) {
+			mu.Lock()
+			k := ev.Kind
+			if k == "outcome" {
+				k += ": " + ev.Message
+			}
+			kinds = append(kinds, k)
+			mu.Unlock()
+			var a *localapi.Request
 			switch ev.Kind {
 			case "registered":
 				close(registered)
+				return
+			case "prepare":
+				a = &localapi.Request{}
 			case "ask":
 				mu.Lock()
-				a := answers[min(asked, len(answers)-1)]
+				a = answers[min(asked, len(answers)-1)]
 				asked++
 				mu.Unlock()
-				if a == nil {
-					return
-				}
+			}
+			if a != nil && ev.Question != nil {
 				ans := *a
 				ans.Cmd, ans.Question = "veto-answer", ev.Question.ID
 				c, err := localapi.Dial(ctx, sock, name)
@@ -61,12 +75,18 @@ func vetoProcess(t *testing.T, dir, name string, timeout time.Duration, answers 
 	case <-time.After(10 * time.Second):
 		t.Fatal("veto-register: not registered within 10 s")
 	}
-	return func() int { mu.Lock(); defer mu.Unlock(); return asked }
+	return func() (int, []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return asked, append([]string(nil), kinds...)
+	}
 }
 
 // TestVetoThroughTheDaemon: a registered process vetoes (billing close,
 // retry after 2 s): the activation is deferred and reported; the daemon
-// asks again at the retry time, the process says ok, the set is committed.
+// asks again at the retry time, the process says ok; it is told just
+// before the switch (and acknowledges), the set is committed, and it is
+// told the outcome.
 func TestVetoThroughTheDaemon(t *testing.T) {
 	dir := newNode(t)
 	daemon(t, dir)
@@ -85,8 +105,18 @@ func TestVetoThroughTheDaemon(t *testing.T) {
 		t.Fatalf("status after the veto: %+v", st)
 	}
 	st = waitState(t, dir, agent.StateCommitted)
-	if st.Running.Slot != "B" || asked() != 2 {
-		t.Fatalf("after the retry: running %s, asked %d times; want B, 2", st.Running.Slot, asked())
+	deadline := time.Now().Add(5 * time.Second)
+	n, kinds := asked()
+	for len(kinds) < 5 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		n, kinds = asked()
+	}
+	if st.Running.Slot != "B" || n != 2 {
+		t.Fatalf("after the retry: running %s, asked %d times; want B, 2", st.Running.Slot, n)
+	}
+	want := []string{"registered", "ask", "ask", "prepare", "outcome: committed"}
+	if strings.Join(kinds, "|") != strings.Join(want, "|") {
+		t.Errorf("the process received %q, want %q", kinds, want)
 	}
 }
 
@@ -107,7 +137,7 @@ func TestVetoProcessThatNeverAnswers(t *testing.T) {
 	}
 	mustMU(t, dir, "activate", "--force")
 	st := waitState(t, dir, agent.StateCommitted)
-	if st.Running.Slot != "B" || asked() != 1 || st.Last == nil || !st.Last.Forced {
-		t.Fatalf("forced: running %s, asked %d times; want B, asked once, recorded as forced (%+v)", st.Running.Slot, asked(), st.Last)
+	if n, _ := asked(); st.Running.Slot != "B" || n != 1 || st.Last == nil || !st.Last.Forced {
+		t.Fatalf("forced: running %s, asked %d times; want B, asked once, recorded as forced (%+v)", st.Running.Slot, n, st.Last)
 	}
 }
