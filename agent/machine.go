@@ -115,6 +115,11 @@ func (a *Agent) stepInstalled(ctx context.Context, r *Record) (done bool, err er
 	if ok, err := a.cleared(ctx, r); !ok || err != nil {
 		return true, err // deferred by a veto: asked again at the retry time
 	}
+	tag, err := a.archiveCommon(r)
+	if err != nil {
+		return false, err
+	}
+	u.Archived = tag
 	if err := transition(r, u.Target, slots.Arm); err != nil {
 		return false, a.abandon(r, err.Error())
 	}
@@ -279,6 +284,9 @@ func (a *Agent) trialInfo(r *Record) SlotInfo {
 // after it and its version, the reason, the update's validation results;
 // journal first.
 func (a *Agent) finish(r *Record, code ResultCode, running hw.Slot, reason string) error {
+	if code == RolledBack || code == FellBack {
+		reason += a.restoreCommon(r.Update) // readings are never rolled back
+	}
 	res := &Result{Code: code, Version: r.slot(running).Version, Slot: running, Reason: reason}
 	if u := r.Update; u != nil {
 		res.ID, res.Checks = u.ID, u.Checks

@@ -116,6 +116,10 @@ type Update struct {
 	DeferReason string   `cbor:"defwhy,omitempty"`
 	Answers     []Answer `cbor:"answers,omitempty"`
 	Expired     bool     `cbor:"expired,omitempty"`
+	// Archived is the tag under which the common data were archived
+	// before the activation (empty: nothing archived); a rollback or
+	// fallback restores them (commondata.go).
+	Archived string `cbor:"arch,omitempty"`
 }
 
 // ItemKind says how an item's payload becomes the slot image.
