@@ -114,6 +114,7 @@ type Agent struct {
 	// none): the one field KeepWatchdog reads from another goroutine.
 	verdictDue atomic.Int64
 	ops        *audit.OpLog // the operational ring, opened on first use
+	legalLog   *audit.Log   // the legal log, opened on first use
 }
 
 func (o *Options) defaults() {

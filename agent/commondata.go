@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"meterupd/audit"
 	"meterupd/boards/hw"
 	"meterupd/common"
 )
@@ -76,6 +77,8 @@ func (a *Agent) restoreCommon(u *Update) string {
 	}
 	if wrote {
 		a.updateLog(u).Info("common data restored", slog.String("tag", u.Archived))
+		a.appendLegalOrLog(u, audit.KindRestored, itemIdentity(u), audit.Identity{Slot: string(u.From)},
+			"configuration, calibration and schema restored from the archive taken under "+u.Archived+"; readings kept")
 	}
 	return ""
 }

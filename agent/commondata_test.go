@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"meterupd/agent"
+	"meterupd/audit"
 	"meterupd/boards/hw"
 	"meterupd/boards/sim"
 	"meterupd/common"
@@ -109,4 +111,69 @@ func TestRollbackRestoresConfigKeepsReadings(t *testing.T) {
 			t.Errorf("readings after the rollback (-want +got):\n%s", diff)
 		}
 	})
+	var kinds []audit.Kind
+	if err := bootSim(t, dir, func(a *agent.Agent) error {
+		l, err := a.Audit()
+		for _, r := range l.Records {
+			kinds = append(kinds, r.Kind)
+		}
+		if !l.Verify.OK() {
+			t.Errorf("audit chain: %s", audit.Verdict(l.Verify))
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]audit.Kind{audit.KindActivated, audit.KindRestored, audit.KindRolledBack}, kinds); diff != "" {
+		t.Errorf("legal records (-want +got):\n%s", diff)
+	}
+}
+
+// A legal log without room for an update's records refuses the update
+// before anything changes; it is never overwritten.
+func TestFullAuditLogRefusesUpdates(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "node")
+	sha := newCompatNode(t, dir)
+	b, err := sim.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := b.Partition(hw.PartAudit)
+	l, err := audit.Open(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for l.Remaining() >= 8 {
+		if _, err := l.Append(audit.Record{Kind: audit.KindTechnicianLogin, Origin: audit.Origin{Kind: "technician", ID: "t1"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := l.Verify()
+	b.Close()
+	var seq uint64
+	err = bootSim(t, dir, func(a *agent.Agent) error {
+		if err := a.Start(ctx); err != nil {
+			return err
+		}
+		seq = a.Journal().Seq()
+		err := a.Install(ctx, agent.InstallRequest{Activate: true, Item: agent.InstallItem{
+			Kind: agent.FullImage, Version: "2.0.0", SHA256: sha, Payloads: []string{filepath.Join(dir, "new.img")}}})
+		if a.Journal().Seq() != seq {
+			t.Errorf("the refused install committed journal records (%d → %d)", seq, a.Journal().Seq())
+		}
+		return err
+	})
+	if !errors.Is(err, agent.ErrAuditFull) {
+		t.Fatalf("install with a full legal log: %v, want ErrAuditFull", err)
+	}
+	b, err = sim.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	f, _ = b.Partition(hw.PartAudit)
+	if rep, err := audit.VerifyFlash(f); err != nil || rep.HeadSeq != before.HeadSeq || !bytes.Equal(rep.HeadHash, before.HeadHash) {
+		t.Errorf("the legal log changed: %+v (%v), was %+v", rep, err, before)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"meterupd/audit"
 	"meterupd/boards/hw"
 	"meterupd/internal/atomicfile"
 	"meterupd/slots"
@@ -45,7 +46,7 @@ type InstallRequest struct {
 // asked, activates it (which reboots: on the sim board Install then
 // returns hw.ErrRebooted). Bad input is refused before anything changes.
 func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
-	if err := a.checkActivateAt(req.ActivateAt); err != nil {
+	if err := a.checkRequest(req); err != nil {
 		return err
 	}
 	if err := a.idleFor(req.CommitTrial); err != nil {
@@ -203,6 +204,11 @@ func (a *Agent) accept(ctx context.Context, req InstallRequest, mutate func(*Upd
 		mutate(r.Update)
 	}
 	a.log.Info("update accepted", slog.String("update", req.ID), slog.String("version", it.Version), slog.String("target", string(target)))
+	if u := r.Update; u.Seq != 0 {
+		if err := a.appendLegal(u, audit.KindVerified, identity(r, booted), itemIdentity(u), fmt.Sprintf("signed package, sequence %d", u.Seq)); err != nil {
+			return err
+		}
+	}
 	if err := a.commit(r); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"meterupd/audit"
 	"meterupd/boards/hw"
 	"meterupd/slots"
 )
@@ -120,6 +121,11 @@ func (a *Agent) stepInstalled(ctx context.Context, r *Record) (done bool, err er
 		return false, err
 	}
 	u.Archived = tag
+	if err := a.auditActivation(r); errors.Is(err, audit.ErrFull) {
+		return false, a.abandon(r, "the legal audit log is full: the activation is refused")
+	} else if err != nil {
+		return false, err
+	}
 	if err := transition(r, u.Target, slots.Arm); err != nil {
 		return false, a.abandon(r, err.Error())
 	}
@@ -289,6 +295,7 @@ func (a *Agent) finish(r *Record, code ResultCode, running hw.Slot, reason strin
 	}
 	res := &Result{Code: code, Version: r.slot(running).Version, Slot: running, Reason: reason}
 	if u := r.Update; u != nil {
+		a.auditOutcome(r, code, running, reason)
 		res.ID, res.Checks = u.ID, u.Checks
 		res.Forced, res.Expired = u.Force && u.Phase != Installed, u.Expired
 	}

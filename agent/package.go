@@ -113,7 +113,7 @@ func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) 
 // the package gives them.
 func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt InstallRequest) error {
 	activate := opt.Activate
-	if err := a.checkActivateAt(opt.ActivateAt); err != nil {
+	if err := a.checkRequest(opt); err != nil {
 		return err
 	}
 	if err := a.idleFor(opt.CommitTrial); err != nil {

@@ -80,6 +80,7 @@ import (
 	"testing"
 
 	"meterupd/agent"
+	"meterupd/audit"
 	"meterupd/boards/hw"
 	"meterupd/boards/sim"
 	"meterupd/delta"
@@ -275,10 +276,9 @@ func newPCNode(t testing.TB, sc pcScenario, kind sim.FlashKind) *pcNode {
 		n.job = "rollback"
 		n.target, n.finalImg = hw.SlotB, nil
 	}
-	// F is never written; the metering partitions (audit trail, oplog)
-	// are not written by the agent yet: shared, not copied. When the agent
-	// appends to them, take them out of this set.
-	n.shared = map[string]bool{"F.bin": true, "audit.bin": true, "oplog.bin": true}
+	// F is never written: shared, not copied. The agent appends to the
+	// legal audit log and the operational ring (issue 13): copied.
+	n.shared = map[string]bool{"F.bin": true}
 	ents, err := os.ReadDir(store)
 	if err != nil {
 		t.Fatal(err)
@@ -665,6 +665,12 @@ func (n *pcNode) intact(b *sim.Board, rec *agent.Record) error {
 	}
 	if !bytes.Equal(got, n.common) {
 		return errors.New("the common data (metering readings) changed")
+	}
+	// The legal log's chain holds after every cut (a torn append is a
+	// gap, never a break).
+	lf, _ := b.Partition(hw.PartAudit)
+	if rep, err := audit.VerifyFlash(lf); err != nil || !rep.OK() {
+		return fmt.Errorf("the legal audit log does not verify: %v %s", err, audit.Verdict(rep))
 	}
 	return nil
 }

@@ -193,6 +193,7 @@ var Commands = []Command{
 	{Name: "commit", Mutates: true, Help: "confirm the set on trial"},
 	// Issue 13.
 	{Name: "schedule", Mutates: true, Help: "set, move (activate_at) or cancel the installed set's activation time"},
+	{Name: "audit", Help: "the legal audit log's records and the verification of its chain"},
 	{Name: "veto-register", Stream: true, Help: "a local process asks to be asked before activations (events \"ask\")"},
 	{Name: "veto-answer", Help: "a registered process answers a question: ok, or a veto with code and retry-after"},
 }

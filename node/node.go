@@ -199,6 +199,8 @@ func (n *Node) Handle(ctx context.Context, req localapi.Request, emit func(local
 		return n.Status(ctx)
 	case "journal":
 		return n.agent.History()
+	case "audit": // issue 13
+		return n.agent.Audit()
 	case "version":
 		v := Version()
 		v.Board = n.board.Name()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"meterupd/agent"
+	"meterupd/audit"
 	"meterupd/boards/hw"
 	"meterupd/localapi"
 	"meterupd/manifest"
@@ -28,6 +29,7 @@ func init() {
 	register(&command{name: "schedule", usage: "TIME | --cancel set or move (TIME, RFC 3339 UTC) or cancel the installed set's activation time", run: cmdSchedule})
 	register(&command{name: "rollback", usage: "[--reason TEXT] go back to the previous set", run: cmdRollback})
 	register(&command{name: "commit", usage: "confirm the set on trial now (after its health checks pass)", run: cmdCommit})
+	register(&command{name: "audit", usage: "[--json] [--verify] the legal audit log: every update event, hash-chained; --verify fails when the chain is broken", run: cmdAudit})
 	register(&command{name: "journal", usage: "[--json] print the journal's records, oldest first", run: cmdJournal})
 	register(&command{name: "run", usage: "[--once] [--socket-group G] the daemon: reconcile the booted set, drive the update, serve the local API", run: cmdRun})
 	register(&command{name: "events", usage: "[--json] follow the daemon's state changes live", run: cmdEvents})
@@ -315,6 +317,33 @@ var (
 	cmdRollback = simpleCmd("rollback", "why (recorded and reported)")
 	cmdCommit   = simpleCmd("commit", "unused")
 )
+
+// cmdAudit prints the legal audit log and its chain's verdict (issue 13).
+func cmdAudit(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print the records and the verification as one JSON document")
+	verify := fs.Bool("verify", false, "exit with an error when the chain does not verify")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	var l audit.Listing
+	if err := do(ctx, env, localapi.Request{Cmd: "audit"}, &l); err != nil {
+		return err
+	}
+	var err error
+	if *asJSON {
+		err = audit.WriteJSON(env.stdout, l.Records, l.Verify)
+	} else {
+		err = audit.WriteText(env.stdout, l.Records, l.Verify)
+	}
+	if err != nil {
+		return err
+	}
+	if *verify && !l.Verify.OK() {
+		return fmt.Errorf("audit: %s", audit.Verdict(l.Verify))
+	}
+	return nil
+}
 
 func cmdJournal(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := flag.NewFlagSet("journal", flag.ContinueOnError)
