@@ -16,6 +16,7 @@ import (
 	"meterupd/journal"
 	"meterupd/manifest"
 	"meterupd/slots"
+	"meterupd/throttle"
 )
 
 // Errors a caller (the CLI, later the head-end transport) tells apart.
@@ -99,6 +100,9 @@ type Options struct {
 	// the update does not; default DefaultMaxDefer.
 	Vetoes   Asker
 	MaxDefer time.Duration
+	// Throttle paces the bulk I/O (throttle.go); nil: the board's
+	// (hw.ThrottleBoard), or none.
+	Throttle *throttle.Throttle
 }
 
 // Agent drives the update state machine on one board. It is not safe for
@@ -169,6 +173,9 @@ func Open(opt Options) (*Agent, error) {
 	}
 	if opt.Health == nil {
 		opt.Health = DefaultHealth(opt.Board, &rec)
+	}
+	if opt.Throttle == nil {
+		opt.Throttle = boardThrottle(opt.Board)
 	}
 	return &Agent{opt: opt, b: opt.Board, j: j, rec: &rec, log: opt.Logger, clk: opt.Clock}, nil
 }

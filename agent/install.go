@@ -75,7 +75,7 @@ func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
 	for i, p := range it.Payloads {
 		var sum string
 		var err error
-		stored[i], sum, err = a.storePayload(p, req.ID, i)
+		stored[i], sum, err = a.storePayload(ctx, p, req.ID, i)
 		if err != nil {
 			return err
 		}
@@ -224,7 +224,7 @@ func (a *Agent) accept(ctx context.Context, req InstallRequest, mutate func(*Upd
 // storePayload copies a payload into the package store (temp, fsync,
 // rename, fsync the directory: it survives a power cut) and returns its
 // path there and its SHA-256. A file already in the store is only hashed.
-func (a *Agent) storePayload(path, id string, i int) (string, string, error) {
+func (a *Agent) storePayload(ctx context.Context, path, id string, i int) (string, string, error) {
 	if a.opt.StoreDir == "" {
 		return "", "", fmt.Errorf("agent: no package store configured")
 	}
@@ -246,7 +246,7 @@ func (a *Agent) storePayload(path, id string, i int) (string, string, error) {
 	name := fmt.Sprintf("%s.%d.payload", sanitize(id), i)
 	dst := filepath.Join(a.opt.StoreDir, name)
 	err = atomicfile.Write(dst, 0o644, func(w io.Writer) error {
-		_, err := io.Copy(io.MultiWriter(w, h), in)
+		_, err := io.Copy(a.pacedWriter(ctx, io.MultiWriter(w, h)), in)
 		return err
 	})
 	if err != nil {
@@ -276,6 +276,7 @@ func (a *Agent) install(ctx context.Context, r *Record) error {
 	if err != nil {
 		return fmt.Errorf("agent: slot %s: %w", u.Target, err)
 	}
+	f = a.pacedFlash(ctx, f) // delta apply and block writes
 	if u.Item.Kind == Delta {
 		return a.installDelta(ctx, r, f)
 	}
@@ -310,16 +311,16 @@ func (a *Agent) install(ctx context.Context, r *Record) error {
 		r = next
 		u = r.Update
 	}
-	return a.verifyInstalled(r, f)
+	return a.verifyInstalled(ctx, r, f)
 }
 
 // verifyInstalled hashes the image in flash and compares it with the
 // item's digest: what is armed is what was verified, read back from the
 // slot itself.
-func (a *Agent) verifyInstalled(r *Record, f hw.Flash) error {
+func (a *Agent) verifyInstalled(ctx context.Context, r *Record, f hw.Flash) error {
 	u := r.Update
 	size := u.Item.Size
-	sum, err := slots.Hash(f, size)
+	sum, err := a.hashSlot(ctx, f, size)
 	if err != nil {
 		return err
 	}
