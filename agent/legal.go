@@ -160,7 +160,11 @@ func (a *Agent) auditOutcome(r *Record, code ResultCode, running hw.Slot, reason
 	if kind == "" {
 		return
 	}
-	a.appendLegalOrLog(u, kind, itemIdentity(u), identity(r, running), reason)
+	before := itemIdentity(u) // the set rolled back from
+	if code == Committed {
+		before = identity(r, u.From) // the set it replaced
+	}
+	a.appendLegalOrLog(u, kind, before, identity(r, running), reason)
 }
 
 // Audit returns the legal log's records and the verification of its

@@ -68,7 +68,7 @@ type jobResult struct {
 // NewDaemon returns a daemon for the node cfg describes.
 func NewDaemon(cfg Config) *Daemon {
 	d := &Daemon{cfg: cfg, jobs: make(chan *job), subs: map[chan localapi.Event]struct{}{}, stop: make(chan struct{})}
-	d.vetoes = newVetoRegistry(d.publish)
+	d.vetoes = newVetoRegistry(d.publishNote)
 	d.cfg.vetoes = d.vetoes
 	return d
 }
@@ -314,6 +314,17 @@ func (d *Daemon) publish(ev localapi.Event) {
 		default:
 		}
 	}
+}
+
+// publishNote publishes an event that is not a state change (the veto
+// registry's) with the node's last status.
+func (d *Daemon) publishNote(ev localapi.Event) {
+	d.mu.Lock()
+	if d.status != nil {
+		ev.Status = *d.status
+	}
+	d.mu.Unlock()
+	d.publish(ev)
 }
 
 func (d *Daemon) subscribe() (chan localapi.Event, func()) {

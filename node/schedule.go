@@ -49,6 +49,9 @@ func (n *Node) activate(ctx context.Context, req localapi.Request) (any, error) 
 // installedMsg is the sentence of an install that rests installed.
 func installedMsg(version string, rec *agent.Record) string {
 	u := rec.Update
+	if u.DeferUntil != 0 {
+		return fmt.Sprintf("installed version %s into slot %s; %s", version, u.Target, u.DeferReason)
+	}
 	if u.ActivateAt != 0 {
 		return fmt.Sprintf("installed version %s into slot %s; activation scheduled at %s", version, u.Target,
 			time.Unix(u.ActivateAt, 0).UTC().Format(time.RFC3339))
