@@ -10,11 +10,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"meterupd/audit"
 	"meterupd/boards/hw"
 	"meterupd/clock"
 	"meterupd/journal"
 	"meterupd/manifest"
 	"meterupd/slots"
+	"meterupd/throttle"
 )
 
 // Errors a caller (the CLI, later the head-end transport) tells apart.
@@ -90,6 +92,17 @@ type Options struct {
 	// the agent's goroutine and must not modify the record or call the
 	// agent's commands.
 	OnCommit func(*Record)
+	// NotBefore is this agent's build time: a clock that reads earlier is
+	// never valid, whatever the board says (schedule.go). Zero: no floor.
+	NotBefore time.Time
+	// Vetoes asks the registered local processes before an activation
+	// (veto.go); nil: nobody is asked. MaxDefer bounds a deferral when
+	// the update does not; default DefaultMaxDefer.
+	Vetoes   Asker
+	MaxDefer time.Duration
+	// Throttle paces the bulk I/O (throttle.go); nil: the board's
+	// (hw.ThrottleBoard), or none.
+	Throttle *throttle.Throttle
 }
 
 // Agent drives the update state machine on one board. It is not safe for
@@ -107,6 +120,8 @@ type Agent struct {
 	// modemVer is the radio module's firmware version as it last told it
 	// (issue 15; Record.ModemVersion is the journalled one).
 	modemVer string
+	ops        *audit.OpLog // the operational ring, opened on first use
+	legalLog   *audit.Log   // the legal log, opened on first use
 }
 
 func (o *Options) defaults() {
@@ -123,6 +138,9 @@ func (o *Options) defaults() {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	o.Clock = clock.Or(o.Clock)
+	if o.MaxDefer <= 0 {
+		o.MaxDefer = DefaultMaxDefer
+	}
 	if o.TrialTimeout <= 0 {
 		o.TrialTimeout = 10 * time.Minute
 	}
@@ -158,6 +176,9 @@ func Open(opt Options) (*Agent, error) {
 	}
 	if opt.Health == nil {
 		opt.Health = DefaultHealth(opt.Board, &rec)
+	}
+	if opt.Throttle == nil {
+		opt.Throttle = boardThrottle(opt.Board)
 	}
 	return &Agent{opt: opt, b: opt.Board, j: j, rec: &rec, log: opt.Logger, clk: opt.Clock}, nil
 }

@@ -16,7 +16,9 @@ func (a *Agent) Activate(ctx context.Context) error {
 		return fmt.Errorf("%w: no installed set is waiting for activation", ErrNothing)
 	}
 	r := a.rec.clone()
-	r.Update.Activate = true
+	// Now: a schedule is overridden, and a deferred activation asks the
+	// registered processes again at once.
+	r.Update.Activate, r.Update.ActivateAt, r.Update.DeferUntil = true, 0, 0
 	if err := a.commit(r); err != nil {
 		return err
 	}

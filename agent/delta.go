@@ -70,7 +70,7 @@ func (a *Agent) installDelta(ctx context.Context, r *Record, f hw.Flash) error {
 	r = a.rec.clone()
 	r.Update.Item.Size = res.Size
 	r.Update.Written = res.Size
-	return a.verifyInstalled(r, f)
+	return a.verifyInstalled(ctx, r, f)
 }
 
 var _ delta.BlockWriter = slotBlocks{}

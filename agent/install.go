@@ -11,7 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"meterupd/audit"
 	"meterupd/boards/hw"
 	"meterupd/internal/atomicfile"
 	"meterupd/slots"
@@ -31,12 +33,22 @@ type InstallRequest struct {
 	// pass) instead of refusing with ErrTrialRunning: the new install
 	// then writes over the previous set, on purpose.
 	CommitTrial bool
+	// ActivateAt, when set, schedules the activation at that time (UTC)
+	// instead; Activate is then ignored (schedule.go).
+	ActivateAt time.Time
+	// MaxDefer bounds the deferral of the activation by vetoes (0: the
+	// agent's default); Force activates without asking (veto.go).
+	MaxDefer time.Duration
+	Force    bool
 }
 
 // Install accepts an update, writes the idle slot, verifies it and, when
 // asked, activates it (which reboots: on the sim board Install then
 // returns hw.ErrRebooted). Bad input is refused before anything changes.
 func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
+	if err := a.checkRequest(req); err != nil {
+		return err
+	}
 	if err := a.idleFor(req.CommitTrial); err != nil {
 		return err
 	}
@@ -63,7 +75,7 @@ func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
 	for i, p := range it.Payloads {
 		var sum string
 		var err error
-		stored[i], sum, err = a.storePayload(p, req.ID, i)
+		stored[i], sum, err = a.storePayload(ctx, p, req.ID, i)
 		if err != nil {
 			return err
 		}
@@ -187,6 +199,11 @@ func (a *Agent) accept(ctx context.Context, req InstallRequest, mutate func(*Upd
 	}
 	r := a.rec.clone()
 	r.Update = u
+	if u.Seq != 0 {
+		if err := a.appendLegal(u, audit.KindVerified, identity(r, u.From), itemIdentity(u), fmt.Sprintf("signed package, sequence %d", u.Seq)); err != nil {
+			return err
+		}
+	}
 	if err := a.commit(r); err != nil {
 		return err
 	}
@@ -209,6 +226,8 @@ func (a *Agent) newUpdate(req InstallRequest, mutate func(*Update)) (*Update, er
 	it := req.Item
 	target := slots.IdleSlot(booted, a.rec.stateOf)
 	u := &Update{ID: req.ID, Phase: Downloaded, Target: target, From: booted, Item: it, Activate: req.Activate}
+	scheduleOn(u, req.ActivateAt)
+	u.MaxDefer, u.Force = int64(req.MaxDefer/time.Second), req.Force
 	if mutate != nil {
 		mutate(u)
 	}
@@ -219,7 +238,7 @@ func (a *Agent) newUpdate(req InstallRequest, mutate func(*Update)) (*Update, er
 // storePayload copies a payload into the package store (temp, fsync,
 // rename, fsync the directory: it survives a power cut) and returns its
 // path there and its SHA-256. A file already in the store is only hashed.
-func (a *Agent) storePayload(path, id string, i int) (string, string, error) {
+func (a *Agent) storePayload(ctx context.Context, path, id string, i int) (string, string, error) {
 	if a.opt.StoreDir == "" {
 		return "", "", fmt.Errorf("agent: no package store configured")
 	}
@@ -241,7 +260,7 @@ func (a *Agent) storePayload(path, id string, i int) (string, string, error) {
 	name := fmt.Sprintf("%s.%d.payload", sanitize(id), i)
 	dst := filepath.Join(a.opt.StoreDir, name)
 	err = atomicfile.Write(dst, 0o644, func(w io.Writer) error {
-		_, err := io.Copy(io.MultiWriter(w, h), in)
+		_, err := io.Copy(a.pacedWriter(ctx, io.MultiWriter(w, h)), in)
 		return err
 	})
 	if err != nil {
@@ -271,6 +290,7 @@ func (a *Agent) install(ctx context.Context, r *Record) error {
 	if err != nil {
 		return fmt.Errorf("agent: slot %s: %w", u.Target, err)
 	}
+	f = a.pacedFlash(ctx, f) // delta apply and block writes
 	if u.Item.Kind == Delta {
 		return a.installDelta(ctx, r, f)
 	}
@@ -305,16 +325,16 @@ func (a *Agent) install(ctx context.Context, r *Record) error {
 		r = next
 		u = r.Update
 	}
-	return a.verifyInstalled(r, f)
+	return a.verifyInstalled(ctx, r, f)
 }
 
 // verifyInstalled hashes the image in flash and compares it with the
 // item's digest: what is armed is what was verified, read back from the
 // slot itself.
-func (a *Agent) verifyInstalled(r *Record, f hw.Flash) error {
+func (a *Agent) verifyInstalled(ctx context.Context, r *Record, f hw.Flash) error {
 	u := r.Update
 	size := u.Item.Size
-	sum, err := slots.Hash(f, size)
+	sum, err := a.hashSlot(ctx, f, size)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 
+	"meterupd/audit"
 	"meterupd/boards/hw"
 	"meterupd/slots"
 )
@@ -69,9 +70,9 @@ func (a *Agent) step(ctx context.Context) (done bool, err error) {
 	case Installing:
 		return false, a.stepInstalling(ctx, r)
 	case Installed:
-		return a.stepInstalled(r)
+		return a.stepInstalled(ctx, r)
 	case Activating:
-		return false, a.stepActivating(r, booted)
+		return false, a.stepActivating(ctx, r, booted)
 	case Trial:
 		return false, a.stepTrial(ctx, r, booted)
 	case RollingBack:
@@ -111,10 +112,23 @@ func (a *Agent) stepInstalling(ctx context.Context, r *Record) error {
 
 // stepInstalled waits for activation, or begins it: the package is
 // consumed and the activation's start count begins at zero.
-func (a *Agent) stepInstalled(r *Record) (done bool, err error) {
+func (a *Agent) stepInstalled(ctx context.Context, r *Record) (done bool, err error) {
 	u := r.Update
-	if !u.Activate {
-		return true, nil // waits for `meterupd activate`
+	if !u.Activate && !a.due(u) {
+		return true, nil // waits for its time, or for `meterupd activate`
+	}
+	if ok, err := a.cleared(ctx, r); !ok || err != nil {
+		return true, err // deferred by a veto: asked again at the retry time
+	}
+	tag, err := a.archiveCommon(r)
+	if err != nil {
+		return false, err
+	}
+	u.Archived = tag
+	if err := a.auditActivation(r); errors.Is(err, audit.ErrFull) {
+		return false, a.abandon(r, "the legal audit log is full: the activation is refused")
+	} else if err != nil {
+		return false, err
 	}
 	if err := transition(r, u.Target, slots.Arm); err != nil {
 		return false, a.abandon(r, err.Error())
@@ -126,14 +140,21 @@ func (a *Agent) stepInstalled(r *Record) (done bool, err error) {
 	if u.Keys != nil {
 		r.Keys = u.Keys
 	}
-	a.updateLog(u).Info("activating")
+	switch {
+	case u.Force:
+		a.updateLog(u).Warn("activating: forced, nobody asked")
+	case u.Expired:
+		a.updateLog(u).Warn("activating: the deferral expired")
+	default:
+		a.updateLog(u).Info("activating")
+	}
 	return false, a.commit(r)
 }
 
 // stepActivating arms the trial in one boot-control write and reboots
 // into it; after the reboot it sees the trial running, or the bootloader
 // back on another set with the trial's attempts spent.
-func (a *Agent) stepActivating(r *Record, booted hw.Slot) error {
+func (a *Agent) stepActivating(ctx context.Context, r *Record, booted hw.Slot) error {
 	u := r.Update
 	if booted == u.Target {
 		u.Phase = Trial
@@ -151,6 +172,8 @@ func (a *Agent) stepActivating(r *Record, booted hw.Slot) error {
 		return a.reject(r, fmt.Sprintf("the new set in %s did not boot: the bootloader's %d attempts ran out and it started %s", u.Target, a.opt.Attempts, booted))
 	}
 	if !armed {
+		// Safe state: the registered processes close and flush first.
+		a.safeState(ctx, u)
 		// Arm the trial: one boot-control write.
 		if err := a.storeBoot(a.trialOrder(r)); err != nil {
 			return err
@@ -271,16 +294,28 @@ func (a *Agent) trialInfo(r *Record) SlotInfo {
 // after it and its version, the reason, the update's validation results;
 // journal first.
 func (a *Agent) finish(r *Record, code ResultCode, running hw.Slot, reason string) error {
+	if code == RolledBack || code == FellBack {
+		reason += a.restoreCommon(r.Update) // readings are never rolled back
+	}
 	res := &Result{Code: code, Version: r.slot(running).Version, Slot: running, Reason: reason}
 	if u := r.Update; u != nil {
+		a.auditOutcome(r, code, running, reason)
 		res.ID, res.Checks = u.ID, u.Checks
+		res.Forced, res.Expired = u.Force && u.Phase != Installed, u.Expired
 		if c := r.Comp; c != nil && c.ID == u.ID { // issue 15: the package's other components
 			res.Checks = append(slices.Clip(res.Checks), a.settleComponents(r, code)...)
 		}
 	}
 	r.Last = res
+	u := r.Update
 	r.Update = nil
-	return a.commit(r)
+	if err := a.commit(r); err != nil {
+		return err
+	}
+	if u != nil && code != Abandoned && u.Phase != Installed {
+		a.tellOutcome(u, res) // after the trial: they are told how it ended
+	}
+	return nil
 }
 
 // commitTrial confirms the trial set: journal first, then the boot order

@@ -119,6 +119,9 @@ func (a *Agent) InstallPackage(ctx context.Context, r io.Reader, activate bool) 
 // Item is ignored: the package gives it.
 func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt InstallRequest) error {
 	activate := opt.Activate
+	if err := a.checkRequest(opt); err != nil {
+		return err
+	}
 	if err := a.idleFor(opt.CommitTrial); err != nil {
 		return err
 	}
@@ -238,7 +241,7 @@ func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt Install
 		return err
 	}
 	a.log.Info("package accepted", slog.Uint64("sequence", m.Sequence), slog.Int("steps", len(steps)), slog.String("target", item.Version))
-	return a.accept(ctx, InstallRequest{ID: id, Item: item, Activate: activate}, func(u *Update) {
+	return a.accept(ctx, InstallRequest{ID: id, Item: item, Activate: activate, ActivateAt: opt.ActivateAt, MaxDefer: opt.MaxDefer, Force: opt.Force}, func(u *Update) {
 		u.Seq, u.Keys, u.Checks = m.Sequence, keysPEM, compactChecks(rep.Results)
 	})
 }

@@ -18,7 +18,10 @@ package agent_test
 //     with the journal); every slot the journal records as good holds its
 //     recorded image; F was never written (write attempts counted by the
 //     sim, so even a refused attempt fails the cut) and is intact, so a
-//     known-good bootable set always exists; the common data is intact;
+//     known-good bootable set always exists; the common settings are
+//     intact, and every metering reading durable at the cut is there,
+//     none twice (a simulated metrology process appends readings during
+//     every run: pcRun.meter);
 //  2. powers the node on again and lets it finish (the head-end repeats a
 //     request the journal never recorded), then checks the final state
 //     (pcNode.final): the update ended with the scenario's outcome (never
@@ -82,8 +85,10 @@ import (
 	"testing"
 
 	"meterupd/agent"
+	"meterupd/audit"
 	"meterupd/boards/hw"
 	"meterupd/boards/sim"
+	"meterupd/common"
 	"meterupd/delta"
 	"meterupd/manifest"
 	"meterupd/slots"
@@ -106,7 +111,10 @@ func pcGeometry(sc pcScenario, kind sim.FlashKind) sim.Geometry {
 		return g
 	}
 	g := sim.Geometry{EraseSize: pcEraseSize, WriteSize: 256, SlotSize: pcSmallSize,
-		JournalSize: 4 * pcEraseSize, CommonSize: 2 * pcEraseSize, Attempts: 3, Flash: kind}
+		JournalSize: 4 * pcEraseSize, CommonSize: 6 * pcEraseSize, Attempts: 3, Flash: kind,
+		// The legal log and the operational ring, small: every cut
+		// copies and verifies them.
+		AuditSize: 4 * pcEraseSize, OpLogSize: 2 * pcEraseSize}
 	if kind == sim.NAND {
 		g.WriteSize = 2 << 10 // a small-page NAND
 	}
@@ -171,7 +179,7 @@ type pcNode struct {
 	item     agent.InstallItem // payload names relative to the store
 	keys     *manifest.Keyring
 	id       agent.Identity
-	common   []byte               // the common partition (the readings)
+	settings common.Settings      // the common partition's settings
 	content  map[hw.Slot][]byte   // A, B and F at the start of a life
 	sums     map[hw.Slot][32]byte // their digests
 	verSHA   map[string]string    // image digests by version
@@ -218,12 +226,24 @@ func newPCNode(t testing.TB, sc pcScenario, kind sim.FlashKind) *pcNode {
 			}
 		}
 	}
-	// Metering readings in the common partition: they must survive every
-	// cut, whatever the update does.
-	common, _ := b.Partition(hw.PartCommon)
-	readings := bytes.Repeat([]byte("reading 2026-11-23T00:15 0001234.5 kWh;"), 100)
-	if err := slots.WriteBlock(common, 0, readings[:min(len(readings), int(common.EraseSize()))]); err != nil {
+	// The common partition: settings (archived before the activation,
+	// restored after a rollback: unchanged at the end of every life) and
+	// the readings of the metrology process, which appends more during
+	// every run (pcRun.meter): every reading durable at a cut must
+	// survive it, none twice.
+	cf, _ := b.Partition(hw.PartCommon)
+	cd, err := common.Open(cf)
+	if err != nil {
 		t.Fatal(err)
+	}
+	n.settings = common.Settings{Schema: 3, Config: []byte("tariff=T1;period=15m"), Calibration: []byte("k=1.00021")}
+	if err := cd.WriteSettings(n.settings); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= pcBaseReadings; i++ {
+		if err := cd.AppendReading(common.Reading{Interval: i, Wh: int64(i) * 250, Samples: 90}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := agent.Provision(b, agent.Factory{Version: "1.0.0", SHA256: sha256.Sum256(a1), Size: size}); err != nil {
 		t.Fatal(err)
@@ -288,10 +308,9 @@ func newPCNode(t testing.TB, sc pcScenario, kind sim.FlashKind) *pcNode {
 		n.job = "rollback"
 		n.target, n.finalImg = hw.SlotB, nil
 	}
-	// F is never written; the metering partitions (audit trail, oplog)
-	// are not written by the agent yet: shared, not copied. When the agent
-	// appends to them, take them out of this set.
-	n.shared = map[string]bool{"F.bin": true, "audit.bin": true, "oplog.bin": true}
+	// F is never written: shared, not copied. The agent appends to the
+	// legal audit log and the operational ring (issue 13): copied.
+	n.shared = map[string]bool{"F.bin": true}
 	ents, err := os.ReadDir(store)
 	if err != nil {
 		t.Fatal(err)
@@ -309,7 +328,6 @@ func newPCNode(t testing.TB, sc pcScenario, kind sim.FlashKind) *pcNode {
 		n.content[s] = readSlot(t, b, s)
 		n.sums[s] = sha256.Sum256(n.content[s])
 	}
-	n.common = readPart(t, b, hw.PartCommon)
 	return n
 }
 
@@ -511,6 +529,7 @@ type pcRun struct {
 	poweron bool
 
 	ops, forbid       int64
+	readings          []uint64             // intervals appended durably in this run
 	progs             map[hw.Slot][]uint32 // programs per unit of A and B in this run
 	unit              int64
 	jCommits, jErases int64
@@ -552,11 +571,17 @@ func (r *pcRun) run(ctx context.Context) error {
 		}
 	}
 	for boot := 0; boot < 20; boot++ {
+		if err := r.meter(b); err != nil {
+			return err
+		}
 		a, err := agent.Open(agent.Options{Board: r.n.board(b, r.dir), StoreDir: filepath.Join(r.dir, "store"), Keys: r.n.keys, Identity: r.n.id})
 		if err != nil {
 			return err
 		}
 		err = a.Start(ctx)
+		if err == nil {
+			err = r.meter(b)
+		}
 		for i := 0; err == nil; i++ {
 			if rec := a.Record(); rec.Update == nil && rec.Last != nil && rec.Last.ID == job {
 				st := a.Journal().Stats()
@@ -568,6 +593,9 @@ func (r *pcRun) run(ctx context.Context) error {
 				return fmt.Errorf("agent at rest but the job has not ended: update %+v last %+v", a.Record().Update, a.Record().Last)
 			}
 			err = req(ctx, a, r.dir)
+			if err == nil {
+				err = r.meter(b)
+			}
 		}
 		st := a.Journal().Stats()
 		r.jCommits += st.Commits
@@ -584,9 +612,71 @@ func (r *pcRun) run(ctx context.Context) error {
 	return errors.New("the node rebooted 20 times in one run")
 }
 
+// pcBaseReadings are the readings the template holds.
+const pcBaseReadings = 3
+
+// meter is the simulated metrology process closing an interval: it
+// appends the next reading to the common partition, on the same flash the
+// power cut strikes. A reading is durable once AppendReading returned.
+func (r *pcRun) meter(b *sim.Board) error {
+	cf, _ := b.Partition(hw.PartCommon)
+	cd, err := common.Open(cf)
+	if err != nil {
+		return fmt.Errorf("metrology: the common partition does not open: %w", err)
+	}
+	next := uint64(1)
+	if rs := cd.Readings(); len(rs) > 0 {
+		next = rs[len(rs)-1].Interval + 1
+	}
+	err = cd.AppendReading(common.Reading{Interval: next, Wh: int64(next) * 250, Samples: 90})
+	if errors.Is(err, sim.ErrPowerCut) {
+		return fmt.Errorf("%w: metrology: %w", errCut, err)
+	}
+	if err != nil {
+		return fmt.Errorf("metrology: %w", err)
+	}
+	r.readings = append(r.readings, next)
+	return nil
+}
+
+// checkReadings reports a reading durable in the life that the common
+// partition of dir lacks, and any interval there twice.
+func (n *pcNode) checkReadings(dir string, life *pcLife) error {
+	b, err := sim.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	cf, _ := b.Partition(hw.PartCommon)
+	cd, err := common.Open(cf)
+	if err != nil {
+		return fmt.Errorf("the common partition does not open: %w", err)
+	}
+	have := map[uint64]int{}
+	for _, rd := range cd.Readings() {
+		if have[rd.Interval]++; have[rd.Interval] > 1 {
+			return fmt.Errorf("reading of interval %d is there twice", rd.Interval)
+		}
+	}
+	for i := uint64(1); i <= pcBaseReadings; i++ {
+		if have[i] == 0 {
+			return fmt.Errorf("reading of interval %d (taken before the update) is lost", i)
+		}
+	}
+	for _, i := range life.readings {
+		if have[i] == 0 {
+			return fmt.Errorf("reading of interval %d, durable before the cut, is lost", i)
+		}
+	}
+	return nil
+}
+
 // pcLife tracks the slot units programmed so far in one life of the node.
 type pcLife struct {
 	seen map[hw.Slot][]bool
+	// readings are the intervals the metrology process appended durably
+	// (AppendReading returned) in this life's runs.
+	readings []uint64
 }
 
 // add counts run r into the life and returns the bytes r programmed again:
@@ -595,6 +685,7 @@ func (l *pcLife) add(r *pcRun) int64 {
 	if l.seen == nil {
 		l.seen = map[hw.Slot][]bool{}
 	}
+	l.readings = append(l.readings, r.readings...)
 	var again int64
 	for s, ps := range r.progs {
 		seen := l.seen[s]
@@ -618,7 +709,7 @@ func (l *pcLife) add(r *pcRun) int64 {
 }
 
 func (l *pcLife) clone() *pcLife {
-	c := &pcLife{seen: map[hw.Slot][]bool{}}
+	c := &pcLife{seen: map[hw.Slot][]bool{}, readings: slices.Clone(l.readings)}
 	for s, v := range l.seen {
 		c.seen[s] = slices.Clone(v)
 	}
@@ -671,13 +762,13 @@ func (n *pcNode) intact(b *sim.Board, rec *agent.Record) error {
 	if sha256.Sum256(got) != n.sums[hw.SlotF] {
 		return errors.New("F changed")
 	}
-	c, _ := b.Partition(hw.PartCommon)
-	got = make([]byte, c.Size())
-	if _, err := c.ReadAt(got, 0); err != nil {
-		return err
+	cf, _ := b.Partition(hw.PartCommon)
+	cd, err := common.Open(cf)
+	if err != nil {
+		return fmt.Errorf("the common partition does not open: %w", err)
 	}
-	if !bytes.Equal(got, n.common) {
-		return errors.New("the common data (metering readings) changed")
+	if cur, err := cd.Settings(); err != nil || cur.Digest() != n.settings.Digest() {
+		return fmt.Errorf("the common settings changed: %+v (%v)", cur, err)
 	}
 	return nil
 }
@@ -801,6 +892,12 @@ func (n *pcNode) finalCheck(dir string) (pcOutcome, error) {
 	if err := n.multiFinal(dir, rec); err != nil {
 		return out, err
 	}
+	// The legal log's chain holds after every cut and recovery (a torn
+	// append is a gap, never a break).
+	lf, _ := b.Partition(hw.PartAudit)
+	if rep, err := audit.VerifyFlash(lf); err != nil || !rep.OK() {
+		return out, fmt.Errorf("the legal audit log does not verify: %v %s", err, audit.Verdict(rep))
+	}
 	return out, n.intact(b, rec)
 }
 
@@ -913,6 +1010,10 @@ func pcMode(t *testing.T, n *pcNode, mode string, N int64) {
 			fail(what+", at the cut", err)
 			return
 		}
+		if err := n.checkReadings(work, life); err != nil {
+			fail(what+", at the cut", err)
+			return
+		}
 		copyDir(t, work, snap, n.shared)
 		if mode != "double" {
 			st.cuts++
@@ -964,6 +1065,10 @@ func pcMode(t *testing.T, n *pcNode, mode string, N int64) {
 				fail(what+", at the second cut", err)
 				return
 			}
+			if err := n.checkReadings(work, l2); err != nil {
+				fail(what+", at the second cut", err)
+				return
+			}
 			st.cuts++
 			if _, err := n.recover(work, l2, &st); err != nil {
 				fail(what, err)
@@ -998,6 +1103,9 @@ func (n *pcNode) recover(dir string, life *pcLife, st *pcStats) (pcOutcome, erro
 		return pcOutcome{}, fmt.Errorf("the resume programmed %d bytes again, more than one erase block (%d)", again, n.geo.EraseSize)
 	}
 	got, err := n.finalCheck(dir)
+	if err == nil {
+		err = n.checkReadings(dir, life)
+	}
 	if err != nil {
 		if got.Code == agent.Abandoned {
 			st.abandoned++

@@ -126,6 +126,30 @@ type Update struct {
 	Keys []byte `cbor:"keys,omitempty"`
 	// Checks are the pre-install validation outcomes per item.
 	Checks []validate.Result `cbor:"checks,omitempty"`
+
+	// Issue 13 (activation, vetoes), optional and safe to lose.
+	//
+	// ActivateAt is the scheduled activation time (Unix seconds, UTC;
+	// 0: none), with Activate false: an older agent that drops it waits
+	// for a command.
+	ActivateAt int64 `cbor:"actat,omitempty"`
+	// Force: activate without asking the registered processes (veto.go).
+	Force bool `cbor:"force,omitempty"`
+	// MaxDefer bounds the total deferral by vetoes, in seconds (0: the
+	// agent's default). DeferSince is the first veto's time, DeferUntil
+	// when the processes are asked again (Unix seconds; 0: not deferred),
+	// DeferReason the veto in a sentence, Answers the last round's
+	// answers. Expired: activated because the deferral ran out.
+	MaxDefer    int64    `cbor:"maxdef,omitempty"`
+	DeferSince  int64    `cbor:"defsince,omitempty"`
+	DeferUntil  int64    `cbor:"defuntil,omitempty"`
+	DeferReason string   `cbor:"defwhy,omitempty"`
+	Answers     []Answer `cbor:"answers,omitempty"`
+	Expired     bool     `cbor:"expired,omitempty"`
+	// Archived is the tag under which the common data were archived
+	// before the activation (empty: nothing archived); a rollback or
+	// fallback restores them (commondata.go).
+	Archived string `cbor:"arch,omitempty"`
 }
 
 // ItemKind says how an item's payload becomes the slot image.
@@ -169,6 +193,10 @@ type Result struct {
 	Version string            `cbor:"ver,omitempty"`
 	Slot    hw.Slot           `cbor:"slot,omitempty"` // the slot running after it
 	Reason  string            `cbor:"why,omitempty"`
+	// Issue 13: the activation was forced past vetoes, or activated
+	// because the deferral expired. Optional, safe to lose.
+	Forced  bool `cbor:"forced,omitempty"`
+	Expired bool `cbor:"expired,omitempty"`
 }
 
 func (r *Record) clone() *Record {
@@ -183,6 +211,7 @@ func (r *Record) clone() *Record {
 		u.Item.Payloads = append([]string(nil), r.Update.Item.Payloads...)
 		u.Chk = append([]byte(nil), r.Update.Chk...)
 		u.Checks = append([]validate.Result(nil), r.Update.Checks...)
+		u.Answers = append([]Answer(nil), r.Update.Answers...)
 		c.Update = &u
 	}
 	if r.Last != nil {

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"strings"
+	"time"
 
 	"meterupd/boards/hw"
 	"meterupd/journal"
@@ -72,10 +73,16 @@ type PendingItem struct {
 
 // The reported states (DESIGN.md, MQTT `reported.state`).
 const (
-	StateIdle        = "idle"
-	StateDownloaded  = "downloaded"
-	StateInstalling  = "installing"
-	StateInstalled   = "installed"
+	StateIdle       = "idle"
+	StateDownloaded = "downloaded"
+	StateInstalling = "installing"
+	StateInstalled  = "installed"
+	// StateScheduled: installed, its activation scheduled at a time
+	// (UpdateStatus.ActivateAt); phase installed in the journal.
+	StateScheduled = "scheduled"
+	// StateDeferred: installed, its activation deferred by a veto
+	// (Status.Reason says which; asked again at UpdateStatus.RetryAt).
+	StateDeferred    = "deferred"
 	StateActivating  = "activating"
 	StateTrial       = "trial"
 	StateRollingBack = "rolling-back"
@@ -125,6 +132,14 @@ type UpdateStatus struct {
 	From     hw.Slot `json:"from"`
 	Version  string  `json:"version"`
 	Activate bool    `json:"activate,omitempty"`
+	// ActivateAt is the scheduled activation time (UTC), if any.
+	ActivateAt *time.Time `json:"activate_at,omitempty"`
+	// Deferred by a veto: asked again at RetryAt; Answers are the last
+	// round's. Forced / Expired: how the activation went past vetoes.
+	RetryAt *time.Time `json:"retry_at,omitempty"`
+	Answers []Answer   `json:"answers,omitempty"`
+	Forced  bool       `json:"forced,omitempty"`
+	Expired bool       `json:"deferral_expired,omitempty"`
 }
 
 // LastResult is the last update's outcome.
@@ -134,6 +149,9 @@ type LastResult struct {
 	Version string     `json:"version,omitempty"`
 	Slot    hw.Slot    `json:"slot,omitempty"`
 	Reason  string     `json:"reason,omitempty"`
+	// Forced / Expired: the activation went past vetoes (issue 13).
+	Forced  bool `json:"forced,omitempty"`
+	Expired bool `json:"deferral_expired,omitempty"`
 }
 
 // JournalStatus tells where the journal is. (The journal's erase and
@@ -153,6 +171,11 @@ func (a *Agent) Status(context.Context) (Status, error) {
 	}
 	bs, _ := a.b.Boot().Load()
 	st := StatusOf(a.rec, booted, bs)
+	if st.State == StateScheduled {
+		if _, cs := a.Clock(); !cs.Valid {
+			st.Reason += "; the clock is not valid (" + cs.Reason + "): waits for a command (meterupd activate)"
+		}
+	}
 	st.Board = a.b.Name()
 	st.Journal = JournalStatus{Seq: a.j.Seq()}
 	if r, ok := a.b.(hw.Radio); ok {
@@ -176,7 +199,7 @@ func StatusOf(r *Record, booted hw.Slot, bs hw.BootState) Status {
 	}
 	st.Running = Running{Slot: booted, Version: st.Slots[booted].Version}
 	if l := r.Last; l != nil {
-		st.Last = &LastResult{Code: l.Code, Job: l.ID, Version: l.Version, Slot: l.Slot, Reason: l.Reason}
+		st.Last = &LastResult{Code: l.Code, Job: l.ID, Version: l.Version, Slot: l.Slot, Reason: l.Reason, Forced: l.Forced, Expired: l.Expired}
 		st.Checks = l.Checks
 		st.Job, st.Reason = l.ID, l.Reason
 		switch l.Code {
@@ -198,6 +221,24 @@ func StatusOf(r *Record, booted hw.Slot, bs hw.BootState) Status {
 		st.Job, st.Reason, st.Result = u.ID, u.Reason, ResultNone
 		st.State = string(u.Phase)
 		st.Update = &UpdateStatus{Phase: u.Phase, Target: u.Target, From: u.From, Version: u.Item.Version, Activate: u.Activate}
+		if u.ActivateAt != 0 && (u.Phase == Downloaded || u.Phase == Installing || u.Phase == Installed) {
+			at := time.Unix(u.ActivateAt, 0).UTC()
+			st.Update.ActivateAt = &at
+			if u.Phase == Installed {
+				st.State = StateScheduled
+				if st.Reason == "" {
+					st.Reason = "activation scheduled at " + at.Format(time.RFC3339)
+				}
+			}
+		}
+		st.Update.Answers, st.Update.Forced, st.Update.Expired = u.Answers, u.Force, u.Expired
+		if u.Phase == Installed && u.DeferUntil != 0 {
+			at := time.Unix(u.DeferUntil, 0).UTC()
+			st.State, st.Update.RetryAt = StateDeferred, &at
+			if st.Reason == "" {
+				st.Reason = u.DeferReason
+			}
+		}
 		done := u.Written
 		if u.Phase != Downloaded && u.Phase != Installing {
 			done = u.Item.Size

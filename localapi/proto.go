@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"meterupd/agent"
 	"meterupd/boards/hw"
@@ -66,6 +67,26 @@ type Request struct {
 	Session string   `json:"session,omitempty"`
 	Via     string   `json:"via,omitempty"`
 	Revoked []string `json:"revoked,omitempty"`
+	// Issue 13. ActivateAt (install, schedule) is the activation time,
+	// RFC 3339 (UTC). On install it schedules the activation instead of
+	// activating at once; on schedule it sets or moves it, and schedule
+	// without it cancels the time (the set then waits for activate).
+	ActivateAt string `json:"activate_at,omitempty"`
+	// install: MaxDeferS bounds the deferral by vetoes (seconds; 0: the
+	// agent's default). install, activate: Force activates without
+	// asking the registered processes (recorded as forced).
+	MaxDeferS int64 `json:"max_defer_s,omitempty"`
+	Force     bool  `json:"force,omitempty"`
+	// veto-register: the process's name and how long it may take to
+	// answer (ms; 0: 5 s, at most 60 s).
+	Process   string `json:"process,omitempty"`
+	TimeoutMS int64  `json:"timeout_ms,omitempty"`
+	// veto-answer: the question answered, ok or a veto with its code,
+	// retry-after and detail (Reason).
+	Question    uint64 `json:"question,omitempty"`
+	Veto        bool   `json:"veto,omitempty"`
+	Code        string `json:"code,omitempty"`
+	RetryAfterS int64  `json:"retry_after_s,omitempty"`
 }
 
 // ViaConsole marks a request from the technician console.
@@ -85,6 +106,26 @@ type Session struct {
 	Subject string   `json:"subject"`
 	Scopes  []string `json:"scopes"`
 	Expires int64    `json:"expires"` // Unix seconds
+}
+
+// VetoQuestion is what a registered process is asked (event "ask" on its
+// veto-register stream); it answers with veto-answer before Deadline.
+type VetoQuestion struct {
+	ID       uint64         `json:"id"`
+	Question agent.Question `json:"question"`
+	Deadline time.Time      `json:"deadline"`
+}
+
+// ActivationTime parses ActivateAt (zero when empty).
+func (r *Request) ActivationTime() (time.Time, error) {
+	if r.ActivateAt == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, r.ActivateAt)
+	if err != nil {
+		return time.Time{}, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("activate_at %q is not an RFC 3339 time (e.g. 2026-12-01T02:00:00Z)", r.ActivateAt)}
+	}
+	return t.UTC(), nil
 }
 
 // clientLine is one line from a client: its hello, then requests.
@@ -115,6 +156,9 @@ type Event struct {
 	Kind    string       `json:"kind"`
 	Message string       `json:"message,omitempty"`
 	Status  agent.Status `json:"status"`
+	// Question: kind "ask", to a process registered with veto-register
+	// (issue 13).
+	Question *VetoQuestion `json:"question,omitempty"`
 }
 
 // Outcome is the answer to install, activate, rollback and commit: the
@@ -191,6 +235,10 @@ var Commands = []Command{
 	{Name: "logout", Help: "end a console session"},
 	{Name: "revoke", Mutates: true, Help: "replace the revoked technician token list (the head-end's)"},
 	{Name: "audit", Help: "the legal audit trail and its chain's verification (audit.Listing)"},
+	// Issue 13.
+	{Name: "schedule", Mutates: true, Help: "set, move (activate_at) or cancel the installed set's activation time"},
+	{Name: "veto-register", Stream: true, Help: "a local process asks to be asked before activations (events \"ask\")"},
+	{Name: "veto-answer", Help: "a registered process answers a question: ok, or a veto with code and retry-after"},
 }
 
 // Lookup finds a command of the table.
@@ -213,6 +261,12 @@ func (r *Request) Check() error {
 			return &Error{Code: CodeBadRequest, Message: fmt.Sprintf("path %q is not absolute", p)}
 		}
 	}
+	if _, err := r.ActivationTime(); err != nil {
+		return err
+	}
+	if err := r.checkVeto(); err != nil {
+		return err
+	}
 	if r.Cmd == "install" && len(r.Paths) == 0 {
 		return &Error{Code: CodeBadRequest, Message: "install needs a package or image path"}
 	}
@@ -226,4 +280,42 @@ func (r *Request) Check() error {
 // the wire.
 type Handler interface {
 	Handle(ctx context.Context, req Request, emit func(Event)) (any, error)
+}
+
+// Limits of the veto protocol.
+const (
+	MaxProcessName    = 64
+	DefaultVetoWait   = 5 * time.Second
+	MaxVetoWait       = time.Minute
+	MaxVetoRetryAfter = 7 * 24 * 3600 // seconds
+)
+
+func (r *Request) checkVeto() error {
+	bad := func(f string, a ...any) error { return &Error{Code: CodeBadRequest, Message: fmt.Sprintf(f, a...)} }
+	switch r.Cmd {
+	case "veto-register":
+		if r.Process == "" || len(r.Process) > MaxProcessName || strings.ContainsFunc(r.Process, func(c rune) bool { return c < ' ' || c > '~' }) {
+			return bad("veto-register needs a process name of 1 to %d printable ASCII characters", MaxProcessName)
+		}
+		if r.TimeoutMS < 0 || time.Duration(r.TimeoutMS)*time.Millisecond > MaxVetoWait {
+			return bad("timeout_ms %d: at most %d", r.TimeoutMS, MaxVetoWait.Milliseconds())
+		}
+	case "veto-answer":
+		if r.Question == 0 {
+			return bad("veto-answer needs the question's id")
+		}
+		if r.Veto && !agent.ValidVetoCode(agent.VetoCode(r.Code)) {
+			return bad("veto code %q is not one of %v", r.Code, agent.VetoCodes)
+		}
+		if r.RetryAfterS < 0 || r.RetryAfterS > MaxVetoRetryAfter {
+			return bad("retry_after_s %d: 0 to %d", r.RetryAfterS, MaxVetoRetryAfter)
+		}
+		if len(r.Reason) > agent.MaxVetoDetail {
+			return bad("veto detail of %d bytes: at most %d", len(r.Reason), agent.MaxVetoDetail)
+		}
+	}
+	if r.MaxDeferS < 0 {
+		return bad("max_defer_s %d", r.MaxDeferS)
+	}
+	return nil
 }

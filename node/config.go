@@ -33,6 +33,10 @@ type Config struct {
 	Logger      *slog.Logger
 	// Clock is the agent's clock (nil: the system clock).
 	Clock clock.Clock
+
+	// vetoes are the processes asked before an activation (the daemon's
+	// registry; nil in direct mode: nobody is registered).
+	vetoes agent.Asker
 }
 
 // Meter paths (a sim node keeps all of these in its state directory).

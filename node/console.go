@@ -352,17 +352,3 @@ func (n *Node) consoleAllows(ctx context.Context, req localapi.Request) error {
 	return nil
 }
 
-// auditListing reads the legal audit trail (partition audit) and walks its
-// chain: what the console's `audit` shows. A board without the partition
-// says so.
-func (n *Node) auditListing() (any, error) {
-	f, err := n.board.Partition(hw.PartAudit)
-	if err != nil {
-		return nil, fmt.Errorf("audit: this board keeps no audit trail (%w)", err)
-	}
-	l, err := audit.Open(f)
-	if err != nil {
-		return nil, err
-	}
-	return audit.Listing{Records: l.Records(), Verify: l.Verify()}, nil
-}

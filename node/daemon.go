@@ -12,6 +12,7 @@ import (
 
 	"meterupd/agent"
 	"meterupd/boards/hw"
+	"meterupd/clock"
 	"meterupd/localapi"
 )
 
@@ -50,6 +51,8 @@ type Daemon struct {
 	stop   chan struct{} // closed when Run returns
 
 	cur *Node // the owner's: only its goroutine touches it
+
+	vetoes *vetoRegistry // issue 13: the processes asked before activations
 }
 
 type job struct {
@@ -64,7 +67,10 @@ type jobResult struct {
 
 // NewDaemon returns a daemon for the node cfg describes.
 func NewDaemon(cfg Config) *Daemon {
-	return &Daemon{cfg: cfg, jobs: make(chan *job), subs: map[chan localapi.Event]struct{}{}, stop: make(chan struct{})}
+	d := &Daemon{cfg: cfg, jobs: make(chan *job), subs: map[chan localapi.Event]struct{}{}, stop: make(chan struct{})}
+	d.vetoes = newVetoRegistry(d.publishNote)
+	d.cfg.vetoes = d.vetoes
+	return d
 }
 
 // Run takes the node's lock, listens on the socket, starts the agent and
@@ -194,12 +200,43 @@ func (d *Daemon) serve(ctx context.Context, n *Node) (rebooted bool, err error) 
 		defer t.Stop()
 		tick = t.C
 	}
+	// A scheduled activation (issue 13) starts the agent again at its
+	// time; the agent decides (the clock may not be valid).
+	var due clock.Timer
+	arm := func() {
+		if due != nil {
+			due.Stop()
+			due = nil
+		}
+		if dl, ok := n.nextActivation(); ok {
+			due = d.cfg.Clock.NewTimer(dl)
+		}
+	}
+	arm()
+	defer func() {
+		if due != nil {
+			due.Stop()
+		}
+	}()
 	for {
 		if d.Alive != nil {
 			d.Alive()
 		}
+		var dueC <-chan time.Time
+		if due != nil {
+			dueC = due.C()
+		}
 		select {
 		case <-tick:
+		case <-dueC:
+			due = nil
+			if err := n.Start(ctx); errors.Is(err, hw.ErrRebooted) {
+				return true, nil
+			} else if err != nil && ctx.Err() == nil {
+				d.cfg.Logger.Error("scheduled activation", slog.Any("err", err))
+			}
+			d.snapshot(ctx, "")
+			arm()
 		case <-ctx.Done():
 			return false, nil
 		case j := <-d.jobs:
@@ -214,6 +251,7 @@ func (d *Daemon) serve(ctx context.Context, n *Node) (rebooted bool, err error) 
 			if err == nil {
 				d.snapshot(ctx, "")
 			}
+			arm()
 			if ctx.Err() != nil {
 				return false, nil
 			}
@@ -279,6 +317,17 @@ func (d *Daemon) publish(ev localapi.Event) {
 	}
 }
 
+// publishNote publishes an event that is not a state change (the veto
+// registry's) with the node's last status.
+func (d *Daemon) publishNote(ev localapi.Event) {
+	d.mu.Lock()
+	if d.status != nil {
+		ev.Status = *d.status
+	}
+	d.mu.Unlock()
+	d.publish(ev)
+}
+
 func (d *Daemon) subscribe() (chan localapi.Event, func()) {
 	c := make(chan localapi.Event, 64)
 	d.mu.Lock()
@@ -318,6 +367,11 @@ func (d *Daemon) Handle(ctx context.Context, req localapi.Request, emit func(loc
 		v := Version()
 		v.Board = d.cfg.Board
 		return v, nil
+	// Issue 13: not queued to the owner (it waits for these answers).
+	case "veto-register":
+		return d.vetoes.serve(ctx, req, emit, d.stop)
+	case "veto-answer":
+		return d.vetoes.answer(req)
 	case "events":
 		c, unsub := d.subscribe()
 		defer unsub()

@@ -122,7 +122,8 @@ func openLocked(cfg Config, onCommit func(*agent.Record)) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, board: b, settings: ReadSettings(&cfg)}
 	a, err := agent.Open(agent.Options{Board: b, StoreDir: cfg.StorePath(), Logger: cfg.Logger,
-		Keys: n.settings.Keys, Identity: n.settings.Identity, Clock: cfg.Clock, OnCommit: onCommit})
+		Keys: n.settings.Keys, Identity: n.settings.Identity, Clock: cfg.Clock, OnCommit: onCommit,
+		NotBefore: BuildTime(), Vetoes: cfg.vetoes})
 	if err != nil {
 		n.Close()
 		return nil, explainJournal(err)
@@ -205,6 +206,8 @@ func (n *Node) Handle(ctx context.Context, req localapi.Request, emit func(local
 		return n.Status(ctx)
 	case "journal":
 		return n.agent.History()
+	case "audit": // issue 13
+		return n.agent.Audit()
 	case "version":
 		v := Version()
 		v.Board = n.board.Name()
@@ -244,8 +247,6 @@ func (n *Node) Handle(ctx context.Context, req localapi.Request, emit func(local
 	// Issue 12: the console's login, and its sessions on mutating commands.
 	case "challenge", "login", "logout", "revoke":
 		return n.consoleCommand(req)
-	case "audit":
-		return n.auditListing()
 	}
 	if req.Via == localapi.ViaConsole {
 		if err := n.consoleAllows(ctx, req); err != nil {
@@ -269,14 +270,16 @@ func (n *Node) Handle(ctx context.Context, req localapi.Request, emit func(local
 	case "install":
 		return n.install(ctx, req)
 	case "activate":
-		err := n.agent.Activate(ctx)
-		return n.outcome(ctx, "trial armed", nil, refused("activate", err))
+		return n.activate(ctx, req)
 	case "rollback":
 		err := n.agent.Rollback(ctx, req.Reason)
 		return n.outcome(ctx, "rollback started", nil, refused("rollback", err))
 	case "commit":
 		err := n.agent.Commit(ctx)
 		return n.outcome(ctx, "committed", nil, refused("commit", err))
+	// Issue 13.
+	case "schedule":
+		return n.schedule(ctx, req)
 	}
 	return nil, &localapi.Error{Code: localapi.CodeUnknownCommand, Message: fmt.Sprintf("unknown command %q", req.Cmd)}
 }
@@ -323,7 +326,9 @@ func (n *Node) install(ctx context.Context, req localapi.Request) (any, error) {
 	if req.Delta {
 		item.Kind, item.SourceSHA256 = agent.Delta, req.SourceSHA256
 	}
-	err := n.agent.Install(ctx, agent.InstallRequest{ID: req.Job, Item: item, Activate: !req.NoActivate, CommitTrial: req.CommitTrial})
+	at, _ := req.ActivationTime() // checked by req.Check
+	err := n.agent.Install(ctx, agent.InstallRequest{ID: req.Job, Item: item, Activate: !req.NoActivate, CommitTrial: req.CommitTrial, ActivateAt: at,
+		MaxDefer: time.Duration(req.MaxDeferS) * time.Second, Force: req.Force})
 	if errors.Is(err, agent.ErrAbandoned) {
 		return nil, n.abandonedErr(n.agent.Record())
 	}
@@ -340,7 +345,7 @@ func (n *Node) install(ctx context.Context, req localapi.Request) (any, error) {
 	if rec.Update == nil {
 		return nil, fmt.Errorf("install refused: the agent ended the install without a result; %s", n.trueState(rec))
 	}
-	return n.outcome(ctx, fmt.Sprintf("installed version %s into slot %s; activate it with `meterupd activate`", req.Version, rec.Update.Target), nil, nil)
+	return n.outcome(ctx, installedMsg(req.Version, rec), nil, nil)
 }
 
 func (n *Node) installPackage(ctx context.Context, req localapi.Request, before *agent.Record) (any, error) {
@@ -352,7 +357,9 @@ func (n *Node) installPackage(ctx context.Context, req localapi.Request, before 
 		return nil, fmt.Errorf("install refused: %w", err)
 	}
 	defer f.Close()
-	err = n.agent.InstallPackageWith(ctx, f, agent.InstallRequest{ID: req.Job, Activate: !req.NoActivate, CommitTrial: req.CommitTrial})
+	at, _ := req.ActivationTime() // checked by req.Check
+	err = n.agent.InstallPackageWith(ctx, f, agent.InstallRequest{ID: req.Job, Activate: !req.NoActivate, CommitTrial: req.CommitTrial, ActivateAt: at,
+		MaxDefer: time.Duration(req.MaxDeferS) * time.Second, Force: req.Force})
 	if errors.Is(err, agent.ErrAbandoned) {
 		rec := n.agent.Record()
 		aerr := n.abandonedErr(rec)
@@ -393,7 +400,7 @@ func (n *Node) installPackage(ctx context.Context, req localapi.Request, before 
 		}
 		return n.outcome(ctx, msg, checks, nil)
 	}
-	return n.outcome(ctx, fmt.Sprintf("installed version %s into slot %s; activate it with `meterupd activate`", rec.Update.Item.Version, rec.Update.Target), checks, nil)
+	return n.outcome(ctx, installedMsg(rec.Update.Item.Version, rec), checks, nil)
 }
 
 // abandoned tells whether the install just made ended abandoned: then it

@@ -9,8 +9,10 @@ work=$(mktemp -d)
 daemon_pid=
 events_pid=
 extra_pids=()
+metrology_pid=
 cleanup() {
   for p in "${extra_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -n "$metrology_pid" ]; then kill "$metrology_pid" 2>/dev/null || true; fi
   if [ -n "$events_pid" ]; then kill "$events_pid" 2>/dev/null || true; fi
   if [ -n "$daemon_pid" ]; then kill "$daemon_pid" 2>/dev/null || true; wait "$daemon_pid" 2>/dev/null || true; fi
   rm -rf "$work"
@@ -164,7 +166,28 @@ say "Bad input changes nothing: an image whose digest is wrong is refused."
 printf '\n  $ meterupd install v4.img --sha256 000…000 --version 9.9.9\n'
 mu install v4.img --sha256 "$(printf '0%.0s' {1..64})" --version 9.9.9 2>&1 | sed 's/^/    /' || true
 
-say "Where the meter stands: it runs the factory set, meters, and reports what happened."
+say "Story 5 — the meter is closing its billing period: the activation waits for it."
+echo "  The metrology process registers with the daemon, to be asked before every activation."
+printf '\n  $ meterupd sim metrology --veto billing-close --detail "closing the November period" --retry-after 5s &\n'
+"$bin/meterupd" --state "$node" sim metrology --veto billing-close --detail "closing the November period" --retry-after 5s >>"$work/metrology.log" 2>&1 &
+metrology_pid=$!
+for _ in $(seq 50); do grep -q "is asked before" "$work/metrology.log" 2>/dev/null && break; sleep 0.1; done
+echo "  Version 6.0 is installed; before the switch the agent asks, and the metrology process vetoes."
+sha=$(image v6.img 6.0)
+step install v6.img --sha256 "$sha" --version 6.0
+step status
+echo "  Five seconds later the daemon asks again: the period is closed, the answer is ok. The metrology"
+echo "  process closes and flushes its interval, the node switches, and the process hears the outcome."
+settle
+printf '\n  the metrology process printed:\n'
+sed 's/^/    /' "$work/metrology.log"
+kill "$metrology_pid" 2>/dev/null || true
+wait "$metrology_pid" 2>/dev/null || true
+metrology_pid=
+printf '\n  $ meterupd audit --verify   (the legal log: every activation, commit, rollback, fallback)\n'
+mu audit --verify | sed 's/^/    /'
+
+say "Where the meter stands: it runs 6.0 from A, F stays its fail-safe, it meters and reports what happened."
 step status
 printf '\n  $ meterupd journal   (its last 6 records: every step, power-safe)\n'
 mu journal | tail -6 | sed 's/^/    /'

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"meterupd/boards/hw"
 )
@@ -171,4 +173,79 @@ func (b *Board) SetPower(s hw.PowerSource) error {
 		return fmt.Errorf("sim: unknown power source %q", s)
 	}
 	return writeFileAtomic(filepath.Join(b.dir, powerName), []byte(string(s)+"\n"), false)
+}
+
+// clockName is the sim's RTC valid flag: the file "clock" in the state
+// directory holding "valid" or "invalid" (absent means valid: the factory
+// set the RTC), so a test or the demo can switch it from outside.
+const clockName = "clock"
+
+var _ hw.ClockSource = (*Board)(nil)
+
+// ClockValid reports the RTC's valid flag (hw.ClockSource).
+func (b *Board) ClockValid() (bool, error) {
+	data, err := os.ReadFile(filepath.Join(b.dir, clockName))
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("sim: clock flag: %w", err)
+	}
+	switch strings.TrimSpace(string(data)) {
+	case "valid":
+		return true, nil
+	case "invalid":
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: clock file holds %q", ErrCorruptState, data)
+}
+
+// SetClockValid sets the RTC's valid flag; it persists in the state
+// directory (an RTC keeps its flag across power cuts).
+func (b *Board) SetClockValid(valid bool) error {
+	s := "invalid\n"
+	if valid {
+		s = "valid\n"
+	}
+	return writeFileAtomic(filepath.Join(b.dir, clockName), []byte(s), false)
+}
+
+// throttleName is the sim's I/O throttle configuration: the JSON file
+// "throttle.json" in the state directory (absent: unthrottled, so tests
+// and the power-cut suite run at full speed), e.g.
+//
+//	{"bytes_per_sec": 1048576, "yield_every": 65536, "yield_ms": 2, "gate_file": "/run/metrology.closing"}
+//
+// gate_file, relative to the state directory unless absolute, exists
+// while the metrology process closes an interval.
+const throttleName = "throttle.json"
+
+var _ hw.ThrottleBoard = (*Board)(nil)
+
+// IOThrottle reads throttle.json (hw.ThrottleBoard). A file that does not
+// parse is logged and ignored: the agent then runs unthrottled rather
+// than not at all.
+func (b *Board) IOThrottle() (hw.IOThrottle, bool) {
+	data, err := os.ReadFile(filepath.Join(b.dir, throttleName))
+	if err != nil {
+		return hw.IOThrottle{}, false
+	}
+	var c struct {
+		BytesPerSec int64  `json:"bytes_per_sec"`
+		YieldEvery  int64  `json:"yield_every"`
+		YieldMS     int64  `json:"yield_ms"`
+		GateFile    string `json:"gate_file"`
+	}
+	if err := json.Unmarshal(data, &c); err != nil || c.YieldMS < 0 || c.YieldMS > 1000 {
+		b.log.Warn("sim: throttle.json ignored", slog.Any("err", err), slog.Int64("yield_ms", c.YieldMS))
+		return hw.IOThrottle{}, false
+	}
+	t := hw.IOThrottle{BytesPerSec: c.BytesPerSec, YieldEvery: c.YieldEvery, Yield: time.Duration(c.YieldMS) * time.Millisecond}
+	if g := c.GateFile; g != "" {
+		if !filepath.IsAbs(g) {
+			g = filepath.Join(b.dir, g)
+		}
+		t.Closing = func() bool { _, err := os.Stat(g); return err == nil }
+	}
+	return t, true
 }

@@ -25,6 +25,12 @@ type Geometry struct {
 	// board.json, so a state directory of the default kind stays readable
 	// by builds that predate the field (v0.1.0 refuses unknown fields).
 	Flash FlashKind `json:"flash,omitempty"`
+	// AuditSize and OpLogSize override the metering partitions' sizes
+	// (0: AuditSize and OpLogSize, the defaults; omitted from board.json
+	// then, like Flash). A small node (the power-cut suite's) keeps them
+	// small.
+	AuditSize int64 `json:"audit_size,omitempty"`
+	OpLogSize int64 `json:"oplog_size,omitempty"`
 }
 
 // FlashKind is the kind of flash part a sim node models: the rules of
@@ -115,6 +121,14 @@ func (g Geometry) Validate() error {
 	}{{"slot", g.SlotSize}, {"journal", g.JournalSize}, {"common", g.CommonSize}} {
 		if p.size <= 0 || p.size > maxPartSize || p.size%g.EraseSize != 0 {
 			return bad("%s size %d is not a positive multiple of the erase size %d up to %d", p.name, p.size, g.EraseSize, int64(maxPartSize))
+		}
+	}
+	for _, p := range []struct {
+		name string
+		size int64
+	}{{"audit", g.AuditSize}, {"oplog", g.OpLogSize}} {
+		if p.size != 0 && (p.size < 2*g.EraseSize || p.size > AuditSize || p.size%g.EraseSize != 0) {
+			return bad("%s size %d is not a multiple of the erase size %d from two blocks up to %d", p.name, p.size, g.EraseSize, int64(AuditSize))
 		}
 	}
 	return nil

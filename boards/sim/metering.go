@@ -30,8 +30,14 @@ func meteringSize(g Geometry, name string) (int64, bool) {
 	up := func(n int64) int64 { return (n + g.EraseSize - 1) / g.EraseSize * g.EraseSize }
 	switch name {
 	case hw.PartAudit:
+		if g.AuditSize > 0 {
+			return g.AuditSize, true
+		}
 		return up(AuditSize), true
 	case hw.PartOpLog:
+		if g.OpLogSize > 0 {
+			return g.OpLogSize, true
+		}
 		return max(up(OpLogSize), 2*g.EraseSize), true
 	}
 	return 0, false

@@ -17,21 +17,23 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"meterupd/agent"
 	"meterupd/boards/hw"
 	"meterupd/boards/sim"
+	"meterupd/localapi"
 	"meterupd/manifest"
 	"meterupd/node"
 )
 
 func init() {
-	register(&command{name: "sim", usage: "init DIR | image OUT | power-cycle | power mains|battery | damage SLOT | modem PORT|none — the simulated meter", run: cmdSim})
+	register(&command{name: "sim", usage: "init DIR | image OUT | power-cycle | power mains|battery | clock valid|invalid | metrology [--veto CODE --retry-after D --vetoes N] | damage SLOT | modem PORT|none — the simulated meter", run: cmdSim})
 }
 
 func cmdSim(ctx context.Context, env *cmdEnv, args []string) error {
 	if len(args) == 0 {
-		return usageError{"sim needs a subcommand: init, image, power-cycle, power, damage, modem"}
+		return usageError{"sim needs a subcommand: init, image, power-cycle, power, clock, metrology, damage, modem"}
 	}
 	if env.board == "" {
 		env.board = "sim"
@@ -48,6 +50,10 @@ func cmdSim(ctx context.Context, env *cmdEnv, args []string) error {
 		return simPowerCycle(env, args[1:])
 	case "power":
 		return simPower(env, args[1:])
+	case "clock":
+		return simClock(env, args[1:])
+	case "metrology":
+		return simMetrology(ctx, env, args[1:])
 	case "damage":
 		return simDamage(env, args[1:])
 	case "modem":
@@ -197,6 +203,56 @@ func simPower(env *cmdEnv, args []string) error {
 	}
 	defer done()
 	return sb.SetPower(hw.PowerSource(args[0]))
+}
+
+// simClock sets the sim RTC's valid flag (scheduled activation waits
+// for a command while it is not valid).
+func simClock(env *cmdEnv, args []string) error {
+	if len(args) != 1 || (args[0] != "valid" && args[0] != "invalid") {
+		return usageError{"sim clock valid|invalid"}
+	}
+	sb, done, err := env.openSim()
+	if err != nil {
+		return err
+	}
+	defer done()
+	return sb.SetClockValid(args[0] == "valid")
+}
+
+// simMetrology is the sim's metrology process as a local process of the
+// daemon: it registers to be asked before activations, vetoes the first
+// --vetoes questions with --veto (e.g. billing-close) and --retry-after,
+// then says ok; it closes and flushes its interval before the switch.
+// It runs until interrupted.
+func simMetrology(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := flag.NewFlagSet("sim metrology", flag.ContinueOnError)
+	code := fs.String("veto", "", "veto with this reason code (billing-close, tariff-switch, tamper-investigation, load-control, prepayment-credit, user-defined)")
+	detail := fs.String("detail", "", "the veto's detail")
+	retry := fs.Duration("retry-after", 5*time.Second, "the veto's retry-after")
+	vetoes := fs.Int("vetoes", 1, "how many questions to veto before saying ok (-1: always)")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long the daemon waits for an answer")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	if *code != "" && !agent.ValidVetoCode(agent.VetoCode(*code)) {
+		return usageError{fmt.Sprintf("--veto %q is not one of %v", *code, agent.VetoCodes)}
+	}
+	interval := 0
+	cfg := env.config()
+	if err := cfg.Resolve(); err != nil {
+		return err
+	}
+	v := &node.Vetoer{Socket: cfg.SocketPath(), Process: "metrology", Timeout: *timeout,
+		Decide: func(n int, _ agent.Question) localapi.Request {
+			if *code == "" || *vetoes >= 0 && n > *vetoes {
+				return localapi.Request{}
+			}
+			return localapi.Request{Veto: true, Code: *code, Reason: *detail, RetryAfterS: int64(*retry / time.Second)}
+		},
+		Flush: func() error { interval++; return nil },
+		Say:   func(s string) { fmt.Fprintln(env.stdout, "metrology: "+s) },
+	}
+	return v.Run(ctx)
 }
 
 // simDamage flips one bit in a slot's flash, as a worn cell would: the

@@ -11,8 +11,10 @@ import (
 	"strings"
 	"sync"
 	"text/tabwriter"
+	"time"
 
 	"meterupd/agent"
+	"meterupd/audit"
 	"meterupd/boards/hw"
 	"meterupd/localapi"
 	"meterupd/manifest"
@@ -23,11 +25,13 @@ import (
 
 func init() {
 	register(&command{name: "status", usage: "[--json] slots, boot control, update in progress, last result", run: cmdStatus})
-	register(&command{name: "install", usage: "PACKAGE [--no-activate] [--commit-trial] install a signed package; or FILE --sha256 HEX --version V [--delta] (development path)", run: cmdInstall})
+	register(&command{name: "install", usage: "PACKAGE [--no-activate | --activate-at TIME] [--commit-trial] install a signed package; or FILE --sha256 HEX --version V [--delta] (development path)", run: cmdInstall})
 	register(&command{name: "request", usage: "[PACKAGE|MANIFEST] [--json] the software update request this node would send", run: cmdRequest})
-	register(&command{name: "activate", usage: "reboot into an installed set (after install --no-activate)", run: cmdActivate})
+	register(&command{name: "activate", usage: "[--force] reboot into an installed set (after install --no-activate); registered processes may veto it, --force overrides", run: cmdActivate})
+	register(&command{name: "schedule", usage: "TIME | --cancel set or move (TIME, RFC 3339 UTC) or cancel the installed set's activation time", run: cmdSchedule})
 	register(&command{name: "rollback", usage: "[--reason TEXT] go back to the previous set", run: cmdRollback})
 	register(&command{name: "commit", usage: "confirm the set on trial now (after its health checks pass)", run: cmdCommit})
+	register(&command{name: "audit", usage: "[--json] [--verify] the legal audit log: every update event, hash-chained; --verify fails when the chain is broken", run: cmdAudit})
 	register(&command{name: "journal", usage: "[--json] print the journal's records, oldest first", run: cmdJournal})
 	register(&command{name: "run", usage: "[--once] [--socket-group G] the daemon: reconcile the booted set, drive the update, serve the local API", run: cmdRun})
 	register(&command{name: "events", usage: "[--json] follow the daemon's state changes live", run: cmdEvents})
@@ -225,6 +229,9 @@ func cmdInstall(ctx context.Context, env *cmdEnv, args []string) error {
 	commitTrial := fs.Bool("commit-trial", false, "a set on trial is committed first (otherwise an install during a trial is refused)")
 	isDelta := fs.Bool("delta", false, "the files are a delta chain from the running set, in apply order")
 	srcSHA := fs.String("source-sha256", "", "with --delta: SHA-256 the running set must have")
+	maxDefer := fs.Duration("max-defer", 0, "bound the deferral of the activation by vetoes (default: the agent's, 24h)")
+	force := fs.Bool("force", false, "activate without asking the registered processes (recorded as forced)")
+	activateAt := fs.String("activate-at", "", "schedule the activation at `TIME` (RFC 3339, e.g. 2026-12-01T02:00:00Z) instead of activating now")
 	rest, err := parseArgs(fs, env, args)
 	if err != nil {
 		return err
@@ -240,7 +247,8 @@ func cmdInstall(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	req := localapi.Request{Cmd: "install", Paths: paths, SHA256: *sha, Version: *ver, Job: *id, Delta: *isDelta, SourceSHA256: *srcSHA, NoActivate: *noAct, CommitTrial: *commitTrial}
+	req := localapi.Request{Cmd: "install", Paths: paths, SHA256: *sha, Version: *ver, Job: *id, Delta: *isDelta, SourceSHA256: *srcSHA, NoActivate: *noAct, CommitTrial: *commitTrial, ActivateAt: *activateAt,
+		MaxDeferS: int64(*maxDefer / time.Second), Force: *force}
 	var o localapi.Outcome
 	if err := do(ctx, env, req, &o); err != nil {
 		return err
@@ -268,6 +276,10 @@ func simpleCmd(name, help string) func(context.Context, *cmdEnv, []string) error
 	return func(ctx context.Context, env *cmdEnv, args []string) error {
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
 		reason := fs.String("reason", "", help)
+		var force *bool
+		if name == "activate" {
+			force = fs.Bool("force", false, "activate without asking the registered processes (recorded as forced)")
+		}
 		pos, err := parseArgs(fs, env, args)
 		if err != nil {
 			return err
@@ -276,7 +288,11 @@ func simpleCmd(name, help string) func(context.Context, *cmdEnv, []string) error
 			return usageError{name + " takes no arguments"}
 		}
 		var o localapi.Outcome
-		if err := do(ctx, env, localapi.Request{Cmd: name, Reason: *reason}, &o); err != nil {
+		req := localapi.Request{Cmd: name, Reason: *reason}
+		if force != nil {
+			req.Force = *force
+		}
+		if err := do(ctx, env, req, &o); err != nil {
 			return err
 		}
 		printOutcome(env, o)
@@ -284,11 +300,61 @@ func simpleCmd(name, help string) func(context.Context, *cmdEnv, []string) error
 	}
 }
 
+// cmdSchedule sets, moves or cancels the activation time (issue 13).
+func cmdSchedule(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := flag.NewFlagSet("schedule", flag.ContinueOnError)
+	cancel := fs.Bool("cancel", false, "cancel the activation time: the set waits for `meterupd activate`")
+	pos, err := parseArgs(fs, env, args)
+	if err != nil {
+		return err
+	}
+	if *cancel == (len(pos) == 1) || len(pos) > 1 {
+		return usageError{"schedule takes a time (RFC 3339, e.g. 2026-12-01T02:00:00Z) or --cancel"}
+	}
+	req := localapi.Request{Cmd: "schedule"}
+	if len(pos) == 1 {
+		req.ActivateAt = pos[0]
+	}
+	var o localapi.Outcome
+	if err := do(ctx, env, req, &o); err != nil {
+		return err
+	}
+	printOutcome(env, o)
+	return nil
+}
+
 var (
 	cmdActivate = simpleCmd("activate", "unused")
 	cmdRollback = simpleCmd("rollback", "why (recorded and reported)")
 	cmdCommit   = simpleCmd("commit", "unused")
 )
+
+// cmdAudit prints the legal audit log and its chain's verdict (issue 13).
+func cmdAudit(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print the records and the verification as one JSON document")
+	verify := fs.Bool("verify", false, "exit with an error when the chain does not verify")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	var l audit.Listing
+	if err := do(ctx, env, localapi.Request{Cmd: "audit"}, &l); err != nil {
+		return err
+	}
+	var err error
+	if *asJSON {
+		err = audit.WriteJSON(env.stdout, l.Records, l.Verify)
+	} else {
+		err = audit.WriteText(env.stdout, l.Records, l.Verify)
+	}
+	if err != nil {
+		return err
+	}
+	if *verify && !l.Verify.OK() {
+		return fmt.Errorf("audit: %s", audit.Verdict(l.Verify))
+	}
+	return nil
+}
 
 func cmdJournal(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := flag.NewFlagSet("journal", flag.ContinueOnError)
