@@ -120,8 +120,8 @@ type Agent struct {
 	// modemVer is the radio module's firmware version as it last told it
 	// (issue 15; Record.ModemVersion is the journalled one).
 	modemVer string
-	ops        *audit.OpLog // the operational ring, opened on first use
-	legalLog   *audit.Log   // the legal log, opened on first use
+	ops      *audit.OpLog // the operational ring, opened on first use
+	legalLog *audit.Log   // the legal log, opened on first use
 }
 
 func (o *Options) defaults() {

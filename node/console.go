@@ -351,4 +351,3 @@ func (n *Node) consoleAllows(ctx context.Context, req localapi.Request) error {
 	}
 	return nil
 }
-
