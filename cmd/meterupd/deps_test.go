@@ -11,6 +11,14 @@ import (
 // choice that costs flash on every meter (docs/dependencies.md has the
 // measured sizes). A new one fails this test until it is added here, with
 // its reason.
+//
+// Not on it, on purpose: github.com/eclipse/paho.mqtt.golang, with
+// gorilla/websocket, golang.org/x/net and x/sync. Paho's websocket
+// transport drags net/http (and HTTP/2) into the binary: 393,216 B on
+// ARMv7 for a link that needs an MQTT 3.1.1 client over TCP or TLS; the
+// link uses its own (internal/mqttc) and fetches packages with a plain
+// HTTP/1.1 Range GET (store/http.go). Tests may still use paho as a
+// head-end stand-in: test code is not linked into the meter binary.
 var nodeModules = map[string]string{
 	"meterupd":                     "this project",
 	"github.com/fxamacker/cbor/v2": "journal records and manifests (CBOR with decoder limits)",
