@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,4 +127,22 @@ func FuzzResponseHead(f *testing.F) {
 			io.Copy(io.Discard, io.LimitReader(&chunked{r: r}, 1<<20))
 		}
 	})
+}
+
+// TestHTTPSRange: a range over TLS, the server checked against the pool
+// given, and refused without it.
+func TestHTTPSRange(t *testing.T) {
+	data := []byte("0123456789abcdef")
+	ts := httptest.NewTLSServer(&server{t: t, data: data, corrupt: map[int64]int{}})
+	defer ts.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(ts.Certificate())
+	p := make([]byte, 6)
+	h := &HTTP{URL: ts.URL + "/p.pkg", TLS: &tls.Config{RootCAs: pool}}
+	if n, err := h.Fetch(context.Background(), p, 4); err != nil || string(p[:n]) != "456789" {
+		t.Fatalf("Fetch = %d %q, %v; want \"456789\"", n, p[:n], err)
+	}
+	if _, err := (&HTTP{URL: ts.URL + "/p.pkg"}).Fetch(context.Background(), p, 4); err == nil {
+		t.Fatal("Fetch trusted a server the system roots do not know")
+	}
 }
