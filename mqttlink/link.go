@@ -9,16 +9,16 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
 	"meterupd/agent"
 	"meterupd/clock"
+	"meterupd/internal/mqttc"
 	"meterupd/localapi"
 	"meterupd/shadow"
 )
@@ -154,7 +154,7 @@ type Link struct {
 	stream *StreamRemote
 
 	mu        sync.Mutex
-	client    mqtt.Client
+	client    *mqttc.Client
 	facts     agent.LinkFacts // as persisted
 	seq       uint64          // the next report number
 	status    *agent.Status   // the node's, last seen
@@ -345,38 +345,19 @@ func (l *Link) connectLoop(ctx context.Context) error {
 	}
 	will, _ := json.Marshal(LinkState{Online: false})
 	for attempt := 0; ; {
-		lost := make(chan error, 1)
-		o := mqtt.NewClientOptions().AddBroker(l.cfg.Broker).SetClientID(l.cfg.ID).
-			SetCleanSession(false). // the broker keeps our subscriptions and QoS 1 messages
-			SetAutoReconnect(false).SetConnectRetry(false).
-			SetKeepAlive(l.cfg.KeepAlive).SetConnectTimeout(30*time.Second).
-			SetOrderMatters(false).
-			SetWill(l.topics.Link, string(will), 1, true).
-			SetDefaultPublishHandler(l.onMessage).
-			SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-				select {
-				case lost <- err:
-				default:
-				}
-			})
-		if strings.HasPrefix(l.cfg.Broker, "ssl://") || strings.HasPrefix(l.cfg.Broker, "tls://") || strings.HasPrefix(l.cfg.Broker, "mqtts://") {
-			o.SetTLSConfig(tc)
-		}
-		if l.cfg.Username != "" {
-			o.SetUsername(l.cfg.Username).SetPassword(l.cfg.Password)
-		}
-		c := mqtt.NewClient(o)
-		tok := c.Connect()
-		err := waitToken(ctx, tok)
+		c, err := l.dial(ctx, tc, will)
 		if err == nil {
 			err = l.onConnect(ctx, c)
+			if err != nil {
+				c.Disconnect()
+			}
 		}
 		if err == nil {
 			attempt = 0
 			l.log.Info("connected", slog.String("broker", l.cfg.Broker))
 			select {
-			case err = <-lost:
-				l.log.Warn("connection lost", slog.Any("err", err))
+			case <-c.Done():
+				l.log.Warn("connection lost", slog.Any("err", c.Err()))
 			case <-ctx.Done():
 			}
 			l.mu.Lock()
@@ -386,15 +367,15 @@ func (l *Link) connectLoop(ctx context.Context) error {
 				// A clean stop: the broker publishes no will for a
 				// disconnect, so say offline ourselves.
 				if c.IsConnected() {
-					t := c.Publish(l.topics.Link, 1, true, will)
-					t.WaitTimeout(2 * time.Second)
+					pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+					c.Publish(pctx, l.topics.Link, 1, true, will)
+					cancel()
 				}
-				c.Disconnect(250)
+				c.Disconnect()
 				return ctx.Err()
 			}
-			c.Disconnect(0)
+			c.Disconnect()
 		} else {
-			c.Disconnect(0)
 			l.log.Warn("cannot connect", slog.String("broker", l.cfg.Broker), slog.Any("err", err))
 		}
 		if ctx.Err() != nil {
@@ -407,19 +388,53 @@ func (l *Link) connectLoop(ctx context.Context) error {
 	}
 }
 
-func waitToken(ctx context.Context, t mqtt.Token) error {
-	select {
-	case <-t.Done():
-		return t.Error()
-	case <-ctx.Done():
-		return ctx.Err()
+// dial connects to the broker (tcp://, or ssl://, tls://, mqtts:// with
+// TLS) and opens a session with the link's own MQTT client (internal/mqttc,
+// which keeps net/http out of the meter binary): clean session false, so
+// the broker keeps our subscriptions and QoS 1 messages while the link is
+// down. A report not acknowledged before the connection dropped is sent
+// again by the link itself (the full report on every connect).
+func (l *Link) dial(ctx context.Context, tc *tls.Config, will []byte) (*mqttc.Client, error) {
+	scheme, addr, ok := strings.Cut(l.cfg.Broker, "://")
+	if !ok {
+		scheme, addr = "tcp", l.cfg.Broker
 	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var d net.Dialer
+	var conn net.Conn
+	var err error
+	switch scheme {
+	case "tcp", "mqtt":
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	case "ssl", "tls", "mqtts":
+		tc := tc.Clone()
+		if tc.ServerName == "" {
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				tc.ServerName = host
+			}
+		}
+		conn, err = (&tls.Dialer{NetDialer: &d, Config: tc}).DialContext(ctx, "tcp", addr)
+	default:
+		return nil, fmt.Errorf("mqttlink: broker %q: unknown scheme %q", l.cfg.Broker, scheme)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return mqttc.Connect(ctx, conn, mqttc.Options{
+		ClientID:  l.cfg.ID,
+		KeepAlive: l.cfg.KeepAlive,
+		Will:      &mqttc.Message{Topic: l.topics.Link, Payload: will, QoS: 1, Retain: true},
+		Username:  l.cfg.Username,
+		Password:  l.cfg.Password,
+		Handler:   l.onMessage,
+	})
 }
 
 // onConnect subscribes and publishes the full reported state.
-func (l *Link) onConnect(ctx context.Context, c mqtt.Client) error {
+func (l *Link) onConnect(ctx context.Context, c *mqttc.Client) error {
 	subs := map[string]byte{l.topics.Delta: 1, l.topics.Accepted: 1, l.topics.StreamData: 1}
-	if err := waitToken(ctx, c.SubscribeMultiple(subs, nil)); err != nil {
+	if err := c.Subscribe(ctx, subs); err != nil {
 		return fmt.Errorf("mqttlink: subscribe: %w", err)
 	}
 	l.mu.Lock()
@@ -427,39 +442,39 @@ func (l *Link) onConnect(ctx context.Context, c mqtt.Client) error {
 	l.lastState = "" // the full report goes out now
 	l.mu.Unlock()
 	online, _ := json.Marshal(LinkState{Online: true, Agent: l.cfg.Agent})
-	if err := waitToken(ctx, c.Publish(l.topics.Link, 1, true, online)); err != nil {
+	if err := c.Publish(ctx, l.topics.Link, 1, true, online); err != nil {
 		return err
 	}
 	return l.report(ctx, true)
 }
 
 // onMessage routes what the broker delivers. It never blocks the client.
-func (l *Link) onMessage(_ mqtt.Client, m mqtt.Message) {
-	switch m.Topic() {
+func (l *Link) onMessage(topic string, payload []byte) {
+	switch topic {
 	case l.topics.Delta:
 		// Only the newest desired document matters: a newer one
 		// replaces one not yet taken.
 		select {
-		case l.desired <- m.Payload():
+		case l.desired <- payload:
 		default:
 			select {
 			case <-l.desired:
 			default:
 			}
 			select {
-			case l.desired <- m.Payload():
+			case l.desired <- payload:
 			default:
 			}
 		}
 	case l.topics.Accepted:
 		var a Accepted
-		if len(m.Payload()) <= 256 && json.Unmarshal(m.Payload(), &a) == nil {
+		if len(payload) <= 256 && json.Unmarshal(payload, &a) == nil {
 			l.mu.Lock()
 			l.accepted = max(l.accepted, a.Seq)
 			l.mu.Unlock()
 		}
 	case l.topics.StreamData:
-		l.stream.Deliver(m.Payload())
+		l.stream.Deliver(payload)
 	}
 }
 
@@ -470,7 +485,7 @@ func (l *Link) publish(ctx context.Context, topic string, payload []byte) error 
 	if c == nil {
 		return errNotConnected
 	}
-	return waitToken(ctx, c.Publish(topic, 1, false, payload))
+	return c.Publish(ctx, topic, 1, false, payload)
 }
 
 var errNotConnected = errors.New("mqttlink: not connected")
