@@ -497,18 +497,20 @@ func (l *Link) publishStreamGet(ctx context.Context, get []byte) error {
 // followNode turns the node's events into reports.
 func (l *Link) followNode(ctx context.Context) {
 	for ctx.Err() == nil {
+		var prev *agent.Status // the previous event's status
 		_, err := l.cfg.Node.Handle(ctx, localapi.Request{Cmd: "events"}, func(ev localapi.Event) {
 			st := ev.Status
 			l.mu.Lock()
 			// A state the node passed through quickly (installing,
 			// activating…) is still reported, in order: the head-end
 			// needs every state, not only the latest.
-			if prev := l.status; prev == nil || prev.State != st.State || prev.Job != st.Job {
+			if prev == nil || prev.State != st.State || prev.Job != st.Job {
 				if len(l.passed) < maxPassed {
 					l.passed = append(l.passed, st)
 				}
 			}
 			l.status = &st
+			prev = &st
 			l.mu.Unlock()
 			l.poke()
 		})
@@ -589,7 +591,7 @@ func (l *Link) report(ctx context.Context, full bool) error {
 	connected := l.client != nil
 	l.mu.Unlock()
 	if connected && !full {
-		for _, st := range passed[:max(0, len(passed)-1)] {
+		for _, st := range passed {
 			l.mu.Lock()
 			same := st.State == l.lastState && st.Job == l.lastJob
 			over := l.over
