@@ -153,6 +153,7 @@ type Link struct {
 	log    *slog.Logger
 	stream *StreamRemote
 
+	reportMu  sync.Mutex // serialises report
 	mu        sync.Mutex
 	client    *mqttc.Client
 	facts     agent.LinkFacts // as persisted
@@ -537,6 +538,13 @@ func (l *Link) poke() {
 func (l *Link) current(ctx context.Context) (agent.Status, error) {
 	l.mu.Lock()
 	st := l.status
+	l.mu.Unlock()
+	return l.currentFrom(ctx, st)
+}
+
+// currentFrom is current on the node's status st (nil: ask the node).
+func (l *Link) currentFrom(ctx context.Context, st *agent.Status) (agent.Status, error) {
+	l.mu.Lock()
 	over := l.over
 	l.mu.Unlock()
 	if st == nil {
@@ -585,9 +593,15 @@ func final(state string) bool {
 // report publishes the current status if it changed state (or job), or if
 // progress is due, or always when full is set (a new connection).
 func (l *Link) report(ctx context.Context, full bool) error {
+	// One report at a time (the worker and a new connection both report),
+	// and the states passed through with the status they led to, taken
+	// together: the status is never newer than the states sent before it.
+	l.reportMu.Lock()
+	defer l.reportMu.Unlock()
 	l.mu.Lock()
 	passed := l.passed
 	l.passed = nil
+	snap := l.status
 	connected := l.client != nil
 	l.mu.Unlock()
 	if connected && !full {
@@ -604,7 +618,7 @@ func (l *Link) report(ctx context.Context, full bool) error {
 			}
 		}
 	}
-	st, err := l.current(ctx)
+	st, err := l.currentFrom(ctx, snap)
 	if err != nil {
 		return err
 	}
