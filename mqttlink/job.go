@@ -35,10 +35,14 @@ func (l *Link) onDesired(ctx context.Context, b []byte) {
 	l.mu.Unlock()
 	gate := shadow.Gate{Epoch: facts.Epoch, Version: facts.Version}
 	switch v := gate.Check(d); {
+	case v == shadow.Duplicate && d.Desired.Job == facts.Job && l.running(facts.Job):
+		// The retained copy again, at a reconnect, while its job runs:
+		// nothing to do (restarting would throw away the blocks in
+		// flight).
 	case v == shadow.Duplicate && d.Desired.Job == facts.Job && !l.finished(ctx, facts.Job):
-		// The document this node acted on, again (a reconnect, the
-		// retained copy after a restart): carry on with its job where
-		// it is. Idempotent: every step below finds its work done.
+		// The document this node acted on, again after a restart: carry
+		// on with its job where it is. Idempotent: every step below
+		// finds its work done.
 		l.start(ctx, d)
 	case v != shadow.Act:
 		reason := fmt.Sprintf("desired document epoch %d version %d ignored: %s (the node acted on epoch %d version %d)", d.Epoch, d.Version, v, facts.Epoch, facts.Version)
@@ -53,6 +57,13 @@ func (l *Link) onDesired(ctx context.Context, b []byte) {
 		}
 		l.start(ctx, d)
 	}
+}
+
+// running reports whether the link works on job now.
+func (l *Link) running(job string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.job != nil && l.job.job == job
 }
 
 // finished reports whether the node holds job's final result, or the link

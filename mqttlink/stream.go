@@ -88,25 +88,40 @@ func (s *StreamRemote) Fetch(ctx context.Context, p []byte, off int64) (int, err
 	if rounds <= 0 {
 		rounds = 4
 	}
+	// asked marks the blocks whose request reached the broker: on a
+	// persistent session the broker keeps their answers through a lost
+	// link, so they are asked for again only after a quiet spell in
+	// which nothing came (lost for good: a broker restart, a dropped
+	// message).
+	asked := make([]bool, blocks)
+	reask := false
 	for round := 0; round < rounds; round++ {
 		g := shadow.StreamGet{Stream: s.Stream, Offset: off, BlockSize: pd.bs}
+		var want []int
 		s.mu.Lock()
 		for i, ok := range pd.got {
-			if !ok {
+			if !ok && (!asked[i] || reask) {
 				g.Want(i)
+				want = append(want, i)
 			}
 		}
 		s.mu.Unlock()
-		msg, err := g.Encode()
-		if err != nil {
-			return 0, err
+		reask = false
+		if len(want) > 0 {
+			msg, err := g.Encode()
+			if err != nil {
+				return 0, err
+			}
+			err = s.Publish(ctx, msg)
+			if err != nil && ctx.Err() != nil {
+				return s.prefix(pd), err
+			}
+			if err == nil {
+				for _, i := range want {
+					asked[i] = true
+				}
+			}
 		}
-		if err := s.Publish(ctx, msg); err != nil && ctx.Err() != nil {
-			return s.prefix(pd), err
-		}
-		// A request that could not go out (the link is down) counts as a
-		// round: the blocks already here are kept, and after the quiet
-		// spell only the missing ones are asked for.
 		t := time.NewTimer(quiet)
 	wait:
 		for {
@@ -115,6 +130,9 @@ func (s *StreamRemote) Fetch(ctx context.Context, p []byte, off int64) (int, err
 				t.Stop()
 				return s.prefix(pd), ctx.Err()
 			case <-t.C:
+				// Quiet: ask again for what is missing (and for what
+				// could not be asked while the link was down).
+				reask = true
 				break wait
 			case <-pd.arrive:
 				s.mu.Lock()
