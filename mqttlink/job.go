@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"meterupd/agent"
 	"meterupd/internal/atomicfile"
@@ -160,8 +161,13 @@ func (l *Link) runJob(ctx context.Context, d shadow.Delta) {
 			}
 			return
 		}
-		mode, _, _ := des.Activation()
-		req := localapi.Request{Cmd: "install", Paths: []string{pkg}, Job: des.Job, NoActivate: mode != shadow.ActivateNow}
+		mode, at, _ := des.Activation()
+		req := localapi.Request{Cmd: "install", Paths: []string{pkg}, Job: des.Job, NoActivate: mode == shadow.ActivateCommand, Force: des.Force}
+		if mode == "at" {
+			// The agent keeps the schedule (persisted, reported as
+			// scheduled, subject to the clock's validity and vetoes).
+			req.ActivateAt = at.Format(time.RFC3339)
+		}
 		_, err = l.cfg.Node.Handle(ctx, req, nil)
 		if err != nil && ctx.Err() == nil {
 			code, reason := resultOf(err)
@@ -185,19 +191,16 @@ func (l *Link) activation(ctx context.Context, d shadow.Delta) {
 	if err != nil || st.Job != des.Job || st.Update == nil || st.Update.Phase != agent.Installed {
 		return
 	}
+	req := localapi.Request{Cmd: "activate", Force: des.Force}
 	switch mode {
 	case shadow.ActivateCommand:
 		return
 	case shadow.ActivateNow:
 	default:
-		if wait := at.Sub(l.cfg.Clock.Now()); wait > 0 {
-			l.log.Info("activation scheduled", slog.String("job", des.Job), slog.Time("at", at))
-			if l.sleep(ctx, wait) != nil {
-				return
-			}
-		}
+		// A newer document moved the time: the agent keeps it.
+		req = localapi.Request{Cmd: "schedule", ActivateAt: at.Format(time.RFC3339)}
 	}
-	if _, err := l.cfg.Node.Handle(ctx, localapi.Request{Cmd: "activate"}, nil); err != nil && ctx.Err() == nil {
+	if _, err := l.cfg.Node.Handle(ctx, req, nil); err != nil && ctx.Err() == nil {
 		l.log.Warn("activation refused", slog.String("job", des.Job), slog.Any("err", err))
 	}
 }

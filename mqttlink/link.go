@@ -112,13 +112,13 @@ func validID(s string) bool {
 }
 
 // Topics of one node (docs/mqtt.md).
-type Topics struct{ Delta, Update, Accepted, Request, StreamGet, StreamData, Link string }
+type Topics struct{ Delta, Update, Accepted, Request, StreamGet, StreamData, Link, Revoked string }
 
 // TopicsOf returns the topics of node id.
 func TopicsOf(id string) Topics {
 	p := "state/" + id + "/"
 	return Topics{Delta: p + "update/delta", Update: p + "update", Accepted: p + "update/accepted",
-		Request: p + "request", StreamGet: p + "stream/get", StreamData: p + "stream/data", Link: p + "link"}
+		Request: p + "request", StreamGet: p + "stream/get", StreamData: p + "stream/data", Link: p + "link", Revoked: p + "revoked"}
 }
 
 // Report is the document the node publishes on state/<id>/update.
@@ -168,6 +168,7 @@ type Link struct {
 	job       *running       // the job being worked on
 	passed    []agent.Status // states the node went through, not yet reported
 	desired   chan []byte
+	revoked   chan []byte // the head-end's revocation list of technician tokens
 	wake      chan struct{}
 }
 
@@ -195,7 +196,7 @@ func New(cfg Config) (*Link, error) {
 		return nil, err
 	}
 	l := &Link{cfg: cfg, topics: TopicsOf(cfg.ID), log: cfg.Logger.With(slog.String("link", cfg.ID)),
-		desired: make(chan []byte, 1), wake: make(chan struct{}, 1)}
+		desired: make(chan []byte, 1), wake: make(chan struct{}, 1), revoked: make(chan []byte, 1)}
 	l.stream = &StreamRemote{BlockSize: cfg.StreamBlock, Quiet: cfg.StreamQuiet, Publish: l.publishStreamGet}
 	return l, nil
 }
@@ -434,7 +435,7 @@ func (l *Link) dial(ctx context.Context, tc *tls.Config, will []byte) (*mqttc.Cl
 
 // onConnect subscribes and publishes the full reported state.
 func (l *Link) onConnect(ctx context.Context, c *mqttc.Client) error {
-	subs := map[string]byte{l.topics.Delta: 1, l.topics.Accepted: 1, l.topics.StreamData: 1}
+	subs := map[string]byte{l.topics.Delta: 1, l.topics.Accepted: 1, l.topics.StreamData: 1, l.topics.Revoked: 1}
 	if err := c.Subscribe(ctx, subs); err != nil {
 		return fmt.Errorf("mqttlink: subscribe: %w", err)
 	}
@@ -452,6 +453,11 @@ func (l *Link) onConnect(ctx context.Context, c *mqttc.Client) error {
 // onMessage routes what the broker delivers. It never blocks the client.
 func (l *Link) onMessage(topic string, payload []byte) {
 	switch topic {
+	case l.topics.Revoked:
+		select {
+		case l.revoked <- payload:
+		default: // one is being applied; the retained copy comes again at the next connect
+		}
 	case l.topics.Delta:
 		// Only the newest desired document matters: a newer one
 		// replaces one not yet taken.
@@ -686,6 +692,8 @@ func (l *Link) work(ctx context.Context) {
 			return
 		case b := <-l.desired:
 			l.onDesired(ctx, b)
+		case b := <-l.revoked:
+			l.onRevoked(ctx, b)
 		case <-l.wake:
 		case <-tick.C():
 			tick = l.cfg.Clock.NewTimer(l.cfg.ProgressEvery)
@@ -720,4 +728,29 @@ func sanitize(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+// Revocations is the retained document on state/<id>/revoked: the ids
+// (cti, hex) of the technician tokens the utility has revoked. The node
+// refuses them at the console, also on a session already open.
+type Revocations struct {
+	Revoked []string `json:"revoked"`
+}
+
+// maxRevocationDoc bounds the revocation document (4,096 ids of 32 hex
+// digits with JSON punctuation fit).
+const maxRevocationDoc = 160 << 10
+
+func (l *Link) onRevoked(ctx context.Context, b []byte) {
+	var r Revocations
+	if len(b) > maxRevocationDoc || json.Unmarshal(b, &r) != nil {
+		l.log.Warn("revocation list refused: not the documented JSON, or too large", slog.Int("bytes", len(b)))
+		return
+	}
+	if r.Revoked == nil {
+		r.Revoked = []string{}
+	}
+	if _, err := l.cfg.Node.Handle(ctx, localapi.Request{Cmd: "revoke", Revoked: r.Revoked}, nil); err != nil {
+		l.log.Warn("revocation list refused", slog.Any("err", err))
+	}
 }

@@ -13,12 +13,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,6 +29,7 @@ import (
 
 	"meterupd/agent"
 	"meterupd/boards/sim"
+	"meterupd/headend"
 	"meterupd/internal/brokertest"
 	"meterupd/localapi"
 	"meterupd/manifest"
@@ -568,4 +571,77 @@ func TestMQTTStreamAcrossBrokerRestart(t *testing.T) {
 	if he.sent.Load() > int64(len(data))+64<<10 {
 		t.Errorf("streamed %d bytes for a %d-byte package: more than one window again", he.sent.Load(), len(data))
 	}
+}
+
+// TestMQTTEmbeddedBrokerScheduleAndRevocations: the node's link against
+// the lab head-end's embedded broker (mochi-mqtt): a desired document that
+// activates at a time leaves the set installed and scheduled (the agent
+// keeps the time), and the head-end's retained revocation list reaches the
+// node's console guard.
+func TestMQTTEmbeddedBrokerScheduleAndRevocations(t *testing.T) {
+	e, err := headend.NewEmbedded("127.0.0.1:0", nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	key, err := manifest.GenerateKey("ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := pkgNode(t, key.Public())
+	items, payloads := chainItems(t)
+	data, err := os.ReadFile(writePkg(t, key, &manifest.Manifest{Schema: 1, Sequence: 7, Items: items}, payloads, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(&pkgServer{data: data})
+	defer srv.Close()
+	var mu sync.Mutex
+	var got []mqttlink.Report
+	if err := e.Subscribe("state/N7/update", func(_ string, p []byte) {
+		var r mqttlink.Report
+		if json.Unmarshal(p, &r) == nil {
+			mu.Lock()
+			got = append(got, r)
+			mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	seen := func(ok func(mqttlink.Report) bool) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range got {
+			if ok(r) {
+				return true
+			}
+		}
+		return false
+	}
+	mqttDaemon(t, dir, "tcp://"+e.Addr().String(), "N7")
+	waitFor(t, 20*time.Second, "the idle report", func() bool { return seen(func(r mqttlink.Report) bool { return r.Reported.State == agent.StateIdle }) })
+	at := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	sum := sha256.Sum256(data)
+	ctx := context.Background()
+	doc := fmt.Sprintf(`{"epoch": 2, "version": 1, "desired": {"job": "sched", "package": {"url": %q, "sha256": %q, "size": %d}, "activate": %q}}`,
+		srv.URL+"/p", hex.EncodeToString(sum[:]), len(data), at)
+	if err := e.Publish(ctx, "state/N7/update/delta", true, []byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "a scheduled report", func() bool {
+		return seen(func(r mqttlink.Report) bool {
+			return r.Reported.Job == "sched" && r.Reported.State == agent.StateScheduled
+		})
+	})
+	if st := status(t, dir); st.Update == nil || st.Update.Phase != agent.Installed || st.Running.Version != "1.0" {
+		t.Fatalf("after a scheduled activation: %+v", st)
+	}
+	const cti = "00112233445566778899aabbccddeeff"
+	if err := e.Publish(ctx, "state/N7/revoked", true, []byte(`{"revoked": ["`+cti+`"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the revocation list on the node", func() bool {
+		b, err := os.ReadFile(dir + "/revoked.json")
+		return err == nil && strings.Contains(string(b), cti)
+	})
 }
