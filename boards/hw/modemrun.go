@@ -77,6 +77,16 @@ func UpdateModem(ctx context.Context, fw ModemFirmware, st ModemStep, open func(
 				return "", err
 			}
 		case ModemUploaded:
+			// A module that already runs the new firmware (it was told
+			// to install before a power cut this record did not see the
+			// end of, or its file was applied by other means) is not
+			// told again: it would refuse, and the update is done.
+			if v, err := fw.ModemVersion(ctx); err == nil && v == st.Want {
+				if err := next(ModemConfirming); err != nil {
+					return "", err
+				}
+				continue
+			}
 			if st.Starts >= ModemMaxStarts {
 				return "", fmt.Errorf("%w: still %q after %d installs", ErrModemRefused, st.From, st.Starts)
 			}
