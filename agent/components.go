@@ -494,7 +494,7 @@ func (a *Agent) acceptComponents(ctx context.Context, m *manifest.Manifest, id s
 			drop()
 			return &PackageError{Err: err, Checks: checks}
 		}
-		u, err := a.newUpdate(InstallRequest{ID: id, Item: item, Activate: opt.Activate}, func(u *Update) {
+		u, err := a.newUpdate(InstallRequest{ID: id, Origin: opt.Origin, Item: item, Activate: opt.Activate}, func(u *Update) {
 			u.Seq, u.Keys, u.Checks = m.Sequence, keysPEM, checks
 		})
 		if err != nil {

@@ -40,6 +40,10 @@ type InstallRequest struct {
 	// agent's default); Force activates without asking (veto.go).
 	MaxDefer time.Duration
 	Force    bool
+	// Origin is the technician (token subject) who asked over the
+	// console, named in the legal audit trail; empty for a head-end job
+	// or a local command.
+	Origin string
 }
 
 // Install accepts an update, writes the idle slot, verifies it and, when
@@ -226,6 +230,7 @@ func (a *Agent) newUpdate(req InstallRequest, mutate func(*Update)) (*Update, er
 	it := req.Item
 	target := slots.IdleSlot(booted, a.rec.stateOf)
 	u := &Update{ID: req.ID, Phase: Downloaded, Target: target, From: booted, Item: it, Activate: req.Activate}
+	u.Origin = req.Origin
 	scheduleOn(u, req.ActivateAt)
 	u.MaxDefer, u.Force = int64(req.MaxDefer/time.Second), req.Force
 	if mutate != nil {

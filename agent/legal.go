@@ -100,8 +100,17 @@ func (a *Agent) appendLegal(u *Update, kind audit.Kind, before, after audit.Iden
 	if len(detail) > audit.MaxText {
 		detail = detail[:audit.MaxText]
 	}
+	origin := audit.Origin{Kind: "job", ID: u.ID}
+	if u.Origin != "" {
+		// A technician at the console: named, beside the update's id.
+		origin.Kind = "technician"
+		detail = "by " + u.Origin + "; " + detail
+		if len(detail) > audit.MaxText {
+			detail = detail[:audit.MaxText]
+		}
+	}
 	rec := audit.Record{Kind: kind, UnixMilli: now.UnixMilli(), ClockValid: cs.Valid,
-		Origin: audit.Origin{Kind: "job", ID: u.ID}, Before: before, After: after, Detail: detail}
+		Origin: origin, Before: before, After: after, Detail: detail}
 	if _, err := l.Append(rec); err != nil {
 		a.legalLog = nil // re-read at the next use
 		return fmt.Errorf("agent: legal audit log: %w", err)

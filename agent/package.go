@@ -241,7 +241,7 @@ func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt Install
 		return err
 	}
 	a.log.Info("package accepted", slog.Uint64("sequence", m.Sequence), slog.Int("steps", len(steps)), slog.String("target", item.Version))
-	return a.accept(ctx, InstallRequest{ID: id, Item: item, Activate: activate, ActivateAt: opt.ActivateAt, MaxDefer: opt.MaxDefer, Force: opt.Force}, func(u *Update) {
+	return a.accept(ctx, InstallRequest{ID: id, Origin: opt.Origin, Item: item, Activate: activate, ActivateAt: opt.ActivateAt, MaxDefer: opt.MaxDefer, Force: opt.Force}, func(u *Update) {
 		u.Seq, u.Keys, u.Checks = m.Sequence, keysPEM, compactChecks(rep.Results)
 	})
 }

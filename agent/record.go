@@ -107,6 +107,11 @@ const (
 
 // Update is an update in progress.
 type Update struct {
+	// Origin names who asked for the update beyond its job id: a
+	// technician's token subject when the install came over the console
+	// (issue 12). Optional: an older agent drops it; the audit trail
+	// then names the job alone.
+	Origin  string      `cbor:"origin,omitempty"`
 	ID      string      `cbor:"id"`
 	Phase   Phase       `cbor:"phase"`
 	Target  hw.Slot     `cbor:"target"`        // the slot being updated

@@ -112,13 +112,13 @@ func validID(s string) bool {
 }
 
 // Topics of one node (docs/mqtt.md).
-type Topics struct{ Delta, Update, Accepted, Request, StreamGet, StreamData, Link, Revoked string }
+type Topics struct{ Delta, Update, Accepted, Request, StreamGet, StreamData, Link, Revoked, Event string }
 
 // TopicsOf returns the topics of node id.
 func TopicsOf(id string) Topics {
 	p := "state/" + id + "/"
 	return Topics{Delta: p + "update/delta", Update: p + "update", Accepted: p + "update/accepted",
-		Request: p + "request", StreamGet: p + "stream/get", StreamData: p + "stream/data", Link: p + "link", Revoked: p + "revoked"}
+		Request: p + "request", StreamGet: p + "stream/get", StreamData: p + "stream/data", Link: p + "link", Revoked: p + "revoked", Event: p + "event"}
 }
 
 // Report is the document the node publishes on state/<id>/update.
@@ -169,6 +169,7 @@ type Link struct {
 	passed    []agent.Status // states the node went through, not yet reported
 	desired   chan []byte
 	revoked   chan []byte // the head-end's revocation list of technician tokens
+	events    chan []byte // node events for state/<id>/event
 	wake      chan struct{}
 }
 
@@ -196,7 +197,7 @@ func New(cfg Config) (*Link, error) {
 		return nil, err
 	}
 	l := &Link{cfg: cfg, topics: TopicsOf(cfg.ID), log: cfg.Logger.With(slog.String("link", cfg.ID)),
-		desired: make(chan []byte, 1), wake: make(chan struct{}, 1), revoked: make(chan []byte, 1)}
+		desired: make(chan []byte, 1), wake: make(chan struct{}, 1), revoked: make(chan []byte, 1), events: make(chan []byte, 16)}
 	l.stream = &StreamRemote{BlockSize: cfg.StreamBlock, Quiet: cfg.StreamQuiet, Publish: l.publishStreamGet}
 	return l, nil
 }
@@ -507,6 +508,17 @@ func (l *Link) followNode(ctx context.Context) {
 		var prev *agent.Status // the previous event's status
 		_, err := l.cfg.Node.Handle(ctx, localapi.Request{Cmd: "events"}, func(ev localapi.Event) {
 			st := ev.Status
+			if ev.Kind == "console" {
+				// Logins and lockouts at the technician's port go to
+				// the head-end as they happen.
+				if b, err := json.Marshal(NodeEvent{Kind: ev.Kind, Message: ev.Message, Unix: l.cfg.Clock.Now().Unix()}); err == nil {
+					select {
+					case l.events <- b:
+					default: // the head-end link is slow: the node's operational ring keeps them
+					}
+				}
+				return
+			}
 			l.mu.Lock()
 			// A state the node passed through quickly (installing,
 			// activating…) is still reported, in order: the head-end
@@ -694,6 +706,10 @@ func (l *Link) work(ctx context.Context) {
 			l.onDesired(ctx, b)
 		case b := <-l.revoked:
 			l.onRevoked(ctx, b)
+		case b := <-l.events:
+			if err := l.publish(ctx, l.topics.Event, b); err != nil && ctx.Err() == nil {
+				l.log.Info("node event not sent", slog.Any("err", err))
+			}
 		case <-l.wake:
 		case <-tick.C():
 			tick = l.cfg.Clock.NewTimer(l.cfg.ProgressEvery)
@@ -753,4 +769,13 @@ func (l *Link) onRevoked(ctx context.Context, b []byte) {
 	if _, err := l.cfg.Node.Handle(ctx, localapi.Request{Cmd: "revoke", Revoked: r.Revoked}, nil); err != nil {
 		l.log.Warn("revocation list refused", slog.Any("err", err))
 	}
+}
+
+// NodeEvent is published on state/<id>/event: something the head-end is
+// told as it happens, apart from the update's state (technician logins and
+// lockouts at the console).
+type NodeEvent struct {
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+	Unix    int64  `json:"unix"`
 }

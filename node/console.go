@@ -351,3 +351,18 @@ func (n *Node) consoleAllows(ctx context.Context, req localapi.Request) error {
 	}
 	return nil
 }
+
+// origin names the technician a console request acts for (the subject of
+// its session's token): the legal audit trail names them as the update's
+// origin. Empty for every other client.
+func (n *Node) origin(req localapi.Request) string {
+	if req.Via != localapi.ViaConsole || n.con == nil {
+		return ""
+	}
+	for i := range n.con.sessions {
+		if s := &n.con.sessions[i]; req.Session != "" && s.id == req.Session {
+			return "technician " + s.claims.Subject
+		}
+	}
+	return ""
+}

@@ -327,7 +327,7 @@ func (n *Node) install(ctx context.Context, req localapi.Request) (any, error) {
 		item.Kind, item.SourceSHA256 = agent.Delta, req.SourceSHA256
 	}
 	at, _ := req.ActivationTime() // checked by req.Check
-	err := n.agent.Install(ctx, agent.InstallRequest{ID: req.Job, Item: item, Activate: !req.NoActivate, CommitTrial: req.CommitTrial, ActivateAt: at,
+	err := n.agent.Install(ctx, agent.InstallRequest{ID: req.Job, Origin: n.origin(req), Item: item, Activate: !req.NoActivate, CommitTrial: req.CommitTrial, ActivateAt: at,
 		MaxDefer: time.Duration(req.MaxDeferS) * time.Second, Force: req.Force})
 	if errors.Is(err, agent.ErrAbandoned) {
 		return nil, n.abandonedErr(n.agent.Record())
@@ -358,7 +358,7 @@ func (n *Node) installPackage(ctx context.Context, req localapi.Request, before 
 	}
 	defer f.Close()
 	at, _ := req.ActivationTime() // checked by req.Check
-	err = n.agent.InstallPackageWith(ctx, f, agent.InstallRequest{ID: req.Job, Activate: !req.NoActivate, CommitTrial: req.CommitTrial, ActivateAt: at,
+	err = n.agent.InstallPackageWith(ctx, f, agent.InstallRequest{ID: req.Job, Origin: n.origin(req), Activate: !req.NoActivate, CommitTrial: req.CommitTrial, ActivateAt: at,
 		MaxDefer: time.Duration(req.MaxDeferS) * time.Second, Force: req.Force})
 	if errors.Is(err, agent.ErrAbandoned) {
 		rec := n.agent.Record()

@@ -395,6 +395,10 @@ func TestConsoleSessionOverPty(t *testing.T) {
 	if st := status(t, k.dir); st.Update == nil || st.Update.Phase != agent.Installed || st.Update.Version != "3.0" {
 		t.Fatalf("after the console install: %+v", st)
 	}
+	// The legal audit trail names the technician as the update's origin.
+	if out := mustMU(t, k.dir, "audit"); !strings.Contains(out, "technician:") || !strings.Contains(out, "by technician alice") {
+		t.Errorf("the audit trail does not name the technician who installed:\n%s", out)
+	}
 	p.send("activate\r")
 	p.expect(`trial armed; the node rebooted into slot B\r\nthe node restarted, which ended the session: log in again\r\nmeterupd> `, 60*time.Second)
 	p.send("status\r")
