@@ -195,7 +195,7 @@ step version
 stop_daemon
 
 command -v sz >/dev/null && command -v socat >/dev/null || { echo "story 5 needs sz (lrzsz) and socat: make deps installs them" >&2; exit 1; }
-say "Story 5 — a technician at the meter's optical port: log in with a signed token, upload a package with sz."
+say "Story 6 — a technician at the meter's optical port: log in with a signed token, upload a package with sz."
 echo "  The utility makes a technician authority key (never a package key); a new meter trusts it for logins,"
 echo "  and knows its id (m-0042) and group (feeder-7)."
 printf '\n  $ meterpkg keygen --alg ed25519 techauth; meterpkg keygen --alg ed25519 alice\n'
