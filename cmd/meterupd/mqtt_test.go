@@ -266,23 +266,7 @@ func (c *slowWriter) Write(p []byte) (int, error) {
 // download resumes from its verified blocks; the server sends the package
 // once, plus at most the blocks in flight.
 func TestMQTTResumeAfterPowerCutMidDownload(t *testing.T) {
-	key, err := manifest.GenerateKey("ed25519")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := pkgNode(t, key.Public())
-	img := sim.Image(pkgImageSize, "2.0")
-	it := manifest.Item{ID: "sys-2.0", Component: manifest.ComponentSystem, Kind: manifest.KindFull, To: "2.0",
-		DeviceTypes: []string{"em300"}, Payload: "sys-2.0.img", Size: uint64(len(img)), Digest: digest(img),
-		TargetDigest: digest(img), TargetSize: uint64(len(img)), Thresholds: manifest.Thresholds{Stop: 1}}
-	m := &manifest.Manifest{Schema: 1, Sequence: 8, Items: []manifest.Item{it}}
-	if _, err := m.SetBlocks(0, img, manifest.DefaultBlockSize); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(writePkg(t, key, m, [][]byte{img}, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, data := fullImageNode(t, 8)
 	ss := &slowServer{pkgServer: pkgServer{data: data}, rate: 128 << 10}
 	srv := httptest.NewServer(ss)
 	defer srv.Close()
@@ -529,23 +513,7 @@ func (h *streamHeadEnd) run(t *testing.T, ctx context.Context, broker, id string
 // server takes its package over the in-band block stream; the broker
 // restarts in the middle; the transfer resumes and the update installs.
 func TestMQTTStreamAcrossBrokerRestart(t *testing.T) {
-	key, err := manifest.GenerateKey("ed25519")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := pkgNode(t, key.Public())
-	img := sim.Image(pkgImageSize, "2.0")
-	it := manifest.Item{ID: "sys-2.0", Component: manifest.ComponentSystem, Kind: manifest.KindFull, To: "2.0",
-		DeviceTypes: []string{"em300"}, Payload: "sys-2.0.img", Size: uint64(len(img)), Digest: digest(img),
-		TargetDigest: digest(img), TargetSize: uint64(len(img)), Thresholds: manifest.Thresholds{Stop: 1}}
-	m := &manifest.Manifest{Schema: 1, Sequence: 9, Items: []manifest.Item{it}}
-	if _, err := m.SetBlocks(0, img, manifest.DefaultBlockSize); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(writePkg(t, key, m, [][]byte{img}, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, data := fullImageNode(t, 9)
 	b := brokertest.Start(t, brokertest.Options{})
 	sub := b.Sub("state/N6/update")
 	he := &streamHeadEnd{data: data}
@@ -644,4 +612,29 @@ func TestMQTTEmbeddedBrokerScheduleAndRevocations(t *testing.T) {
 		b, err := os.ReadFile(dir + "/revoked.json")
 		return err == nil && strings.Contains(string(b), cti)
 	})
+}
+
+// fullImageNode provisions a sim node (1.0) and returns it with a signed
+// package of sequence seq holding one full image 2.0 with block digests
+// (schema 2): a payload large enough to cut a download in the middle of.
+func fullImageNode(t *testing.T, seq uint64) (dir string, pkg []byte) {
+	t.Helper()
+	key, err := manifest.GenerateKey("ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = pkgNode(t, key.Public())
+	img := sim.Image(pkgImageSize, "2.0")
+	it := manifest.Item{ID: "sys-2.0", Component: manifest.ComponentSystem, Kind: manifest.KindFull, To: "2.0",
+		DeviceTypes: []string{"em300"}, Payload: "sys-2.0.img", Size: uint64(len(img)), Digest: digest(img),
+		TargetDigest: digest(img), TargetSize: uint64(len(img)), Thresholds: manifest.Thresholds{Stop: 1}}
+	m := &manifest.Manifest{Schema: 1, Sequence: seq, Items: []manifest.Item{it}}
+	if _, err := m.SetBlocks(0, img, manifest.DefaultBlockSize); err != nil {
+		t.Fatal(err)
+	}
+	pkg, err = os.ReadFile(writePkg(t, key, m, [][]byte{img}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, pkg
 }
