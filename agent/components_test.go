@@ -93,28 +93,7 @@ func multiPackage(t testing.TB, img []byte, modemTo string, file []byte, mutate 
 	if mutate != nil {
 		mutate(m)
 	}
-	body, err := manifest.Encode(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := manifest.Sign(body, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pkg bytes.Buffer
-	w, err := manifest.NewWriter(&pkg, env, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range [][]byte{img, fw, file} {
-		if err := w.WritePayload(bytes.NewReader(p)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return pkg.Bytes(), kr
+	return signPackage(t, key, m, img, fw, file), kr
 }
 
 type componentNode struct {

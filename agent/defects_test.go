@@ -304,25 +304,7 @@ func TestDowngradeWithoutFlagIsRefused(t *testing.T) {
 		Payload: "sys-1.5.0.img", Size: uint64(len(old)), Digest: d[:], TargetDigest: d[:], TargetSize: uint64(len(old)),
 		Thresholds: manifest.Thresholds{Stop: 1},
 	}}}
-	body, err := manifest.Encode(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := manifest.Sign(body, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pkg bytes.Buffer
-	w, err := manifest.NewWriter(&pkg, env, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.WritePayload(bytes.NewReader(old)); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	pkg := bytes.NewBuffer(signPackage(t, key, m, old))
 	before := nodeFiles(t, dir)
 	b, err := sim.Open(dir)
 	if err != nil {
@@ -334,7 +316,7 @@ func TestDowngradeWithoutFlagIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := a.Record()
-	err = a.InstallPackage(ctx, &pkg, true)
+	err = a.InstallPackage(ctx, pkg, true)
 	var pe *agent.PackageError
 	if !errors.As(err, &pe) || !errors.Is(err, manifest.ErrDowngrade) {
 		t.Fatalf("InstallPackage(downgrade without the flag) = %v, want a PackageError wrapping manifest.ErrDowngrade", err)

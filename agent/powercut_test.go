@@ -353,26 +353,7 @@ func signedPackage(t testing.TB, n *pcNode, path string) (*manifest.Keyring, age
 		Checks:     []manifest.Check{{Kind: "device-type"}, {Kind: "power"}, {Kind: "free-space"}},
 		Thresholds: manifest.Thresholds{Stop: 1},
 	}}}
-	body, err := manifest.Encode(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := manifest.Sign(body, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	w, err := manifest.NewWriter(&buf, env, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.WritePayload(bytes.NewReader(img)); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, signPackage(t, key, m, img), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return kr, agent.Identity{VendorID: 19781, ClassID: 3, DeviceType: "em300", Hardware: 2}
