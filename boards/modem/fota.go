@@ -269,7 +269,7 @@ func (p *port) dataSession(ctx context.Context, cmd string, r io.Reader, size in
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", cmd, err)
 		}
-		if ev.prompt {
+		if ev.prompt || ev.ack {
 			continue
 		}
 		if final, ferr := finalResult(ev.line); final {
@@ -302,17 +302,21 @@ type rawSession struct {
 	done       chan struct{}
 	ackMode    atomic.Bool
 	promptMode atomic.Bool // before the data phase: '>' is the go-ahead
-	acks       chan struct{}
 }
 
+// rawEvent is one thing the module said. Acks travel in the same channel
+// as lines so that their order survives: the module's last 'A' and its
+// +QFUPL line can arrive in one read, and a reader that took them from
+// two channels could see the line first.
 type rawEvent struct {
 	line   string
 	prompt bool
+	ack    bool
 	err    error
 }
 
 func newRawSession(p io.ReadWriteCloser, c Clock) *rawSession {
-	s := &rawSession{port: p, clock: c, events: make(chan rawEvent, 64), quit: make(chan struct{}), done: make(chan struct{}), acks: make(chan struct{}, 64)}
+	s := &rawSession{port: p, clock: c, events: make(chan rawEvent, 64), quit: make(chan struct{}), done: make(chan struct{})}
 	go s.read()
 	return s
 }
@@ -332,10 +336,7 @@ func (s *rawSession) read() {
 				continue
 			}
 			if c == 'A' && sp.n == 0 && s.ackMode.Load() {
-				select {
-				case s.acks <- struct{}{}:
-				default:
-				}
+				s.send(rawEvent{ack: true})
 				continue
 			}
 			sp.Feed([]byte{c}, s.emit)
@@ -351,8 +352,12 @@ func (s *rawSession) read() {
 }
 
 func (s *rawSession) emit(line string, prompt bool) {
+	s.send(rawEvent{line: line, prompt: prompt})
+}
+
+func (s *rawSession) send(ev rawEvent) {
 	select {
-	case s.events <- rawEvent{line: line, prompt: prompt}:
+	case s.events <- ev:
 	default: // a flood of lines: the session ends on its timeout
 	}
 }
@@ -379,11 +384,12 @@ func (s *rawSession) next(ctx context.Context, timeout time.Duration) (rawEvent,
 // meanwhile ends the upload.
 func (s *rawSession) waitAck(ctx context.Context, timeout time.Duration) error {
 	select {
-	case <-s.acks:
-		return nil
 	case ev := <-s.events:
 		if ev.err != nil {
 			return ev.err
+		}
+		if ev.ack {
+			return nil
 		}
 		if final, ferr := finalResult(ev.line); final && ferr != nil {
 			return ferr
