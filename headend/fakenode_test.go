@@ -13,6 +13,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"meterupd/delta"
 	"meterupd/manifest"
 	"meterupd/shadow"
 )
@@ -87,7 +88,8 @@ func (n *fakeNode) onDelta(_ paho.Client, m paho.Message) {
 	job := d.Desired.Job
 	if d.Desired.Manifest != nil && d.Desired.Package == nil && !d.Desired.Cancel {
 		// The request flow: the node's characteristics for the manifest.
-		req := manifest.Request{DeviceType: "em300", Hardware: 1, Versions: map[string]string{"system": n.version}, Schemas: manifest.Schemas}
+		req := manifest.Request{DeviceType: "em300", Hardware: 1, Versions: map[string]string{"system": n.version}, Schemas: manifest.Schemas,
+			DeltaFormats: delta.NodeFormats}
 		n.mu.Unlock()
 		b, _ := json.Marshal(map[string]any{"job": job, "request": req})
 		n.c.Publish("state/"+n.id+"/request", 1, false, b)

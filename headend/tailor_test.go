@@ -2,7 +2,9 @@ package headend
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -103,5 +105,139 @@ func TestTailoredPackages(t *testing.T) {
 	}
 	if len(byFrom) != 2 || !got["sys-1-3"] || !got["sys-2-3"] {
 		t.Fatalf("tailored packages %v, want two: sys-1-3 and sys-2-3", byFrom)
+	}
+}
+
+// TestTailorDeltaFormats: compatible on the air. A release carries the
+// 1.0 → 3.0 delta in node format version 2 and version 1, and a full
+// image; each node is sent only a delta in a format its request
+// advertises: a version-2 node the version-2 delta, a version-1 node (or
+// one from before the field) the version-1 delta, a node that reads
+// neither the full image. Without a version-1 delta or a full image, a
+// version-1 node is sent nothing (a typed error) rather than a delta it
+// cannot apply.
+func TestTailorDeltaFormats(t *testing.T) {
+	ctx := context.Background()
+	abs, err := filepath.Abs("../testdata/pkg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := func(v string) string { return filepath.Join(abs, "system-"+v+".img") }
+	signer, err := pkgbuild.LoadSigner("../testdata/keys/test-ed25519.key.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := pkgbuild.LoadKeyring([]string{"../testdata/keys/test-ed25519.pub.pem"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk := &Packages{Dir: t.TempDir()}
+	write := func(name string, withV1, withFull bool) *manifest.Manifest {
+		t.Helper()
+		items := []pkgbuild.SpecItem{{ID: "sys-1-3", Format: "node", From: "1.0", To: "3.0", Old: img("1.0"), New: img("3.0")}}
+		if withV1 {
+			items = append(items, pkgbuild.SpecItem{ID: "sys-1-3-v1", Format: "node1", From: "1.0", To: "3.0", Old: img("1.0"), New: img("3.0")})
+		}
+		if withFull {
+			full := manifest.KindFull
+			items = append(items, pkgbuild.SpecItem{ID: "sys-3-full", Kind: &full, To: "3.0", New: img("3.0")})
+		}
+		sys := manifest.ComponentSystem
+		spec := &pkgbuild.Spec{Sequence: 3, VendorID: 19781, ClassID: 3, Defaults: pkgbuild.SpecItem{Component: &sys}, Items: items}
+		built, err := pkgbuild.Build(spec, abs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := built.WriteFile(filepath.Join(pk.Dir, name), signer); err != nil {
+			t.Fatal(err)
+		}
+		return built.Manifest
+	}
+	all := write("all.pkg", true, true)
+	write("v2only.pkg", false, false)
+	// The cheaper of the two deltas: what a node reading both is sent.
+	size := map[string]uint64{}
+	for _, it := range all.Items {
+		size[it.ID] = it.Size
+	}
+	cheaper := "sys-1-3@2"
+	if size["sys-1-3-v1"] < size["sys-1-3"] {
+		cheaper = "sys-1-3-v1@1"
+	}
+	// contents: the payloads of a tailored package, each delta with the
+	// node-format version its header carries.
+	contents := func(name string) string {
+		t.Helper()
+		f, err := pk.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		op, err := manifest.OpenPackage(f, ring, manifest.Options{Tailored: true})
+		if err != nil {
+			t.Fatalf("tailored package %s refused: %v", name, err)
+		}
+		var got []string
+		for {
+			it, pr, err := op.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("tailored package %s: %v", name, err)
+			}
+			b, err := io.ReadAll(pr)
+			if err != nil {
+				t.Fatalf("payload %s: %v", it.ID, err)
+			}
+			if it.Kind == manifest.KindDelta && len(b) > 8 && string(b[:8]) == "MTRDLT01" {
+				got = append(got, fmt.Sprintf("%s@%d", it.ID, b[8]))
+			} else {
+				got = append(got, it.ID)
+			}
+		}
+		return strings.Join(got, " ")
+	}
+	st := openStore(t, filepath.Join(t.TempDir(), "h.db"), t0)
+	tl := new(Tailor)
+	names := map[string]string{} // formats → tailored package
+	for _, tt := range []struct {
+		pkg      string
+		advertis []int
+		want     string // the tailored package's payloads; "!": an error
+	}{
+		{"all.pkg", []int{2}, "sys-1-3@2"},
+		{"all.pkg", []int{1}, "sys-1-3-v1@1"},
+		{"all.pkg", nil, "sys-1-3-v1@1"}, // a node from before the field
+		{"all.pkg", []int{1, 2}, cheaper},
+		{"all.pkg", []int{9}, "sys-3-full"}, // no node format it reads
+		{"v2only.pkg", []int{2}, "sys-1-3@2"},
+		{"v2only.pkg", []int{1}, "!"},
+	} {
+		req := manifest.Request{DeviceType: "em300", Hardware: 1, Versions: map[string]string{"system": "1.0"},
+			Schemas: manifest.Schemas, DeltaFormats: tt.advertis}
+		c := Campaign{ID: strings.TrimSuffix(tt.pkg, ".pkg"), Package: tt.pkg}
+		p, err := tl.Package(ctx, st, pk, c, req)
+		if tt.want == "!" {
+			if !errors.Is(err, manifest.ErrNotForDevice) && !errors.Is(err, manifest.ErrGap) {
+				t.Errorf("%s for a node advertising %v: %v, %v; want no package (not for device, or no route)", tt.pkg, tt.advertis, p.Name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s for a node advertising %v: %v", tt.pkg, tt.advertis, err)
+		}
+		if got := contents(p.Name); got != tt.want {
+			t.Errorf("%s for a node advertising %v: payloads %q, want %q", tt.pkg, tt.advertis, got, tt.want)
+		}
+		names[fmt.Sprint(tt.pkg, tt.advertis)] = p.Name
+	}
+	// One package per group: a node without the field is a version-1 node;
+	// version-1 and version-2 nodes on one version are two groups.
+	if a, b := names["all.pkg[1]"], names["all.pkg[]"]; a != b {
+		t.Errorf("version-1 node got %s, node without the field %s: want the same package", a, b)
+	}
+	if a, b := names["all.pkg[1]"], names["all.pkg[2]"]; a == b {
+		t.Errorf("version-1 and version-2 nodes got the same package %s", a)
 	}
 }

@@ -2,8 +2,10 @@
 # make demo, the head-end's story: `headend serve` (embedded broker, SQLite,
 # package server) on this machine, three simulated meters under
 # `meterupd run --mqtt` connect to it, and one campaign updates them in two
-# waves; the em310 build of the release is broken, so that meter fails its
-# health check and rolls back, and the fleet table shows it.
+# waves; one em300 is an older meter that applies only version 1 of the
+# node delta format and is sent the release's version-1 delta; the em310
+# build of the release is broken, so that meter fails its health check and
+# rolls back, and the fleet table shows it.
 # Usage: demo-headend.sh BINDIR
 set -euo pipefail
 bin=$(cd "${1:-bin}" && pwd)
@@ -35,7 +37,8 @@ say "The head-end's story: a campaign over a small fleet, through the utility's 
 echo "  The utility's release key; every meter trusts its public half."
 printf '\n  $ meterpkg keygen --alg ed25519 release\n'
 "$bin/meterpkg" keygen --alg ed25519 release >/dev/null
-echo "  Release 2.0 is built for two device types. The em310 build is broken: its metrology"
+echo "  Release 2.0 is built for two device types; the em300 delta twice, in the node delta format's"
+echo "  version 2 and, for older meters, version 1. The em310 build is broken: its metrology"
 echo "  produces no readings (the meter will find out on trial, after the switch)."
 mu m1 sim image system-1.0.img --version 1.0 --size $((1 << 20)) >/dev/null
 mu m1 sim image system-2.0.img --version 2.0 --size $((1 << 20)) >/dev/null
@@ -52,6 +55,7 @@ cat >spec.json <<'SPEC'
   },
   "items": [
     {"id": "em300-1-2", "device_types": ["em300"], "from": "1.0", "to": "2.0", "old": "system-1.0.img", "new": "system-2.0.img"},
+    {"id": "em300-1-2-v1", "device_types": ["em300"], "format": "node1", "from": "1.0", "to": "2.0", "old": "system-1.0.img", "new": "system-2.0.img"},
     {"id": "em310-1-2", "device_types": ["em310"], "from": "1.0", "to": "2.0", "old": "system-1.0.img", "new": "system-2.0-em310.img"}
   ]
 }
@@ -69,11 +73,11 @@ mqtt=$(sed -n 's/.*head-end serving.* mqtt=\([^ ]*\).*/\1/p' "$work/headend.log"
 http=$(sed -n 's/.*head-end serving.* http=\([^ ]*\).*/\1/p' "$work/headend.log")
 echo "    listening: MQTT on $mqtt, packages and the web page on http://$http/"
 
-say "Three meters on version 1.0 connect: m1 and m2 are em300, m3 is an em310."
-for n in m1:em300 m2:em300 m3:em310; do
-  id=${n%%:*} type=${n##*:}
-  printf '\n  $ meterupd sim init %s --version 1.0 --device-type %s --keys release.pub.pem\n' "$id" "$type"
-  mu "$id" sim init "$work/$id" --version 1.0 --image system-1.0.img --device-type "$type" --keys release.pub.pem >/dev/null
+say "Three meters on version 1.0 connect: m1 and m2 are em300 (m2 an older one), m3 is an em310."
+for n in m1:em300:1,2 m2:em300:1 m3:em310:1,2; do
+  IFS=: read -r id type formats <<<"$n"
+  printf '\n  $ meterupd sim init %s --version 1.0 --device-type %s --delta-formats %s --keys release.pub.pem\n' "$id" "$type" "$formats"
+  mu "$id" sim init "$work/$id" --version 1.0 --image system-1.0.img --device-type "$type" --delta-formats "$formats" --keys release.pub.pem >/dev/null
   printf '  $ meterupd --state %s run --mqtt tcp://%s --id %s &\n' "$id" "$mqtt" "$id"
   "$bin/meterupd" --state "$work/$id" run --mqtt "tcp://$mqtt" --id "$id" >"$work/$id.log" 2>&1 &
   pids+=($!)
@@ -96,7 +100,7 @@ echo "  The meter fetches its package with Range requests, checks the signature,
 echo "  idle slot, switches, runs on trial and reports at every step. Wave 2 starts when wave 1 is done."
 done_state() { he campaign status release-2.0 --json | grep -q '"state": "done"'; }
 waitfor 90 "campaign done" done_state
-printf '\n  $ ls -l packages    (the release, and one tailored package per group: em300 and em310 on 1.0)\n'
+printf '\n  $ ls -l packages    (the release, and one tailored package per group: em300 reading format 2,\n                       em300 reading format 1 only, em310)\n'
 (cd packages && for f in *.pkg; do printf '    %-28s %7d bytes\n' "$f" "$(stat -c %s "$f")"; done)
 
 say "The campaign is done: what the operator sees."
@@ -108,6 +112,11 @@ hstep node m3
 printf '\n  And on the meter itself:\n'
 printf '\n  $ meterupd --state m3 status\n'
 mu m3 status | sed 's/^/    /'
-# The demo's own check: m1 and m2 committed 2.0, m3 rolled back.
+echo "  The older em300 (m2) was sent the version-1 delta, and committed 2.0 through it:"
+printf '\n  $ meterupd --state m2 status | grep item\n'
+mu m2 status | grep item | sed 's/^ */    /'
+# The demo's own check: m1 and m2 committed 2.0 (m2 through the version-1
+# delta), m3 rolled back.
+mu m2 status | grep -q 'item em300-1-2-v1:' || fail "m2 did not install the version-1 delta"
 for id in m1 m2; do mu "$id" status --json | grep -q '"version": "2.0"' || fail "$id did not commit 2.0"; done
 he nodes | grep -q '^m3 .* rolled-back ' || fail "m3 is not shown rolled back"
