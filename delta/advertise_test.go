@@ -30,3 +30,29 @@ func TestItemFormats(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseVersions: any flag value gives versions or an error, never a
+// panic; the formats of any versions are at most the four this package
+// writes, each one ParseFormat takes back.
+func FuzzParseVersions(f *testing.F) {
+	f.Fuzz(func(t *testing.T, s string) {
+		vs, err := ParseVersions(s)
+		if err != nil {
+			return
+		}
+		for _, v := range vs {
+			if v < 0 {
+				t.Fatalf("ParseVersions(%q) = %v: a negative version", s, vs)
+			}
+		}
+		names := ItemFormats(vs)
+		if len(names) > 4 {
+			t.Fatalf("ItemFormats(%v) = %v: more formats than there are", vs, names)
+		}
+		for _, n := range names {
+			if _, err := ParseFormat(n); err != nil {
+				t.Fatalf("ItemFormats(%v) names %q: %v", vs, n, err)
+			}
+		}
+	})
+}
