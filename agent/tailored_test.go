@@ -19,14 +19,7 @@ import (
 // installs from it; a package that leaves out a payload the node needs is
 // refused and changes nothing.
 func TestTailoredPackage(t *testing.T) {
-	key, err := manifest.GenerateKey("ed25519")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := manifest.NewKeyring(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, kr := releaseKey(t)
 	img := sim.Image(256<<10, "3.0.0")
 	other := []byte("a payload for another group of meters")
 	d, od := sha256.Sum256(img), sha256.Sum256(other)
