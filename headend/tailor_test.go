@@ -13,6 +13,7 @@ import (
 
 	"meterupd/manifest"
 	"meterupd/pkgbuild"
+	"meterupd/shadow"
 )
 
 // TestTailoredPackages: the request flow. The campaign sends the signed
@@ -118,43 +119,13 @@ func TestTailoredPackages(t *testing.T) {
 // cannot apply.
 func TestTailorDeltaFormats(t *testing.T) {
 	ctx := context.Background()
-	abs, err := filepath.Abs("../testdata/pkg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := func(v string) string { return filepath.Join(abs, "system-"+v+".img") }
-	signer, err := pkgbuild.LoadSigner("../testdata/keys/test-ed25519.key.pem")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ring, err := pkgbuild.LoadKeyring([]string{"../testdata/keys/test-ed25519.pub.pem"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pk := &Packages{Dir: t.TempDir()}
-	write := func(name string, withV1, withFull bool) *manifest.Manifest {
-		t.Helper()
-		items := []pkgbuild.SpecItem{{ID: "sys-1-3", Format: "node", From: "1.0", To: "3.0", Old: img("1.0"), New: img("3.0")}}
-		if withV1 {
-			items = append(items, pkgbuild.SpecItem{ID: "sys-1-3-v1", Format: "node1", From: "1.0", To: "3.0", Old: img("1.0"), New: img("3.0")})
-		}
-		if withFull {
-			full := manifest.KindFull
-			items = append(items, pkgbuild.SpecItem{ID: "sys-3-full", Kind: &full, To: "3.0", New: img("3.0")})
-		}
-		sys := manifest.ComponentSystem
-		spec := &pkgbuild.Spec{Sequence: 3, VendorID: 19781, ClassID: 3, Defaults: pkgbuild.SpecItem{Component: &sys}, Items: items}
-		built, err := pkgbuild.Build(spec, abs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := built.WriteFile(filepath.Join(pk.Dir, name), signer); err != nil {
-			t.Fatal(err)
-		}
-		return built.Manifest
-	}
-	all := write("all.pkg", true, true)
-	write("v2only.pkg", false, false)
+	all := writeRelease(t, pk.Dir, "all.pkg", true, true)
+	writeRelease(t, pk.Dir, "v2only.pkg", false, false)
 	// The cheaper of the two deltas: what a node reading both is sent.
 	size := map[string]uint64{}
 	for _, it := range all.Items {
@@ -239,5 +210,83 @@ func TestTailorDeltaFormats(t *testing.T) {
 	}
 	if a, b := names["all.pkg[1]"], names["all.pkg[2]"]; a == b {
 		t.Errorf("version-1 and version-2 nodes got the same package %s", a)
+	}
+}
+
+// writeRelease writes release name into dir, signed with the test key: the
+// 1.0 → 3.0 delta of testdata/pkg in node format version 2 (sys-1-3), with
+// withV1 in version 1 too (sys-1-3-v1), with withFull the 3.0 image
+// (sys-3-full).
+func writeRelease(t *testing.T, dir, name string, withV1, withFull bool) *manifest.Manifest {
+	t.Helper()
+	abs, err := filepath.Abs("../testdata/pkg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := func(v string) string { return filepath.Join(abs, "system-"+v+".img") }
+	items := []pkgbuild.SpecItem{{ID: "sys-1-3", Format: "node", From: "1.0", To: "3.0", Old: img("1.0"), New: img("3.0")}}
+	if withV1 {
+		items = append(items, pkgbuild.SpecItem{ID: "sys-1-3-v1", Format: "node1", From: "1.0", To: "3.0", Old: img("1.0"), New: img("3.0")})
+	}
+	if withFull {
+		full := manifest.KindFull
+		items = append(items, pkgbuild.SpecItem{ID: "sys-3-full", Kind: &full, To: "3.0", New: img("3.0")})
+	}
+	sys := manifest.ComponentSystem
+	spec := &pkgbuild.Spec{Sequence: 3, VendorID: 19781, ClassID: 3, Defaults: pkgbuild.SpecItem{Component: &sys}, Items: items}
+	built, err := pkgbuild.Build(spec, abs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := pkgbuild.LoadSigner("../testdata/keys/test-ed25519.key.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := built.WriteFile(filepath.Join(dir, name), signer); err != nil {
+		t.Fatal(err)
+	}
+	return built.Manifest
+}
+
+// TestTailorNotApplicable: a node the release cannot serve (it advertises
+// no delta format, so version 1, and the release has only a version-2
+// delta) is sent no package and counts failed, result 104, at once: the
+// campaign finishes without waiting out the wave's hour; the node that
+// reads version 2 commits.
+func TestTailorNotApplicable(t *testing.T) {
+	r := newCampaignRig(t, 0, nil, nil)
+	writeRelease(t, r.m.Packages.Dir, "sys-3.0.pkg", false, false)
+	r.m.Tailor = new(Tailor)
+	r.m.Replica.OnRequest = r.m.OnRequest
+	current := startFakeNode(t, r.url, "t-new", "1.0", "3.0", false, withFetch)
+	old := startFakeNode(t, r.url, "t-old", "1.0", "3.0", false, withFetch, withDeltaFormats())
+	eventually(t, 20*time.Second, "nodes recorded", func() bool { ns, _ := r.store.Nodes(r.ctx); return len(ns) == 2 })
+	c, err := r.m.Create(r.ctx, Campaign{ID: "sys-3.0", Package: "sys-3.0.pkg", Tailor: true, WaveTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.m.Start(r.ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	s := r.run(t, c.ID, time.Second)
+	if s.Campaign.State != CampaignDone || s.Counts[TargetCommitted] != 1 || s.Counts[TargetFailed] != 1 {
+		t.Fatalf("campaign %s %v, want done with 1 committed and 1 failed", s.Campaign.State, s.Counts)
+	}
+	ts, err := r.store.Targets(r.ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range ts {
+		if tg.Node == "t-old" && (tg.State != TargetFailed || tg.Result != shadow.ResultNotApplicable) {
+			t.Errorf("old node's target %+v, want failed with result 104", tg)
+		}
+	}
+	for n, want := range map[*fakeNode]int{current: 1, old: 0} {
+		n.mu.Lock()
+		got := len(n.packages)
+		n.mu.Unlock()
+		if got != want {
+			t.Errorf("node %s was sent %d packages, want %d", n.id, got, want)
+		}
 	}
 }
