@@ -46,15 +46,7 @@ func TestTailoredPackages(t *testing.T) {
 	for i, v := range []string{"1.0", "1.0", "2.0", "1.0", "2.0"} {
 		nodes = append(nodes, startFakeNode(t, r.url, "t-"+string(rune('a'+i)), v, "3.0", false, withFetch))
 	}
-	eventually(t, 20*time.Second, "nodes recorded", func() bool { ns, _ := r.store.Nodes(r.ctx); return len(ns) == 5 })
-	c, err := r.m.Create(r.ctx, Campaign{ID: "sys-3.0", Package: "sys-3.0.pkg", Tailor: true, WaveTimeout: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.m.Start(r.ctx, c.ID); err != nil {
-		t.Fatal(err)
-	}
-	s := r.run(t, c.ID, time.Second)
+	s := r.runTailored(t, 5)
 	if s.Campaign.State != CampaignDone || s.Counts[TargetCommitted] != 5 {
 		t.Fatalf("campaign %s %v, want done with 5 committed", s.Campaign.State, s.Counts)
 	}
@@ -260,19 +252,11 @@ func TestTailorNotApplicable(t *testing.T) {
 	r.m.Replica.OnRequest = r.m.OnRequest
 	current := startFakeNode(t, r.url, "t-new", "1.0", "3.0", false, withFetch)
 	old := startFakeNode(t, r.url, "t-old", "1.0", "3.0", false, withFetch, withDeltaFormats())
-	eventually(t, 20*time.Second, "nodes recorded", func() bool { ns, _ := r.store.Nodes(r.ctx); return len(ns) == 2 })
-	c, err := r.m.Create(r.ctx, Campaign{ID: "sys-3.0", Package: "sys-3.0.pkg", Tailor: true, WaveTimeout: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.m.Start(r.ctx, c.ID); err != nil {
-		t.Fatal(err)
-	}
-	s := r.run(t, c.ID, time.Second)
+	s := r.runTailored(t, 2)
 	if s.Campaign.State != CampaignDone || s.Counts[TargetCommitted] != 1 || s.Counts[TargetFailed] != 1 {
 		t.Fatalf("campaign %s %v, want done with 1 committed and 1 failed", s.Campaign.State, s.Counts)
 	}
-	ts, err := r.store.Targets(r.ctx, c.ID)
+	ts, err := r.store.Targets(r.ctx, s.Campaign.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,4 +273,19 @@ func TestTailorNotApplicable(t *testing.T) {
 			t.Errorf("node %s was sent %d packages, want %d", n.id, got, want)
 		}
 	}
+}
+
+// runTailored waits for the rig's n nodes to be known, then runs campaign
+// sys-3.0 of package sys-3.0.pkg in tailor mode to its end.
+func (r *campaignRig) runTailored(t *testing.T, n int) Status {
+	t.Helper()
+	eventually(t, 20*time.Second, "nodes recorded", func() bool { ns, _ := r.store.Nodes(r.ctx); return len(ns) == n })
+	c, err := r.m.Create(r.ctx, Campaign{ID: "sys-3.0", Package: "sys-3.0.pkg", Tailor: true, WaveTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.m.Start(r.ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	return r.run(t, c.ID, time.Second)
 }
