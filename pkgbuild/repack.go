@@ -25,9 +25,10 @@ type Group struct {
 
 // RepackManifest keeps the items group g needs: the cheapest route for
 // g's component among the items in a format the group applies, and the
-// items of other components that apply to the device type. Key updates and targets are kept. m is not changed. A
-// result with neither items nor key updates is refused
-// (manifest.ErrNotForDevice); no route is manifest.ErrGap.
+// items of other components that apply to the device type. Key updates
+// and targets are kept. m is not changed. A result with neither items nor
+// key updates is refused (manifest.ErrNotForDevice); no route is
+// manifest.ErrGap.
 func RepackManifest(m *manifest.Manifest, g Group) (*manifest.Manifest, error) {
 	c := g.Component
 	node := manifest.NodeInfo{VendorID: m.VendorID, ClassID: m.ClassID, DeviceType: g.DeviceType,
