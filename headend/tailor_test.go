@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"meterupd/delta"
 	"meterupd/manifest"
 	"meterupd/pkgbuild"
 	"meterupd/shadow"
@@ -102,32 +103,35 @@ func TestTailoredPackages(t *testing.T) {
 }
 
 // TestTailorDeltaFormats: compatible on the air. A release carries the
-// 1.0 → 3.0 delta in node format version 2 and version 1, and a full
-// image; each node is sent only a delta in a format its request
-// advertises: a version-2 node the version-2 delta, a version-1 node (or
-// one from before the field) the version-1 delta, a node that reads
-// neither the full image. Without a version-1 delta or a full image, a
-// version-1 node is sent nothing (a typed error) rather than a delta it
-// cannot apply.
+// 1.0 → 3.0 delta in the newest node format ("node") and in version 1,
+// and a full image; each node is sent only a delta in a format its
+// request advertises: a node that reads only the newest version that
+// delta, a version-1 node (or one from before the field) the version-1
+// delta, a node that reads every version the cheaper of the two, a node
+// that reads none the full image. Without a version-1 delta or a full
+// image, a version-1 node is sent nothing (a typed error) rather than a
+// delta it cannot apply.
 func TestTailorDeltaFormats(t *testing.T) {
 	ctx := context.Background()
 	ring, err := pkgbuild.LoadKeyring([]string{"../testdata/keys/test-ed25519.pub.pem"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	newest := delta.NodeFormats[len(delta.NodeFormats)-1]
 	pk := &Packages{Dir: t.TempDir()}
 	all := writeRelease(t, pk.Dir, "all.pkg", true, true)
-	writeRelease(t, pk.Dir, "v2only.pkg", false, false)
+	writeRelease(t, pk.Dir, "newonly.pkg", false, false)
 	// The cheaper of the two deltas: what a node reading both is sent.
 	size := map[string]uint64{}
 	for _, it := range all.Items {
 		size[it.ID] = it.Size
 	}
-	cheaper := "sys-1-3@2"
+	cheaper := "sys-1-3@new"
 	if size["sys-1-3-v1"] < size["sys-1-3"] {
 		cheaper = "sys-1-3-v1@1"
 	}
 	// contents: the payloads of a tailored package, each delta with the
+	// version its header carries: @1, or @new for any later one.
 	// node-format version its header carries.
 	contents := func(name string) string {
 		t.Helper()
@@ -154,7 +158,11 @@ func TestTailorDeltaFormats(t *testing.T) {
 				t.Fatalf("payload %s: %v", it.ID, err)
 			}
 			if it.Kind == manifest.KindDelta && len(b) > 8 && string(b[:8]) == "MTRDLT01" {
-				got = append(got, fmt.Sprintf("%s@%d", it.ID, b[8]))
+				v := "new"
+				if b[8] == 1 {
+					v = "1"
+				}
+				got = append(got, it.ID+"@"+v)
 			} else {
 				got = append(got, it.ID)
 			}
@@ -169,13 +177,13 @@ func TestTailorDeltaFormats(t *testing.T) {
 		advertis []int
 		want     string // the tailored package's payloads; "!": an error
 	}{
-		{"all.pkg", []int{2}, "sys-1-3@2"},
+		{"all.pkg", []int{newest}, "sys-1-3@new"},
 		{"all.pkg", []int{1}, "sys-1-3-v1@1"},
 		{"all.pkg", nil, "sys-1-3-v1@1"}, // a node from before the field
-		{"all.pkg", []int{1, 2}, cheaper},
-		{"all.pkg", []int{9}, "sys-3-full"}, // no node format it reads
-		{"v2only.pkg", []int{2}, "sys-1-3@2"},
-		{"v2only.pkg", []int{1}, "!"},
+		{"all.pkg", delta.NodeFormats, cheaper},
+		{"all.pkg", []int{99}, "sys-3-full"}, // no node format it reads
+		{"newonly.pkg", delta.NodeFormats, "sys-1-3@new"},
+		{"newonly.pkg", []int{1}, "!"},
 	} {
 		req := manifest.Request{DeviceType: "em300", Hardware: 1, Versions: map[string]string{"system": "1.0"},
 			Schemas: manifest.Schemas, DeltaFormats: tt.advertis}
@@ -196,17 +204,18 @@ func TestTailorDeltaFormats(t *testing.T) {
 		names[fmt.Sprint(tt.pkg, tt.advertis)] = p.Name
 	}
 	// One package per group: a node without the field is a version-1 node;
-	// version-1 and version-2 nodes on one version are two groups.
+	// version-1 nodes and nodes reading the newest version, on one
+	// version, are two groups.
 	if a, b := names["all.pkg[1]"], names["all.pkg[]"]; a != b {
 		t.Errorf("version-1 node got %s, node without the field %s: want the same package", a, b)
 	}
-	if a, b := names["all.pkg[1]"], names["all.pkg[2]"]; a == b {
-		t.Errorf("version-1 and version-2 nodes got the same package %s", a)
+	if a, b := names["all.pkg[1]"], names[fmt.Sprint("all.pkg", []int{newest})]; a == b {
+		t.Errorf("version-1 nodes and nodes reading version %d got the same package %s", newest, a)
 	}
 }
 
 // writeRelease writes release name into dir, signed with the test key: the
-// 1.0 → 3.0 delta of testdata/pkg in node format version 2 (sys-1-3), with
+// 1.0 → 3.0 delta of testdata/pkg in the newest node format (sys-1-3), with
 // withV1 in version 1 too (sys-1-3-v1), with withFull the 3.0 image
 // (sys-3-full).
 func writeRelease(t *testing.T, dir, name string, withV1, withFull bool) *manifest.Manifest {
@@ -241,10 +250,10 @@ func writeRelease(t *testing.T, dir, name string, withV1, withFull bool) *manife
 }
 
 // TestTailorNotApplicable: a node the release cannot serve (it advertises
-// no delta format, so version 1, and the release has only a version-2
-// delta) is sent no package and counts failed, result 104, at once: the
+// no delta format, so version 1, and the release has only a delta in the
+// newest format) is sent no package and counts failed, result 104, at once: the
 // campaign finishes without waiting out the wave's hour; the node that
-// reads version 2 commits.
+// reads every version commits.
 func TestTailorNotApplicable(t *testing.T) {
 	r := newCampaignRig(t, 0, nil, nil)
 	writeRelease(t, r.m.Packages.Dir, "sys-3.0.pkg", false, false)

@@ -37,8 +37,8 @@ say "The head-end's story: a campaign over a small fleet, through the utility's 
 echo "  The utility's release key; every meter trusts its public half."
 printf '\n  $ meterpkg keygen --alg ed25519 release\n'
 "$bin/meterpkg" keygen --alg ed25519 release >/dev/null
-echo "  Release 2.0 is built for two device types; the em300 delta twice, in the node delta format's"
-echo "  version 2 and, for older meters, version 1. The em310 build is broken: its metrology"
+echo "  Release 2.0 is built for two device types; the em300 delta twice, in the newest node delta"
+echo "  format and, for older meters, in its version 1. The em310 build is broken: its metrology"
 echo "  produces no readings (the meter will find out on trial, after the switch)."
 mu m1 sim image system-1.0.img --version 1.0 --size $((1 << 20)) >/dev/null
 mu m1 sim image system-2.0.img --version 2.0 --size $((1 << 20)) >/dev/null
@@ -74,10 +74,13 @@ http=$(sed -n 's/.*head-end serving.* http=\([^ ]*\).*/\1/p' "$work/headend.log"
 echo "    listening: MQTT on $mqtt, packages and the web page on http://$http/"
 
 say "Three meters on version 1.0 connect: m1 and m2 are em300 (m2 an older one), m3 is an em310."
-for n in m1:em300:1,2 m2:em300:1 m3:em310:1,2; do
-  IFS=: read -r id type formats <<<"$n"
-  printf '\n  $ meterupd sim init %s --version 1.0 --device-type %s --delta-formats %s --keys release.pub.pem\n' "$id" "$type" "$formats"
-  mu "$id" sim init "$work/$id" --version 1.0 --image system-1.0.img --device-type "$type" --delta-formats "$formats" --keys release.pub.pem >/dev/null
+echo "  m2 is provisioned as an older meter: its update requests advertise version 1 of the node"
+echo "  delta format only (the others advertise every version this build applies)."
+for n in m1:em300 m2:em300:--delta-formats=1 m3:em310; do
+  IFS=: read -r id type older <<<"$n"
+  printf '\n  $ meterupd sim init %s --version 1.0 --device-type %s %s--keys release.pub.pem\n' "$id" "$type" "${older:+$older }"
+  # shellcheck disable=SC2086 # $older is one flag or nothing
+  mu "$id" sim init "$work/$id" --version 1.0 --image system-1.0.img --device-type "$type" $older --keys release.pub.pem >/dev/null
   printf '  $ meterupd --state %s run --mqtt tcp://%s --id %s &\n' "$id" "$mqtt" "$id"
   "$bin/meterupd" --state "$work/$id" run --mqtt "tcp://$mqtt" --id "$id" >"$work/$id.log" 2>&1 &
   pids+=($!)
@@ -100,7 +103,7 @@ echo "  The meter fetches its package with Range requests, checks the signature,
 echo "  idle slot, switches, runs on trial and reports at every step. Wave 2 starts when wave 1 is done."
 done_state() { he campaign status release-2.0 --json | grep -q '"state": "done"'; }
 waitfor 90 "campaign done" done_state
-printf '\n  $ ls -l packages    (the release, and one tailored package per group: em300 reading format 2,\n                       em300 reading format 1 only, em310)\n'
+printf '\n  $ ls -l packages    (the release, and one tailored package per group: em300 reading every format,\n                       em300 reading format 1 only, em310)\n'
 (cd packages && for f in *.pkg; do printf '    %-28s %7d bytes\n' "$f" "$(stat -c %s "$f")"; done)
 
 say "The campaign is done: what the operator sees."

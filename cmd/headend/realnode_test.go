@@ -22,11 +22,11 @@ import (
 // every one a real command: `headend serve` (its embedded broker, or
 // mosquitto with --broker), three sim meters under `meterupd run --mqtt`,
 // a tailored campaign in two waves made and started with `headend
-// campaign create|start`. Release 2.0 carries the em300 delta in node
-// format versions 2 and 1 and a broken em310 build. m1 (em300) commits
-// through the version-2 delta; m2 (an em300 that advertises only version
-// 1, as an older meter) commits through the version-1 delta: two groups,
-// two packages, each applied; m3 (em310) fails its health check and rolls
+// campaign create|start`. Release 2.0 carries the em300 delta in the
+// newest node format and in version 1, and a broken em310 build. m1
+// (em300) commits through the newest delta (the cheaper on these images);
+// m2 (an em300 that advertises only version 1, as an older meter) commits
+// through the version-1 delta: two groups, two packages, each applied; m3 (em310) fails its health check and rolls
 // back. `meterupd status` on each meter and `headend nodes --json` and
 // `campaign status --json` agree.
 func TestRealNodes(t *testing.T) {
