@@ -77,14 +77,27 @@ export HEADEND_DB=$work/headend.db
   --packages packages --tick 1s >"$work/headend.log" 2>&1 &
 hepid=$!
 pids+=("$hepid")
+# The store is made by serve: the other commands open it once it serves.
+for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/"$httpport") 2>/dev/null && break; sleep 0.1; done
 
 sys() { # sys TOPIC: a $SYS counter of the broker
   mosquitto_sub -p "$mqport" -t "\$SYS/broker/$1" -C 1 -W 10
 }
 msgs() { echo $(($(sys publish/messages/received) + $(sys publish/messages/sent))); }
 hwm() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+# he: a head-end command. SQLite answers "database is locked" to a second
+# process now and then while serve records thousands of reports: try again.
+he() {
+  for _ in $(seq 30); do
+    "$bin/headend" "$@" 2>"$work/he.err" && return 0
+    grep -q 'database is locked' "$work/he.err" || { cat "$work/he.err" >&2; return 1; }
+    sleep 1
+  done
+  cat "$work/he.err" >&2
+  return 1
+}
 online() { # online PREFIX: nodes of the prefix online at version 1.0, as the head-end has them
-  "$bin/headend" nodes | awk -v p="$1" 'index($1, p) == 1 && $3 == "1.0" && $NF == "online"' | wc -l
+  he nodes | awk -v p="$1" 'index($1, p) == 1 && $3 == "1.0" && $NF == "online"' | wc -l
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
@@ -104,13 +117,18 @@ campaign() {
     [ $t -lt 1800 ] || { echo "bench-fleet: not all $n nodes online after 30 minutes" >&2; exit 1; }
   done
   local connect=$t
-  "$bin/headend" campaign create em300-2.0.pkg --id "$id" --select "version=1.0,id=$prefix" \
+  he campaign create em300-2.0.pkg --id "$id" --select "version=1.0,id=$prefix" \
     --waves 1%,10%,100% --max-inflight "$inflight" --halt-above "$halt" --wave-timeout 10m >/dev/null
   local m0 t0
   m0=$(msgs)
   t0=$(date +%s.%N)
-  "$bin/headend" campaign start "$id" >/dev/null
+  he campaign start "$id" >/dev/null
   local st=0
+  # The simulator's peak RSS, read while it is still there.
+  while kill -0 $simpid 2>/dev/null; do
+    hwm $simpid >"$work/sim$num.rss.tmp" 2>/dev/null && [ -s "$work/sim$num.rss.tmp" ] && mv "$work/sim$num.rss.tmp" "$work/sim$num.rss"
+    sleep 1
+  done
   wait $simpid || st=$?
   local line
   line=$(grep '^simulate: campaign=' "$work/sim$num.out" || true)
@@ -127,7 +145,7 @@ campaign() {
     state=$(field state "$line")
     echo "fleet: campaign=$num nodes=$n fail=$fail halt_above=$halt% state=$state halted_in_wave=$([ "$state" = halted ] && echo "${wave%/*}" || echo none) committed=$(field committed "$line") rolled_back=$(field rolled_back "$line") unreachable=$(field unreachable "$line") failed=$(field failed "$line") lost=$(field lost "$line") duplicated=$(field duplicated "$line") seconds=$secs msgs=$((m1 - m0))"
   fi
-  echo "  (nodes online after ${connect}s; simulator: $(grep -c . "$work/sim$num.log" || true) log lines; exit status $st)" >&2
+  echo "  (nodes online after ${connect}s; simulator: peak RSS $(cat "$work/sim$num.rss" 2>/dev/null) MiB, $(grep -c . "$work/sim$num.log" || true) log lines, exit status $st)" >&2
   [ $st = 0 ] || { grep '^simulate:' "$work/sim$num.log" | head -5 >&2; return 1; }
 }
 
