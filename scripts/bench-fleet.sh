@@ -23,7 +23,7 @@ for t in mosquitto mosquitto_sub; do
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-fleet.XXXXXX")
-chmod 755 "$work" # mosquitto drops root's privileges before it reads nothing else
+chmod 755 "$work" # mosquitto drops root's privileges: its files must stay readable
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
