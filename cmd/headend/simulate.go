@@ -111,38 +111,23 @@ func simulate(ctx context.Context, args []string) error {
 	return nil
 }
 
-// waitAndCheck waits until campaign id has ended (done, halted or
-// cancelled, with no node still working on it), then prints the line of
-// what the nodes' journals say against the store.
+// waitAndCheck waits until campaign id has ended (fleetsim.Ended), then
+// prints the line of what the nodes' journals say against the store.
 func waitAndCheck(ctx context.Context, f *fleetsim.Fleet, s headend.Store, id string, timeout time.Duration) (fleetsim.Summary, error) {
-	deadline := time.Now().Add(timeout)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	announced := false
-	var cp headend.Campaign
-	var targets []headend.Target
-	for {
+	cp, targets, err := fleetsim.WaitEnded(wctx, s, id, time.Second, func() {
 		if !announced && f.Started() == len(f.Nodes()) {
 			announced = true
 			fmt.Fprintf(stdout, "simulate: all %d nodes started\n", len(f.Nodes()))
 		}
-		var err error
-		cp, err = s.Campaign(ctx, id)
-		if err == nil {
-			targets, err = s.Targets(ctx, id)
-		}
-		if err != nil && !errors.Is(err, headend.ErrNotFound) {
-			return fleetsim.Summary{}, err
-		}
-		if err == nil && ended(cp, targets) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fleetsim.Summary{}, fmt.Errorf("simulate: campaign %s has not ended after %s", id, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return fleetsim.Summary{}, ctx.Err()
-		case <-time.After(time.Second):
-		}
+	})
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return fleetsim.Summary{}, fmt.Errorf("simulate: campaign %s has not ended after %s", id, timeout)
+	}
+	if err != nil {
+		return fleetsim.Summary{}, err
 	}
 	endedAt := time.Now()
 	nodes, err := s.Nodes(ctx)
@@ -154,22 +139,6 @@ func waitAndCheck(ctx context.Context, f *fleetsim.Fleet, s headend.Store, id st
 		id, cp.State, cp.Wave+1, len(cp.Waves), sum.Nodes, sum.Committed, sum.RolledBack, sum.Unreachable, sum.Failed, sum.Lost, sum.Duplicated, sum.Wrapped,
 		float64(endedAt.UnixMilli())/1000)
 	return sum, nil
-}
-
-// ended: the campaign is done, halted or cancelled, and none of its nodes
-// is still sent its job (a halted campaign's sent nodes finish).
-func ended(c headend.Campaign, ts []headend.Target) bool {
-	switch c.State {
-	case headend.CampaignDone, headend.CampaignHalted, headend.CampaignCancelled:
-	default:
-		return false
-	}
-	for _, t := range ts {
-		if t.State == headend.TargetSent {
-			return false
-		}
-	}
-	return true
 }
 
 // parsePercent reads "1%", "1" (both one percent) as a fraction.

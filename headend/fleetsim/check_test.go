@@ -124,3 +124,24 @@ func TestFailingIsDeterministic(t *testing.T) {
 		t.Errorf("failing: same seed same nodes = %v (want true), other seed other nodes = %v (want true)", same, differ)
 	}
 }
+
+func TestEnded(t *testing.T) {
+	sent := []headend.Target{{State: headend.TargetCommitted}, {State: headend.TargetSent}}
+	final := []headend.Target{{State: headend.TargetCommitted}, {State: headend.TargetPending}}
+	for _, tc := range []struct {
+		state headend.CampaignState
+		ts    []headend.Target
+		want  bool
+	}{
+		{headend.CampaignRunning, final, false},
+		{headend.CampaignDone, final, true},
+		{headend.CampaignHalted, sent, false},
+		{headend.CampaignHalted, final, true},
+		{headend.CampaignCancelled, final, true},
+		{headend.CampaignPaused, final, false},
+	} {
+		if got := Ended(headend.Campaign{State: tc.state}, tc.ts); got != tc.want {
+			t.Errorf("Ended(%s, %v) = %v, want %v", tc.state, tc.ts, got, tc.want)
+		}
+	}
+}
