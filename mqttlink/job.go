@@ -187,7 +187,11 @@ func (l *Link) runJob(ctx context.Context, d shadow.Delta) {
 func (l *Link) activation(ctx context.Context, d shadow.Delta) {
 	des := d.Desired
 	mode, at, _ := des.Activation()
-	st, err := l.current(ctx)
+	// Ask the node, not the last event: the install may have activated
+	// already while its events are still on their way to followNode (a
+	// fleet of 10,000 simulated nodes saw 11 activate commands refused
+	// so: "nothing to activate").
+	st, err := l.currentFrom(ctx, nil)
 	if err != nil || st.Job != des.Job || st.Update == nil || st.Update.Phase != agent.Installed {
 		return
 	}

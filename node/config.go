@@ -12,6 +12,7 @@ import (
 
 	"meterupd/agent"
 	"meterupd/boards"
+	"meterupd/boards/hw"
 	"meterupd/manifest"
 )
 
@@ -33,6 +34,17 @@ type Config struct {
 	Logger      *slog.Logger
 	// Clock is the agent's clock (nil: the system clock).
 	Clock clock.Clock
+
+	// Embedded runs the daemon inside a host program that owns the state
+	// directory and is its only client (the head-end's fleet simulator,
+	// thousands of nodes in one process): Run serves no local API socket
+	// and takes no lock file; clients call Daemon.Handle in the process.
+	// The default (false) is a meter's daemon.
+	Embedded bool
+	// OpenBoard, when set, opens the board instead of the boards registry
+	// (the fleet simulator opens its sim boards with options of its own,
+	// e.g. no partition file held open between flash operations).
+	OpenBoard func() (hw.Board, error)
 
 	// vetoes are the processes asked before an activation (the daemon's
 	// registry; nil in direct mode: nobody is registered).

@@ -76,7 +76,7 @@ func NewDaemon(cfg Config) *Daemon {
 // Run takes the node's lock, listens on the socket, starts the agent and
 // serves commands until ctx ends. A stop is not an error: Run returns nil
 // once the step in progress is checkpointed (an install resumes at the
-// next Run).
+// next Run). An Embedded daemon has neither socket nor lock.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer close(d.stop)
 	if err := d.cfg.Resolve(); err != nil {
@@ -86,6 +86,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	log := d.cfg.Logger
+	if d.cfg.Embedded {
+		// The host program owns the state directory and is the only
+		// client: no socket to listen on, no lock to take.
+		return d.finish(ctx, d.own(ctx))
+	}
 	sock := d.cfg.SocketPath()
 	if c, err := localapi.Dial(ctx, sock, "meterupd run"); err == nil {
 		c.Close()
@@ -126,9 +131,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		cancel()
 		wg.Wait()
 	}()
-	err = d.own(ctx)
+	return d.finish(ctx, d.own(ctx))
+}
+
+// finish turns the owner's end into Run's result: a stop is not an error.
+func (d *Daemon) finish(ctx context.Context, err error) error {
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil && err == nil {
-		log.Info("stopped")
+		d.cfg.Logger.Info("stopped")
 		return nil
 	}
 	return err

@@ -116,7 +116,13 @@ func OpenBoard(cfg Config) (b hw.Board, done func(), err error) {
 
 // openLocked opens the board and the agent; the caller holds the lock.
 func openLocked(cfg Config, onCommit func(*agent.Record)) (*Node, error) {
-	b, err := boards.Open(cfg.Board, boards.Config{StateDir: cfg.StateDir, Logger: cfg.Logger})
+	var b hw.Board
+	var err error
+	if cfg.OpenBoard != nil {
+		b, err = cfg.OpenBoard()
+	} else {
+		b, err = boards.Open(cfg.Board, boards.Config{StateDir: cfg.StateDir, Logger: cfg.Logger})
+	}
 	if err != nil {
 		return nil, explainBoard(&cfg, err)
 	}

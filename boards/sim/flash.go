@@ -22,7 +22,9 @@ var erasedChunk = func() []byte {
 type flash struct {
 	b        *Board
 	name     string
-	f        *os.File
+	f        *os.File // nil when not held open (WithoutHeldFiles)
+	path     string
+	mode     int
 	size     int64
 	readOnly bool
 	inverted bool // nor-00: the file holds the physical bytes, the inverse of what the board presents
@@ -42,13 +44,34 @@ func (f *flash) trackUnit() int64 { return max(f.b.geo.WriteSize, 256) }
 
 // read reads the partition file and presents it as the board does.
 func (f *flash) read(p []byte, off int64) error {
-	if _, err := f.f.ReadAt(p, off); err != nil {
+	if err := f.file(func(h *os.File) error { _, err := h.ReadAt(p, off); return err }); err != nil {
 		return err
 	}
 	if f.inverted {
 		flashfake.Invert(p, p)
 	}
 	return nil
+}
+
+// file runs op on the partition file: the one held open, or one opened
+// for this operation alone (WithoutHeldFiles).
+func (f *flash) file(op func(*os.File) error) error {
+	if f.f != nil {
+		return op(f.f)
+	}
+	h, err := os.OpenFile(f.path, f.mode, 0)
+	if err != nil {
+		return err
+	}
+	err = op(h)
+	if cerr := h.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (f *flash) writeAt(p []byte, off int64) error {
+	return f.file(func(h *os.File) error { _, err := h.WriteAt(p, off); return err })
 }
 
 // countPrograms records a program of [off, off+n). b.mu is held.
@@ -232,14 +255,13 @@ func (f *flash) store(p []byte, off int64) error {
 	}
 	fa := f.b.faults
 	if fa == nil || len(fa.SilentBlocks[f.name]) == 0 {
-		_, err := f.f.WriteAt(p, off)
-		return err
+		return f.writeAt(p, off)
 	}
 	es := f.b.geo.EraseSize
 	for len(p) > 0 {
 		n := min(int64(len(p)), es-off%es) // up to the end of this block
 		if _, silent := fa.blockIn(fa.SilentBlocks, f.name, off, n, es); !silent {
-			if _, err := f.f.WriteAt(p[:n], off); err != nil {
+			if err := f.writeAt(p[:n], off); err != nil {
 				return err
 			}
 		}

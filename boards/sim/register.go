@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"errors"
 	"fmt"
 
 	"meterupd/boards"
@@ -19,15 +18,5 @@ func openConfig(cfg boards.Config) (hw.Board, error) {
 	if cfg.StateDir == "" {
 		return nil, fmt.Errorf("%w: no state directory given (--state)", ErrNoState)
 	}
-	b, err := Open(cfg.StateDir, WithLogger(cfg.Logger))
-	if err != nil {
-		return nil, err
-	}
-	if _, err := b.Boot().Booted(); errors.Is(err, ErrNotBooted) {
-		if _, err := b.PowerOn(); err != nil {
-			b.Close()
-			return nil, err
-		}
-	}
-	return b, nil
+	return OpenPowered(cfg.StateDir, WithLogger(cfg.Logger))
 }

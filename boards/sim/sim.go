@@ -64,6 +64,10 @@ type Board struct {
 	scratch   []byte
 	inv       []byte // scratch for the inverse of what an inverted part stores
 
+	// unheld: no partition file stays open between flash operations
+	// (WithoutHeldFiles).
+	unheld bool
+
 	radioMu sync.Mutex // guards radio (apart from mu: AT I/O is slow)
 	radio   *modem.Radio
 }
@@ -82,6 +86,30 @@ func WithLogger(l *slog.Logger) Option {
 			b.log = l
 		}
 	}
+}
+
+// WithoutHeldFiles keeps no partition file open between flash operations:
+// each read, program or erase opens its file and closes it again. Slower,
+// but a host that runs thousands of sim nodes in one process (the
+// head-end's fleet simulator) stays within its open-files limit: an open
+// node costs no file descriptor.
+func WithoutHeldFiles() Option { return func(b *Board) { b.unheld = true } }
+
+// OpenPowered opens the node in dir, as Open, and powers on a node that
+// has never been powered on (fresh from Create): something has to run the
+// agent. It is what the boards registry opens.
+func OpenPowered(dir string, opts ...Option) (*Board, error) {
+	b, err := Open(dir, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.Boot().Booted(); errors.Is(err, ErrNotBooted) {
+		if _, err := b.PowerOn(); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 var _ hw.Board = (*Board)(nil)
@@ -206,7 +234,14 @@ func (b *Board) openPart(name string) (*flash, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: partition %s is %d bytes, want %d", ErrCorruptState, name, fi.Size(), want)
 	}
-	return &flash{b: b, name: name, f: f, size: fi.Size(), readOnly: name == string(hw.SlotF), inverted: b.geo.Kind() == NORErased00}, nil
+	fl := &flash{b: b, name: name, f: f, path: p, mode: mode, size: fi.Size(), readOnly: name == string(hw.SlotF), inverted: b.geo.Kind() == NORErased00}
+	if b.unheld {
+		fl.f = nil
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("sim: open: %w", err)
+		}
+	}
+	return fl, nil
 }
 
 func readState(dir string) (Geometry, error) {
@@ -307,6 +342,9 @@ func (b *Board) Close() error {
 func (b *Board) closeFiles() error {
 	var errs []error
 	for _, p := range b.parts {
+		if p.f == nil {
+			continue // not held (WithoutHeldFiles)
+		}
 		if err := p.f.Close(); err != nil {
 			errs = append(errs, err)
 		}

@@ -33,6 +33,9 @@ const usage = `usage: headend COMMAND [flags]
                                 [--wave-timeout DUR] [--stream] [--tailor]
   campaign start|pause|resume|cancel ID
   campaign status [ID] [--json]
+  simulate --nodes N --broker URL --dir DIR --keys PEM [--fail 1%] [--seed S] [--check ID]
+                                N simulated meters (real node code) in one process
+  simulate release --key KEY -o FILE   the release the simulated fleet takes
 
 Every command takes --db (SQLite file or postgres:// URL, default headend.db,
 or $HEADEND_DB) and --packages (the package directory, default packages).
@@ -96,6 +99,8 @@ func run(ctx context.Context, args []string) error {
 		return nodes(ctx, args[0], args[1:])
 	case "campaign":
 		return campaign(ctx, args[1:])
+	case "simulate":
+		return simulate(ctx, args[1:])
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
