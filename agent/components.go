@@ -136,6 +136,11 @@ func (a *Agent) filePlace() (fileitem.Place, bool) {
 // absent) leaves the journalled version.
 const modemAskTimeout = 10 * time.Second
 
+// RefreshModem asks the board's updatable module, if it has one, its
+// firmware version (bounded), so that status shows it as the module last
+// told it. Nothing is journalled.
+func (a *Agent) RefreshModem(ctx context.Context) { a.refreshModem(ctx) }
+
 // refreshModem asks the module its firmware version, for selection and
 // requests. The answer is kept in memory only (a refused package changes
 // nothing in the journal); a module that does not answer leaves the last

@@ -178,6 +178,12 @@ func (a *Agent) Status(context.Context) (Status, error) {
 	}
 	st.Board = a.b.Name()
 	st.Journal = JournalStatus{Seq: a.j.Seq()}
+	if v := a.modemVer; v != "" { // issue 15: as the module last told it (no I/O here)
+		if st.Components == nil {
+			st.Components = map[string]string{}
+		}
+		st.Components[manifest.ComponentModem.String()] = v
+	}
 	if r, ok := a.b.(hw.Radio); ok {
 		if rs, ok := r.RadioStatus(); ok {
 			st.Radio = &rs

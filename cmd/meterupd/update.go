@@ -627,6 +627,9 @@ func printChecks(w io.Writer, rs []validate.Result) {
 		var parts []string
 		for _, o := range r.Outcomes {
 			mark := "ok"
+			if o.Passed && (o.Check == "install" || o.Check == "restore") && o.Detail != "" {
+				mark += " (" + o.Detail + ")" // what became of a component item (issue 15)
+			}
 			if !o.Passed {
 				mark = "FAILED"
 				if o.Detail != "" {

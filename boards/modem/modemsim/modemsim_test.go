@@ -1,0 +1,62 @@
+package modemsim_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"meterupd/boards/modem"
+	"meterupd/boards/modem/modemsim"
+)
+
+// TestStartAsProgram: without a testing.TB, as `meterupd sim modem
+// --simulate` runs it: the module starts at the revision asked for,
+// reports what it does not know through Report, and its port's link goes
+// with Close.
+func TestStartAsProgram(t *testing.T) {
+	if _, err := modemsim.Start(modemsim.Options{Dialect: modemsim.Quectel}); err == nil {
+		t.Fatal("a dialect module without Dir started")
+	}
+	var mu sync.Mutex
+	var reports []string
+	m, err := modemsim.Start(modemsim.Options{Dialect: modemsim.Quectel, Dir: t.TempDir(), Revision: "BG95M3LAR02A09",
+		Report: func(f string, a ...any) { mu.Lock(); reports = append(reports, fmt.Sprintf(f, a...)); mu.Unlock() }})
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("no Linux pseudo-terminals")
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	q := &modem.Quectel{Path: m.Path()}
+	if v, err := q.ModemVersion(ctx); err != nil || v != "BG95M3LAR02A09" {
+		t.Fatalf("ModemVersion = %q, %v", v, err)
+	}
+	c, err := modem.Open(ctx, m.Path(), modem.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Command(ctx, "AT+COPS?"); !errors.Is(err, modem.ErrCommandFailed) {
+		t.Errorf("AT+COPS? = %v, want ERROR", err)
+	}
+	c.Close()
+	m.Close()
+	m.Close() // twice is harmless
+	if _, err := os.Lstat(m.Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("port link after Close: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reports) != 1 {
+		t.Errorf("reports = %q, want one about AT+COPS?", reports)
+	}
+}
