@@ -187,6 +187,11 @@ func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt Install
 		want[s.Index] = true
 		comps = append(comps, s)
 	}
+	for _, s := range comps { // issue 15: a modem item's way back is stored with it
+		if ri := revertIndex(m, s.Item); ri >= 0 {
+			want[ri] = true
+		}
+	}
 	if err := componentOrder(comps, facts.Installed[manifest.ComponentSystem]); err != nil {
 		return &PackageError{Err: err, Checks: rep.Results}
 	}
