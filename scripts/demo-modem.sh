@@ -28,6 +28,21 @@ status_lines() {
   printf '\n  $ meterupd status | grep -E "^(board|last result|radio|modem firmware|validation|  item)"\n'
   mu status | grep -E "^(board|last result|radio|modem firmware|validation|  item)" | sed "s/^/    /" || true
 }
+# settle: wait until the daemon has driven the update to rest, then show
+# the events of the package.
+settle() {
+  local st
+  for _ in $(seq 300); do
+    st=$(mu status --json | sed -n 's/^  "state": "\(.*\)",$/\1/p')
+    case "$st" in idle|committed|rolled-back|fell-back|failed) break ;; esac
+    sleep 0.1
+  done
+  sleep 0.2
+  printf '\n  meterupd events showed (repeats and progress between quarters left out):\n'
+  grep -Ev ' installing .*\((([0-9]|1[0-9]|2[0-4]|2[6-9]|[3-4][0-9]|5[1-9]|6[0-9]|7[0-4]|7[6-9]|[89][0-9]))%\)' "$work/events.log" |
+    awk '{ t = $0; sub(/^#[0-9]+ /, "", t); if (t != last) print "    " $0; last = t }'
+  : >"$work/events.log"
+}
 cd "$work"
 
 say "Story 7 — one package updates the system set and the radio module together."
@@ -72,13 +87,32 @@ SPEC
 printf '\n  $ meterpkg build spec.json -o system-and-modem.pkg --key release.key.pem\n'
 mp build spec.json -o system-and-modem.pkg --key release.key.pem | sed 's/^/    /'
 step install system-and-modem.pkg
-for _ in $(seq 300); do
-  st=$(mu status --json | sed -n 's/^  "state": "\(.*\)",$/\1/p')
-  case "$st" in idle|committed|rolled-back|fell-back|failed) break ;; esac
-  sleep 0.1
-done
-sleep 0.2
-printf '\n  meterupd events showed (the module'"'"'s update, then the system set'"'"'s; repeats and progress between quarters left out):\n'
-grep -Ev ' installing .*\((([0-9]|1[0-9]|2[0-4]|2[6-9]|[3-4][0-9]|5[1-9]|6[0-9]|7[0-4]|7[6-9]|[89][0-9]))%\)' "$work/events.log" |
-  awk '{ t = $0; sub(/^#[0-9]+ /, "", t); if (t != last) print "    " $0; last = t }'
+settle
+status_lines
+
+say "A package the meter does not keep: the module goes back with the maker's file back."
+echo "  System set 3.0 has broken metrology; it needs module firmware A05. The maker ships the DFOTA file"
+echo "  A05 → A04 too: the modem item names it as its \"revert\" (an item of its own, never installed by itself)."
+mu sim image system-3.0.img --version 3.0 --size $((1 << 20)) --unhealthy >/dev/null
+{ printf 'MODEMFW BG95M3LAR02A05_01.200.01.200\n'; head -c 6000 /dev/urandom; } >bg95-a05.bin
+{ printf 'MODEMFW BG95M3LAR02A04_01.200.01.200\n'; head -c 6000 /dev/urandom; } >bg95-a05-back.bin
+cat >spec2.json <<'SPEC'
+{
+  "sequence": 2,
+  "defaults": {"device_types": ["em300"], "checks": [{"kind": "device-type"}, {"kind": "power"}]},
+  "items": [
+    {"id": "sys-3.0", "component": "system", "from": "2.0", "to": "3.0",
+     "old": "system-2.0.img", "new": "system-3.0.img", "prereqs": [{"item": "bg95-a05"}]},
+    {"id": "bg95-a05", "component": "modem", "kind": "full", "to": "BG95M3LAR02A05_01.200.01.200",
+     "new": "bg95-a05.bin", "revert": "bg95-a05-back"},
+    {"id": "bg95-a05-back", "component": "modem", "kind": "full", "to": "BG95M3LAR02A04_01.200.01.200",
+     "new": "bg95-a05-back.bin"}
+  ]
+}
+SPEC
+mp build spec2.json -o broken-set.pkg --key release.key.pem >/dev/null
+step install broken-set.pkg
+echo "  On trial, 3.0 fails its health check: the node goes back to 2.0 in B, and the agent takes the module"
+echo "  back to A04 with the revert file (journalled step by step, like the update) before it reports."
+settle
 status_lines

@@ -631,3 +631,48 @@ func checksum16(b []byte) uint16 {
 func (m *Modem) PutFile(name string, data []byte) {
 	m.setFOTA(func(f *fotaState) { f.files[name] = append([]byte(nil), data...) })
 }
+
+// State is what a dialect module keeps across a power cycle: its firmware
+// revision and its file system.
+type State struct {
+	Revision string
+	Files    map[string][]byte
+}
+
+// Save returns the module's State once no update is under way in it (it
+// waits up to d for one to end), and whether it was idle.
+func (m *Modem) Save(d time.Duration) (State, bool) {
+	deadline := time.Now().Add(d)
+	for {
+		m.mu.Lock()
+		idle := m.fota == nil || m.fota.phase == ""
+		if idle || time.Now().After(deadline) {
+			st := State{Revision: m.revision, Files: map[string][]byte{}}
+			if m.fota != nil {
+				for k, v := range m.fota.files {
+					st.Files[k] = append([]byte(nil), v...)
+				}
+			}
+			m.mu.Unlock()
+			return st, idle
+		}
+		m.mu.Unlock()
+		if !m.wait(10 * time.Millisecond) {
+			return State{}, false
+		}
+	}
+}
+
+// Load puts the module in st, as if a module in that state replaced it
+// (a test that replays one power cut twice from the same flash).
+func (m *Modem) Load(st State) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.revision = st.Revision
+	if m.fota != nil {
+		m.fota.files = map[string][]byte{}
+		for k, v := range st.Files {
+			m.fota.files[k] = append([]byte(nil), v...)
+		}
+	}
+}

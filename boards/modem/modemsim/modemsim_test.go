@@ -60,3 +60,29 @@ func TestStartAsProgram(t *testing.T) {
 		t.Errorf("reports = %q, want one about AT+COPS?", reports)
 	}
 }
+
+// Save and Load carry a module's revision and files to a later moment.
+func TestSaveLoad(t *testing.T) {
+	m, err := modemsim.Start(modemsim.Options{Dialect: modemsim.Quectel, Dir: t.TempDir()})
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err) // TestStartAsProgram tells CI apart
+	}
+	defer m.Close()
+	m.PutFile(modemsim.QuectelFile, []byte("part"))
+	st, idle := m.Save(time.Second)
+	if !idle || st.Revision != modemsim.DefaultRevision || string(st.Files[modemsim.QuectelFile]) != "part" {
+		t.Fatalf("Save = %+v, %v", st, idle)
+	}
+	m.SetIdentity("Quectel", "BG95-M3", "OTHER", modemsim.DefaultIMEI)
+	m.PutFile("UFS:other", []byte("x"))
+	m.Load(st)
+	if got := m.Revision(); got != modemsim.DefaultRevision {
+		t.Errorf("Revision after Load = %q", got)
+	}
+	if _, ok := m.File("UFS:other"); ok {
+		t.Error("a file stored after Save survives Load")
+	}
+	if b, _ := m.File(modemsim.QuectelFile); string(b) != "part" {
+		t.Errorf("file after Load = %q", b)
+	}
+}
