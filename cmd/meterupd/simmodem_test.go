@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"meterupd/agent"
 	"meterupd/boards/modem/modemsim"
 	"meterupd/boards/sim"
+	"meterupd/internal/realtool"
 	"meterupd/manifest"
 )
 
@@ -140,5 +142,45 @@ func TestSimModemUsage(t *testing.T) {
 	defer b.Close()
 	if fw := b.ModemFirmware(); fw != nil {
 		t.Errorf("no port: hw.ModemFirmware %T", fw)
+	}
+}
+
+// TestDemoModemScript runs make demo's story 7 (scripts/demo-modem.sh) on
+// freshly built binaries: the module's firmware before, after the first
+// package, and back after the second, as the script shows them.
+func TestDemoModemScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binaries")
+	}
+	bash := realtool.Need(t, "bash", "bash")
+	sc := realtool.Need(t, "shellcheck", "shellcheck")
+	if out, err := exec.Command(sc, "../../scripts/demo-modem.sh").CombinedOutput(); err != nil {
+		t.Errorf("shellcheck: %v\n%s", err, out)
+	}
+	bin := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bin, "meterupd/cmd/meterupd", "meterupd/cmd/meterpkg").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bash, "../../scripts/demo-modem.sh", bin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo-modem.sh: %v\n%s", err, out)
+	}
+	text := string(out)
+	const a03, a04 = "BG95M3LAR02A03", "BG95M3LAR02A04_01.200.01.200"
+	for _, want := range []string{
+		"modem firmware: " + a03,
+		"last result: committed, running version 2.0 in slot B",
+		"install ok (modem " + a04 + " installed)",
+		"last result: rolled-back, running version 2.0 in slot B",
+		"restore ok (rolled back to " + a04 + ")",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the story lacks %q:\n%s", want, text)
+		}
+	}
+	if i, j := strings.Index(text, "modem firmware: "+a03), strings.LastIndex(text, "modem firmware: "+a04); i < 0 || j < i {
+		t.Errorf("the module's firmware is not shown old, then new")
 	}
 }
