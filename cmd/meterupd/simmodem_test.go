@@ -68,23 +68,34 @@ func modemImage(to string) []byte {
 }
 
 // TestSimModemSystemAndModemPackage is make demo's story 7 as a test: a
-// node with a simulated Quectel module installs one signed package with
-// a system set and the module's firmware; status shows the module's
-// firmware before and after.
+// node with a simulated module (Quectel, u-blox) installs one signed
+// package with a system set and the module's firmware; status shows the
+// module's firmware before and after.
 func TestSimModemSystemAndModemPackage(t *testing.T) {
+	for _, tc := range []struct{ dialect, from, to string }{
+		{"quectel", modemsim.DefaultRevision, "BG95M3LAR02A04_01.200.01.200"},
+		{"ublox", modemsim.UBloxRevision, "L0.0.00.00.05.12"},
+	} {
+		t.Run(tc.dialect, func(t *testing.T) {
+			t.Parallel()
+			simModemPackage(t, tc.dialect, tc.from, tc.to)
+		})
+	}
+}
+
+func simModemPackage(t *testing.T, dialect, from, to string) {
 	key, err := manifest.GenerateKey("ed25519")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := pkgNode(t, key.Public())
-	simulateModem(t, dir, "quectel")
-	if st := status(t, dir); st.Components["modem"] != modemsim.DefaultRevision {
-		t.Fatalf("status before: components %v, want modem %s", st.Components, modemsim.DefaultRevision)
+	simulateModem(t, dir, dialect)
+	if st := status(t, dir); st.Components["modem"] != from {
+		t.Fatalf("status before: components %v, want modem %s", st.Components, from)
 	}
-	if out := mustMU(t, dir, "status"); !strings.Contains(out, "modem firmware: "+modemsim.DefaultRevision) {
+	if out := mustMU(t, dir, "status"); !strings.Contains(out, "modem firmware: "+from) {
 		t.Errorf("status text before lacks the module's firmware:\n%s", out)
 	}
-	const to = "BG95M3LAR02A04_01.200.01.200"
 	items, payloads := chainItems(t)
 	sys := items[0]
 	sys.Prereqs = []manifest.Prereq{{Item: "bg95"}}
