@@ -43,6 +43,14 @@ settle() {
     awk '{ t = $0; sub(/^#[0-9]+ /, "", t); if (t != last) print "    " $0; last = t }'
   : >"$work/events.log"
 }
+# journal_steps: the journal's records where the package's components
+# moved on (every step of the module's update is journalled first).
+journal_steps() {
+  printf '\n  $ meterupd journal   (the records where the components moved on)\n'
+  mu journal | awk '{ c = ""; if (match($0, /; components [^;]*/)) c = substr($0, RSTART, RLENGTH);
+    k = c; if (match($0, /; modem .*/)) k = k substr($0, RSTART, RLENGTH);
+    if (c != "" && k != last) { sub(/ area [0-9]+ \+[0-9]+:/, ""); print "    " $0 } last = k }' | sed 's/primary [A-F]; [^;]*; //' | tail -n 14
+}
 cd "$work"
 
 say "Story 7 — one package updates the system set and the radio module together."
@@ -89,6 +97,7 @@ mp build spec.json -o system-and-modem.pkg --key release.key.pem | sed 's/^/    
 step install system-and-modem.pkg
 settle
 status_lines
+journal_steps
 
 say "A package the meter does not keep: the module goes back with the maker's file back."
 echo "  System set 3.0 has broken metrology; it needs module firmware A05. The maker ships the DFOTA file"
@@ -116,3 +125,4 @@ echo "  On trial, 3.0 fails its health check: the node goes back to 2.0 in B, an
 echo "  back to A04 with the revert file (journalled step by step, like the update) before it reports."
 settle
 status_lines
+journal_steps

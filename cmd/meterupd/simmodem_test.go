@@ -186,6 +186,8 @@ func TestDemoModemScript(t *testing.T) {
 		"install ok (modem " + a04 + " installed)",
 		"last result: rolled-back, running version 2.0 in slot B",
 		"restore ok (rolled back to " + a04 + ")",
+		"components pkg-2 (undo) bg95-a05=reverting:started",
+		"components pkg-2 (undo) bg95-a05=rolled-back; last rolled-back 2.0; modem " + a04,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the story lacks %q:\n%s", want, text)
