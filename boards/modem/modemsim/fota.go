@@ -200,6 +200,17 @@ func (m *Modem) newPort() bool {
 		return false
 	}
 	m.wmu.Lock()
+	select {
+	case <-m.done:
+		// Close came while the port was away: it closed the old master
+		// (Close closes done before it takes wmu); a new one would never
+		// be closed, and serve would wait on it for ever.
+		m.wmu.Unlock()
+		master.Close()
+		closeFD(fd)
+		return false
+	default:
+	}
 	old := m.slaveFD
 	m.master, m.in, m.slaveFD = master, &byteReader{f: master}, fd
 	m.wmu.Unlock()
