@@ -86,3 +86,24 @@ func TestSaveLoad(t *testing.T) {
 		t.Errorf("file after Load = %q", b)
 	}
 }
+
+// Close returns whenever it comes, also while the module's port is away
+// after a power cut (it once could leave the module waiting on the port
+// it opened next, for ever).
+func TestCloseWhilePortAway(t *testing.T) {
+	for i := range 40 {
+		m, err := modemsim.Start(modemsim.Options{Dialect: modemsim.Quectel, Dir: t.TempDir()})
+		if err != nil {
+			t.Skipf("no pseudo-terminal: %v", err) // TestStartAsProgram tells CI apart
+		}
+		m.PowerCut()
+		time.Sleep(time.Duration(i*2) * time.Millisecond) // across the module's 50 ms off time
+		done := make(chan struct{})
+		go func() { m.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Close %d ms after a power cut does not return", i*2)
+		}
+	}
+}
