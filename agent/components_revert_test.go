@@ -269,3 +269,61 @@ func TestPackageModemRevertPowerCut(t *testing.T) {
 		}
 	}
 }
+
+// A power cut right after each journalled step of a revert that a later
+// item's failure began (before the system set): the next start resumes
+// it, then abandons the package with the module back.
+func TestPackageModemRevertLaterItemFailsPowerCut(t *testing.T) {
+	d := componentDialects[0]
+	for _, phase := range []hw.ModemPhase{hw.ModemNew, hw.ModemUploading, hw.ModemUploaded, hw.ModemStarted, hw.ModemConfirming, hw.ModemDone} {
+		name := string(phase)
+		if name == "" {
+			name = "undo"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			n := newComponentNode(t, d)
+			n.withRevert(t, d.from, false)
+			if err := os.RemoveAll(n.files); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			n.sim.OnPowerCut(cancel)
+			cut := false
+			a, done := n.open(t, func(r *agent.Record) {
+				c := r.Comp
+				if cut || c == nil || c.Undo == nil {
+					return
+				}
+				rv := c.Items[0].Revert
+				if phase == hw.ModemNew && rv.Step == nil || phase != hw.ModemNew && rv.Step != nil && rv.Step.Phase == phase {
+					cut = true
+					n.sim.PowerCut()
+				}
+			})
+			err := a.InstallPackage(ctx, bytes.NewReader(n.pkg), false)
+			done()
+			if !cut {
+				t.Fatalf("no record with the revert at %q (install: %v)", name, err)
+			}
+			a, done = n.open(t, nil)
+			defer done()
+			// After the last step (done) the cut ends no journal write:
+			// the package was abandoned before the start.
+			if err := a.Start(context.Background()); err != nil && !errors.Is(err, agent.ErrAbandoned) {
+				t.Fatalf("Start after the cut = %v, want ErrAbandoned", err)
+			}
+			if got := n.sim.Revision(); got != d.from {
+				t.Errorf("module runs %q, want %q again", got, d.from)
+			}
+			rec := a.Record()
+			if rec.Comp != nil || rec.ModemVersion != d.from || rec.Last == nil || rec.Last.Code != agent.Abandoned {
+				t.Errorf("journal: components %+v, modem %q, last %+v", rec.Comp, rec.ModemVersion, rec.Last)
+			}
+			if det := itemDetails(rec.Last); det["modem"] != "rolled back to "+d.from || det["tariff.cfg"] == "" {
+				t.Errorf("per-item report %q", det)
+			}
+		})
+	}
+}
