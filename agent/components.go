@@ -703,7 +703,11 @@ func (a *Agent) acceptComponents(ctx context.Context, m *manifest.Manifest, id s
 			Payload: stored[s.Index], Size: int64(s.Item.Size)}
 		if ri := revertIndex(m, s.Item); ri >= 0 {
 			rv := m.Items[ri]
-			it.Revert = &ModemRevert{ID: rv.ID, Version: rv.To, Payload: stored[ri], Size: int64(rv.Size)}
+			if p, ok := stored[ri]; ok {
+				it.Revert = &ModemRevert{ID: rv.ID, Version: rv.To, Payload: p, Size: int64(rv.Size)}
+			} else {
+				a.log.Warn("the package came without the modem item's revert file", slog.String("item", s.Item.ID), slog.String("revert", rv.ID))
+			}
 		}
 		c.Items = append(c.Items, it)
 	}

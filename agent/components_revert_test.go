@@ -13,6 +13,7 @@ import (
 	"meterupd/boards/hw"
 	"meterupd/boards/modem/modemtest"
 	"meterupd/boards/sim"
+	"meterupd/pkgbuild"
 )
 
 // Rolling the module back where it can be (issue 15): the modem item
@@ -325,5 +326,37 @@ func TestPackageModemRevertLaterItemFailsPowerCut(t *testing.T) {
 				t.Errorf("per-item report %q", det)
 			}
 		})
+	}
+}
+
+// A package tailored without the revert file (a head-end sends each node
+// only its install path) installs; the module then keeps its firmware
+// when the package does not stay, and the report says so.
+func TestPackageModemRevertFileLeftOut(t *testing.T) {
+	n := newComponentNode(t, componentDialects[0])
+	n.withRevert(t, n.d.from, false)
+	p, err := pkgbuild.Read(bytes.NewReader(n.pkg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tailored bytes.Buffer
+	if err := p.Tailor(&tailored, map[string]bool{"sys.img": true, "modem.bin": true, "tariff.cfg": true}); err != nil {
+		t.Fatal(err)
+	}
+	a, done := n.open(t, nil)
+	defer done()
+	if err := a.InstallPackage(context.Background(), &tailored, false); err != nil {
+		t.Fatalf("InstallPackage(without the revert file) = %v", err)
+	}
+	n.checkInstalled(t, a)
+	if err := a.Rollback(context.Background(), "operator"); err != nil {
+		t.Fatalf("Rollback = %v", err)
+	}
+	want := "NEW-" + n.d.name
+	if got := n.sim.Revision(); got != want {
+		t.Errorf("module runs %q, want %q (kept)", got, want)
+	}
+	if d := itemDetails(a.Record().Last); !strings.Contains(d["modem"], "keeps "+want+": the package has no file to take it back") {
+		t.Errorf("per-item report %q", d)
 	}
 }
