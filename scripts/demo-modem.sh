@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make demo, story 7: one signed package updates the system set and the
-# radio module together. A simulated Quectel BG95 (`meterupd sim modem
+# make demo, the radio module's story: one signed package updates the
+# system set and the radio module together. A simulated Quectel BG95 (`meterupd sim modem
 # --simulate quectel`) runs on a pseudo-terminal as the meter's module;
 # the daemon installs the module's firmware over its AT port (DFOTA),
 # then the system set, which boots on trial and is committed.
@@ -53,7 +53,7 @@ journal_steps() {
 }
 cd "$work"
 
-say "Story 7 — one package updates the system set and the radio module together."
+say "The radio module's story — one package updates the system set and the radio module together."
 mp keygen --alg ed25519 release >/dev/null
 printf '\n  $ meterupd sim init meter3 --version 1.0 --keys release.pub.pem\n'
 mu sim init "$node" --version 1.0 --image-size $((1 << 20)) --keys release.pub.pem >/dev/null

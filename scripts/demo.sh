@@ -250,4 +250,4 @@ type_line "status" status 2
 type_line "logout" logout
 exec 3>&-
 stop_daemon
-bash "$(cd "$OLDPWD" && cd "$(dirname "$0")" && pwd)/demo-modem.sh" "$bin" # story 7: the system set and the radio module together
+bash "$(cd "$OLDPWD" && cd "$(dirname "$0")" && pwd)/demo-modem.sh" "$bin" # the radio module's story: the system set and the module together

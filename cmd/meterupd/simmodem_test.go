@@ -67,7 +67,7 @@ func modemImage(to string) []byte {
 	return b
 }
 
-// TestSimModemSystemAndModemPackage is make demo's story 7 as a test: a
+// TestSimModemSystemAndModemPackage is make demo's radio module story as a test: a
 // node with a simulated module (Quectel, u-blox) installs one signed
 // package with a system set and the module's firmware; status shows the
 // module's firmware before and after.
@@ -156,7 +156,7 @@ func TestSimModemUsage(t *testing.T) {
 	}
 }
 
-// TestDemoModemScript runs make demo's story 7 (scripts/demo-modem.sh) on
+// TestDemoModemScript runs make demo's radio module story (scripts/demo-modem.sh) on
 // freshly built binaries: the module's firmware before, after the first
 // package, and back after the second, as the script shows them.
 func TestDemoModemScript(t *testing.T) {
