@@ -289,14 +289,7 @@ func TestDowngradeWithoutFlagIsRefused(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "node")
 	commitToB(t, dir) // 2.0.0 runs in B
-	key, err := manifest.GenerateKey("ed25519")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := manifest.NewKeyring(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, kr := releaseKey(t)
 	old := sim.Image(256<<10, "1.5.0")
 	d := sha256.Sum256(old)
 	m := &manifest.Manifest{Schema: 1, Sequence: 5, Items: []manifest.Item{{

@@ -32,6 +32,28 @@ type Identity struct {
 	Variant    string   `json:"variant,omitempty"`
 	Functions  []string `json:"functions,omitempty"` // enabled functionalities
 	Present    []string `json:"present,omitempty"`   // modules present
+	// DeltaFormats are the node-format delta versions this node
+	// advertises in its update request and selects delta items by
+	// (delta.ItemFormats); versions this build does not apply are left
+	// out (none left: version 1 alone, as a node without the field).
+	// Empty: every version it applies (delta.NodeFormats). Set it to
+	// hold a node on an older format (or to play an older node in a
+	// lab).
+	DeltaFormats []int `json:"delta_formats,omitempty"`
+}
+
+// deltaFormats are the node-format versions this node advertises.
+func (id Identity) deltaFormats() []int {
+	if len(id.DeltaFormats) == 0 {
+		return delta.NodeFormats
+	}
+	var out []int
+	for _, v := range id.DeltaFormats {
+		if slices.Contains(delta.NodeFormats, v) && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // ErrNoKeys is returned when a signed package arrives at a node without a
@@ -60,7 +82,8 @@ func (a *Agent) Facts() (validate.Facts, hw.Slot, error) {
 	}
 	f := validate.Facts{VendorID: id.VendorID, ClassID: id.ClassID, DeviceType: id.DeviceType, Hardware: id.Hardware,
 		Variant: id.Variant, Functions: id.Functions, Present: id.Present,
-		Installed: map[manifest.Component]string{}, Digests: map[manifest.Component][]byte{}}
+		Installed: map[manifest.Component]string{}, Digests: map[manifest.Component][]byte{},
+		DeltaFormats: delta.ItemFormats(id.deltaFormats())}
 	if p, err := a.b.Power().Source(); err == nil {
 		f.Power = p
 	}
@@ -85,7 +108,7 @@ func (a *Agent) Request(m *manifest.Manifest) (manifest.Request, error) {
 		return manifest.Request{}, err
 	}
 	r := manifest.NewRequest(f.Node(), a.rec.Floor, m)
-	r.DeltaFormats = delta.NodeFormats
+	r.DeltaFormats = a.opt.Identity.deltaFormats()
 	return r, nil
 }
 

@@ -35,3 +35,17 @@ func signPackage(t testing.TB, key crypto.Signer, m *manifest.Manifest, payloads
 	}
 	return buf.Bytes()
 }
+
+// releaseKey is a fresh signing key and the keyring that trusts it.
+func releaseKey(t testing.TB) (crypto.Signer, *manifest.Keyring) {
+	t.Helper()
+	key, err := manifest.GenerateKey("ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := manifest.NewKeyring(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, kr
+}

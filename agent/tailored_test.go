@@ -19,20 +19,13 @@ import (
 // installs from it; a package that leaves out a payload the node needs is
 // refused and changes nothing.
 func TestTailoredPackage(t *testing.T) {
-	key, err := manifest.GenerateKey("ed25519")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := manifest.NewKeyring(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, kr := releaseKey(t)
 	img := sim.Image(256<<10, "3.0.0")
 	other := []byte("a payload for another group of meters")
 	d, od := sha256.Sum256(img), sha256.Sum256(other)
 	src := sha256.Sum256([]byte("1.0.0"))
 	m := &manifest.Manifest{Schema: 1, Sequence: 5, Items: []manifest.Item{
-		{ID: "other", Component: manifest.ComponentSystem, Kind: manifest.KindDelta, Format: "bsdiff", From: "1.9.0", To: "3.0.0",
+		{ID: "other", Component: manifest.ComponentSystem, Kind: manifest.KindDelta, Format: "bsdiff40", From: "1.9.0", To: "3.0.0",
 			Payload: "other.delta", Size: uint64(len(other)), Digest: od[:], SourceDigest: src[:], TargetDigest: d[:], TargetSize: uint64(len(img))},
 		{ID: "sys-3.0.0", Component: manifest.ComponentSystem, Kind: manifest.KindFull, To: "3.0.0",
 			Payload: "sys-3.0.0.img", Size: uint64(len(img)), Digest: d[:], TargetDigest: d[:], TargetSize: uint64(len(img))},

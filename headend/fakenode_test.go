@@ -13,6 +13,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"meterupd/delta"
 	"meterupd/manifest"
 	"meterupd/shadow"
 )
@@ -29,7 +30,8 @@ type fakeNode struct {
 	id       string
 	next     string // the version a job takes it to
 	fail     bool
-	fetch    bool // fetch and check a URL package (withFetch)
+	fetch    bool  // fetch and check a URL package (withFetch)
+	formats  []int // the delta formats its requests advertise (withDeltaFormats)
 	c        paho.Client
 	mu       sync.Mutex
 	gate     shadow.Gate
@@ -46,9 +48,14 @@ type fakeNode struct {
 // failed fetch ends the job with result 5 or 7.
 func withFetch(n *fakeNode) { n.fetch = true }
 
+// withDeltaFormats makes the node's requests advertise the node-format
+// versions vs instead of every one this build applies; none: a node from
+// before the field.
+func withDeltaFormats(vs ...int) func(*fakeNode) { return func(n *fakeNode) { n.formats = vs } }
+
 func startFakeNode(t testing.TB, broker, id, version, next string, fail bool, options ...func(*fakeNode)) *fakeNode {
 	t.Helper()
-	n := &fakeNode{t: t, id: id, next: next, fail: fail, version: version, acted: map[string]int{}}
+	n := &fakeNode{t: t, id: id, next: next, fail: fail, version: version, acted: map[string]int{}, formats: delta.NodeFormats}
 	for _, o := range options {
 		o(n)
 	}
@@ -87,7 +94,8 @@ func (n *fakeNode) onDelta(_ paho.Client, m paho.Message) {
 	job := d.Desired.Job
 	if d.Desired.Manifest != nil && d.Desired.Package == nil && !d.Desired.Cancel {
 		// The request flow: the node's characteristics for the manifest.
-		req := manifest.Request{DeviceType: "em300", Hardware: 1, Versions: map[string]string{"system": n.version}, Schemas: manifest.Schemas}
+		req := manifest.Request{DeviceType: "em300", Hardware: 1, Versions: map[string]string{"system": n.version}, Schemas: manifest.Schemas,
+			DeltaFormats: n.formats}
 		n.mu.Unlock()
 		b, _ := json.Marshal(map[string]any{"job": job, "request": req})
 		n.c.Publish("state/"+n.id+"/request", 1, false, b)

@@ -39,7 +39,12 @@ func Open(ctx context.Context, dsn string, now func() time.Time) (Store, error) 
 	} else {
 		// WAL and a busy timeout: the HTTP handlers read while the replica
 		// writes. One connection: SQLite has one writer anyway.
-		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+		// Transactions take the write lock when they begin (_txlock=
+		// immediate), waiting the busy timeout for it: a deferred one that
+		// reads first and writes second fails at once with "database is
+		// locked" when another process (`headend serve`, while an
+		// operator's command opens the file) wrote in between.
+		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
 		if err == nil {
 			s.db.SetMaxOpenConns(1)
 		}

@@ -11,8 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
+	"meterupd/delta"
 	"meterupd/internal/atomicfile"
 	"meterupd/manifest"
 	"meterupd/pkgbuild"
@@ -25,9 +27,14 @@ import (
 // state/<id>/request with its characteristics ({"job", "request":
 // manifest.Request}); the head-end answers with the package tailored for
 // the node's group — device type, installed version of the manifest's
-// component, hardware revision: the same signed manifest, with only the
-// payloads of the cheapest route from that version (pkgbuild.RepackManifest
-// picks them, pkgbuild.Package.Tailor writes them). No release key is
+// component, hardware revision, and the delta formats its request
+// advertises (manifest.Request.DeltaFormats; none: version 1 of the node
+// format alone, a node from before the field): the same signed manifest,
+// with only the payloads of the cheapest route from that version among
+// the deltas the node applies (pkgbuild.RepackManifest picks them,
+// pkgbuild.Package.Tailor writes them). The node selects among the same
+// items (delta.ItemFormats on both sides), so it picks the route whose
+// payloads it is sent. No release key is
 // needed online. Tailored packages are cached in the package directory and
 // the store, one per group.
 type Tailor struct {
@@ -100,7 +107,8 @@ func (tl *Tailor) Package(ctx context.Context, st Store, pk *Packages, c Campaig
 	found := false
 	for _, it := range m.Items {
 		if v, ok := req.Versions[it.Component.String()]; ok {
-			g = pkgbuild.Group{DeviceType: req.DeviceType, Component: it.Component, From: v, Hardware: int64(req.Hardware)}
+			g = pkgbuild.Group{DeviceType: req.DeviceType, Component: it.Component, From: v, Hardware: int64(req.Hardware),
+				DeltaFormats: delta.ItemFormats(req.DeltaFormats)}
 			found = true
 			break
 		}
@@ -108,7 +116,10 @@ func (tl *Tailor) Package(ctx context.Context, st Store, pk *Packages, c Campaig
 	if !found {
 		return Package{}, fmt.Errorf("%w: the node has none of the package's components installed", manifest.ErrNotForDevice)
 	}
-	key := fmt.Sprintf("%s|%s|%s|%s|%d", src.SHA256, g.DeviceType, g.Component, g.From, g.Hardware)
+	// The group: its device type, version, hardware revision and the
+	// delta formats it applies (two nodes on one version that read
+	// different formats get different packages).
+	key := fmt.Sprintf("%s|%s|%s|%s|%d|%s", src.SHA256, g.DeviceType, g.Component, g.From, g.Hardware, strings.Join(g.DeltaFormats, ","))
 	l := tl.lock(key)
 	l.Lock()
 	defer l.Unlock()
@@ -182,6 +193,15 @@ func (m *Campaigns) OnRequest(ctx context.Context, node, job string, req manifes
 	p, err := m.Tailor.Package(ctx, m.Store, m.Packages, c, req)
 	if err != nil {
 		log.Warn("no package for the request", slog.String("job", c.ID), slog.Any("err", err))
+		if errors.Is(err, ErrNotReadable) || errors.Is(err, manifest.ErrNotForDevice) || errors.Is(err, manifest.ErrGap) {
+			// Nothing in the release serves this node (a schema it does
+			// not read, no item for it, no route in a delta format it
+			// applies): it counts as failed, "not applicable", at once
+			// instead of holding its wave until the timeout.
+			if _, err := m.Store.MoveTarget(ctx, c.ID, node, TargetSent, TargetFailed, shadow.ResultNotApplicable, m.Now()); err != nil {
+				log.Error("target not moved", slog.Any("err", err))
+			}
+		}
 		return
 	}
 	want := shadow.Desired{Job: c.ID, Activate: c.Activate, Package: m.packageRef(c, p)}

@@ -3,6 +3,7 @@ package manifest
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // NodeInfo is what the node knows about itself for item selection.
@@ -15,6 +16,13 @@ type NodeInfo struct {
 	// Installed maps each component to its installed version; a missing
 	// component is not installed.
 	Installed map[Component]string
+	// DeltaFormats are the formats (Item.Format) of the delta items the
+	// node applies; a delta item in another format does not apply to it.
+	// nil: every format (the node's plan is not narrowed). A head-end
+	// tailoring a package for a node fills it from the node's update
+	// request, as the node does from its own build, so both pick the
+	// same route (delta.ItemFormats).
+	DeltaFormats []string
 }
 
 // Step is one hop of the install plan.
@@ -44,7 +52,9 @@ func (p Plan) Streamable() bool {
 }
 
 // Applies reports whether the item is meant for the node's device type,
-// hardware revision and variant.
+// hardware revision and variant, and, for a delta, whether the node
+// applies its format (NodeInfo.DeltaFormats; an item naming no format is
+// not narrowed).
 func (it *Item) Applies(node NodeInfo) bool {
 	if len(it.DeviceTypes) > 0 && !slices.Contains(it.DeviceTypes, node.DeviceType) {
 		return false
@@ -54,6 +64,10 @@ func (it *Item) Applies(node NodeInfo) bool {
 		return false
 	}
 	if len(h.Variants) > 0 && !slices.Contains(h.Variants, node.Variant) {
+		return false
+	}
+	if it.Kind == KindDelta && node.DeltaFormats != nil && it.Format != "" &&
+		!slices.ContainsFunc(node.DeltaFormats, func(f string) bool { return strings.EqualFold(f, it.Format) }) {
 		return false
 	}
 	return true

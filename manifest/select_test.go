@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -219,5 +220,54 @@ func TestSelectItemPrerequisite(t *testing.T) {
 	m.Items[1].Prereqs = []Prereq{{Item: "nope"}}
 	if _, err := Encode(m); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Encode(dangling item prerequisite) = %v, want ErrInvalid", err)
+	}
+}
+
+// TestSelectDeltaFormats: a node selects only delta items in a format it
+// applies (NodeInfo.DeltaFormats): the cheaper version-2 skip delta for a
+// node that reads it, the version-1 one or the full image for a node that
+// does not, and nothing for a node that reads none of the formats.
+func TestSelectDeltaFormats(t *testing.T) {
+	full := Item{ID: "sys-3-full", Component: ComponentSystem, Kind: KindFull, To: "3.0", Payload: "sys-3.0.img",
+		Size: 1000, Digest: make([]byte, 32), TargetDigest: make([]byte, 32), TargetSize: 1000}
+	withV1 := func(withFull bool) *Manifest {
+		m, _ := threeItems()
+		m.Items = m.Items[2:] // the 1→3 skip delta, 200 bytes
+		m.Items[0].Format = "node"
+		v1 := m.Items[0]
+		v1.ID, v1.Format, v1.Payload, v1.Size = "sys-1-3-v1", "node1", "sys-1.0-3.0.v1", 300
+		m.Items = append(m.Items, v1)
+		if withFull {
+			m.Items = append(m.Items, full)
+		}
+		return m
+	}
+	onlyV2 := withV1(true)
+	onlyV2.Items = slices.Delete(onlyV2.Items, 1, 2)
+	for _, tc := range []struct {
+		name    string
+		m       *Manifest
+		formats []string
+		want    []string
+		err     error
+	}{
+		{"any format: the cheapest", withV1(true), nil, []string{"sys-1-3"}, nil},
+		{"reads both: the cheapest", withV1(true), []string{"bsdiff40", "bsdiff43", "node1", "node"}, []string{"sys-1-3"}, nil},
+		{"names match in any case", withV1(true), []string{"NODE"}, []string{"sys-1-3"}, nil},
+		{"reads version 1: the version-1 delta", withV1(true), []string{"bsdiff40", "bsdiff43", "node1"}, []string{"sys-1-3-v1"}, nil},
+		{"reads version 1, no v1 delta: the full image", onlyV2, []string{"bsdiff40", "bsdiff43", "node1"}, []string{"sys-3-full"}, nil},
+		{"reads no node format, no full image: no route", withV1(false), []string{"bsdiff40"}, nil, ErrNotForDevice},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := node("1.0")
+			n.DeltaFormats = tc.formats
+			plan, err := tc.m.Select(n)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("Select = %v, want %v", err, tc.err)
+			}
+			if diff := cmp.Diff(tc.want, ids(plan)); diff != "" {
+				t.Errorf("Select(formats %v) steps (-want +got):\n%s", tc.formats, diff)
+			}
+		})
 	}
 }

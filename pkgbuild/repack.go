@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"fmt"
 	"io"
+	"strings"
 
 	"meterupd/internal/atomicfile"
 	"meterupd/manifest"
@@ -15,16 +16,23 @@ type Group struct {
 	Component  manifest.Component // whose installed version is From
 	From       string             // installed version of Component
 	Hardware   int64              // hardware revision; < 0: any hardware of the group
+	// DeltaFormats are the delta item formats the group's nodes apply
+	// (delta.ItemFormats of the node-format versions their update
+	// requests advertise); a delta in another format is not picked, so an
+	// old node gets a delta in its format or a full image. nil: any.
+	DeltaFormats []string
 }
 
 // RepackManifest keeps the items group g needs: the cheapest route for
-// g's component, and the items of other components that apply to the
-// device type. Key updates and targets are kept. m is not changed. A
-// result with neither items nor key updates is refused
-// (manifest.ErrNotForDevice); no route is manifest.ErrGap.
+// g's component among the items in a format the group applies, and the
+// items of other components that apply to the device type. Key updates
+// and targets are kept. m is not changed. A result with neither items nor
+// key updates is refused (manifest.ErrNotForDevice); no route is
+// manifest.ErrGap.
 func RepackManifest(m *manifest.Manifest, g Group) (*manifest.Manifest, error) {
 	c := g.Component
-	node := manifest.NodeInfo{VendorID: m.VendorID, ClassID: m.ClassID, DeviceType: g.DeviceType, Installed: map[manifest.Component]string{c: g.From}}
+	node := manifest.NodeInfo{VendorID: m.VendorID, ClassID: m.ClassID, DeviceType: g.DeviceType,
+		Installed: map[manifest.Component]string{c: g.From}, DeltaFormats: g.DeltaFormats}
 	probe := *m
 	probe.Items = nil
 	var orig []int // probe item index → m item index
@@ -45,6 +53,9 @@ func RepackManifest(m *manifest.Manifest, g Group) (*manifest.Manifest, error) {
 	if len(probe.Items) > 0 {
 		plan, err := probe.Select(node)
 		if err != nil {
+			if g.DeltaFormats != nil {
+				return nil, fmt.Errorf("%w (the group applies the delta formats %s)", err, strings.Join(g.DeltaFormats, ", "))
+			}
 			return nil, err
 		}
 		for _, s := range plan.Steps {

@@ -239,6 +239,13 @@ func buildItem(d, si SpecItem, rel func(string) string, where string) (builtItem
 			it.Format = delta.FormatNode.String()
 		}
 	}
+	if it.Kind == manifest.KindDelta {
+		// A node selects deltas by this name (manifest.NodeInfo.DeltaFormats):
+		// only names it knows.
+		if _, err := delta.ParseFormat(it.Format); err != nil {
+			return builtItem{}, fmt.Errorf("%s: %w", where, err)
+		}
+	}
 	b := builtItem{file: rel(si.PayloadFile)}
 	// Target image: digest and size.
 	switch {

@@ -39,12 +39,15 @@ type Facts struct {
 	Present    []string                      `json:"present,omitempty"`   // modules present besides installed components
 	Functions  []string                      `json:"functions,omitempty"` // enabled functionalities
 	Digests    map[manifest.Component][]byte `json:"digests,omitempty"`   // SHA-256 of each component's current image
+	// DeltaFormats are the delta item formats the node applies
+	// (manifest.NodeInfo.DeltaFormats); nil: any.
+	DeltaFormats []string `json:"delta_formats,omitempty"`
 }
 
 // Node returns the facts item selection needs (manifest.Select).
 func (f Facts) Node() manifest.NodeInfo {
 	return manifest.NodeInfo{VendorID: f.VendorID, ClassID: f.ClassID, DeviceType: f.DeviceType,
-		Hardware: f.Hardware, Variant: f.Variant, Installed: f.Installed}
+		Hardware: f.Hardware, Variant: f.Variant, Installed: f.Installed, DeltaFormats: f.DeltaFormats}
 }
 
 // Level is a compliance level.

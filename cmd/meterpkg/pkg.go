@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"meterupd/delta"
 	"meterupd/manifest"
 	"meterupd/pkgbuild"
 )
@@ -27,7 +28,7 @@ func init() {
 	register(&command{name: "sign", usage: "--key KEY.pem IN OUT: sign (or re-sign) a package's manifest", run: runSign})
 	register(&command{name: "inspect", usage: "PACKAGE [--json]: show the manifest (signature not checked)", run: runInspect})
 	register(&command{name: "verify", usage: "--key PUB.pem [--key ...] PACKAGE: check signature, sequence and every payload", run: runVerify})
-	register(&command{name: "repack", usage: "PACKAGE --device-type T --from-version V --key KEY.pem -o OUT: keep only the items a group of nodes needs, re-sign", run: runRepack})
+	register(&command{name: "repack", usage: "PACKAGE --device-type T --from-version V --key KEY.pem -o OUT [--delta-formats 1,2]: keep only the items a group of nodes needs, re-sign", run: runRepack})
 }
 
 // parseFlags parses fs from args, allowing flags and positional arguments
@@ -254,13 +255,22 @@ func runRepack(_ context.Context, args []string, stdout, _ io.Writer) error {
 	var trust multiFlag
 	fs.Var(&trust, "verify-key", "verify the input against this public key first (repeatable)")
 	seq := fs.Uint64("sequence", 0, "new sequence number (default: the input's)")
+	formats := fs.String("delta-formats", "", "node-format delta versions the group applies, as its update requests advertise them (e.g. 1 or 1,2; default: any)")
 	out := fs.String("o", "", "output package")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 || *devType == "" || *fromVer == "" || *keyPath == "" || *out == "" {
-		return usageError{"usage: meterpkg repack PACKAGE --device-type T --from-version V --key KEY.pem -o OUT [--component C] [--hardware N] [--verify-key PUB.pem] [--sequence N]"}
+		return usageError{"usage: meterpkg repack PACKAGE --device-type T --from-version V --key KEY.pem -o OUT [--component C] [--hardware N] [--delta-formats 1,2] [--verify-key PUB.pem] [--sequence N]"}
+	}
+	g := pkgbuild.Group{DeviceType: *devType, From: *fromVer, Hardware: *hwRev}
+	if *formats != "" {
+		vs, err := delta.ParseVersions(*formats)
+		if err != nil {
+			return usageError{"--delta-formats: " + err.Error()}
+		}
+		g.DeltaFormats = delta.ItemFormats(vs)
 	}
 	c, err := manifest.ParseComponent(*comp)
 	if err != nil {
@@ -276,7 +286,8 @@ func runRepack(_ context.Context, args []string, stdout, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r, err := pkgbuild.RepackFile(pos[0], *out, pkgbuild.Group{DeviceType: *devType, Component: c, From: *fromVer, Hardware: *hwRev}, *seq, signer, ring)
+	g.Component = c
+	r, err := pkgbuild.RepackFile(pos[0], *out, g, *seq, signer, ring)
 	if err != nil {
 		return err
 	}

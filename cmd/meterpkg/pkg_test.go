@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -210,6 +211,24 @@ func TestRepack(t *testing.T) {
 	}
 	if _, err := meterpkg(t, "repack", pkg, "--device-type", "em300", "--from-version", "1.0", "--key", edKey, "--verify-key", p256Pub, "-o", filepath.Join(dir, "x.pkg")); !errors.Is(err, manifest.ErrUnknownKey) {
 		t.Errorf("repack of a package the verify key did not sign = %v, want ErrUnknownKey", err)
+	}
+	// The package's deltas are in the newest node format: a group that
+	// advertises every version keeps the skip delta; a version-1 group has
+	// no route (no version-1 delta, no full image) and gets nothing.
+	var all []string
+	for _, v := range delta.NodeFormats {
+		all = append(all, strconv.Itoa(v))
+	}
+	out := filepath.Join(dir, "new.pkg")
+	mustRun(t, "repack", pkg, "--device-type", "em310", "--from-version", "1.0", "--delta-formats", strings.Join(all, ","), "--key", edKey, "-o", out)
+	if m, _ := payloads(t, out, edPub); len(m.Items) != 1 || m.Items[0].ID != "sys-1-3" {
+		t.Errorf("repack --delta-formats %s kept %+v, want sys-1-3", strings.Join(all, ","), m.Items)
+	}
+	if _, err := meterpkg(t, "repack", pkg, "--device-type", "em310", "--from-version", "1.0", "--delta-formats", "1", "--key", edKey, "-o", filepath.Join(dir, "x.pkg")); !errors.Is(err, manifest.ErrNotForDevice) {
+		t.Errorf("repack of version-2 deltas for a version-1 group = %v, want ErrNotForDevice", err)
+	}
+	if _, err := meterpkg(t, "repack", pkg, "--device-type", "em310", "--from-version", "1.0", "--delta-formats", "one", "--key", edKey, "-o", filepath.Join(dir, "x.pkg")); err == nil || !strings.Contains(err.Error(), "delta-formats") {
+		t.Errorf("repack --delta-formats one = %v, want a usage error", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "x.pkg")); !os.IsNotExist(err) {
 		t.Errorf("a failed repack left an output file: %v", err)

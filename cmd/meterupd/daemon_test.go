@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"meterupd/agent"
+	"meterupd/internal/syncbuf"
 	"meterupd/localapi"
 	"meterupd/manifest"
 	"meterupd/node"
@@ -74,22 +75,8 @@ func waitDaemon(t *testing.T, sock string, done chan error) {
 	t.Fatal("the daemon did not answer within 10 s")
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a process's output, read while it runs.
+type syncBuffer = syncbuf.Buffer
 
 // waitState polls status until its state is want.
 func waitState(t *testing.T, dir, want string) agent.Status {

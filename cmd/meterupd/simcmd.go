@@ -22,6 +22,7 @@ import (
 	"meterupd/agent"
 	"meterupd/boards/hw"
 	"meterupd/boards/sim"
+	"meterupd/delta"
 	"meterupd/localapi"
 	"meterupd/manifest"
 	"meterupd/node"
@@ -75,12 +76,19 @@ func simInit(env *cmdEnv, args []string) error {
 	nodeID := fs.String("id", "", "the node's id, as technician tokens name it (node:ID)")
 	groups := fs.String("groups", "", "comma-separated groups of the node, as tokens name them (group:NAME)")
 	techKeys := fs.String("tech-keys", "", "PEM file of the technician authority keys (console login; never the package keys)")
+	formats := fs.String("delta-formats", "", "node-format delta versions the meter advertises and selects, e.g. 1 (an older meter; default: all it applies)")
 	pos, err := parseArgs(fs, env, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 1 {
 		return usageError{"sim init takes one directory"}
+	}
+	var versions []int // checked before anything is created
+	if *formats != "" {
+		if versions, err = delta.ParseVersions(*formats); err != nil {
+			return usageError{err.Error()}
+		}
 	}
 	if len(pos) == 1 {
 		env.state = pos[0]
@@ -112,6 +120,7 @@ func simInit(env *cmdEnv, args []string) error {
 	}
 	// Provisioning data: what the node is, and whom it trusts.
 	id := agent.Identity{VendorID: 19781, ClassID: 3, DeviceType: *devType, Hardware: uint32(*hwRev)}
+	id.DeltaFormats = versions
 	idj, _ := json.MarshalIndent(id, "", "  ")
 	if err := os.WriteFile(env.configPath("identity.json"), append(idj, '\n'), 0o644); err != nil {
 		return err

@@ -1,7 +1,6 @@
 package qemutest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,7 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
+
+	"meterupd/internal/syncbuf"
 )
 
 // Initramfs is what the guest boots into.
@@ -103,22 +103,8 @@ func (b Boot) Run(ctx context.Context) (string, error) {
 	return out.String(), nil
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a process's output, read while it runs.
+type syncBuffer = syncbuf.Buffer
 
 // CacheDir is the repository's git-ignored cache directory for downloads,
 // .cache/qemutest next to go.mod, found from the working directory.

@@ -57,7 +57,7 @@ func Package(t testing.TB, blocks bool) Pkg {
 	m := &manifest.Manifest{Schema: manifest.SchemaVersion, Sequence: 5, Items: []manifest.Item{
 		{ID: "full", Component: manifest.ComponentSystem, Kind: manifest.KindFull, To: "2.0", Payload: "system-2.0.img",
 			Size: uint64(len(img)), Digest: Sum(img), TargetDigest: Sum(img), TargetSize: uint64(len(img))},
-		{ID: "delta", Component: manifest.ComponentSystem, Kind: manifest.KindDelta, Format: "bsdiff", From: "1.0", To: "2.0",
+		{ID: "delta", Component: manifest.ComponentSystem, Kind: manifest.KindDelta, Format: "bsdiff40", From: "1.0", To: "2.0",
 			Payload: "system-1.0-2.0.bsdiff", Size: uint64(len(dl)), Digest: Sum(dl), SourceDigest: Sum(src), TargetDigest: Sum(img), TargetSize: uint64(len(img))},
 	}}
 	if blocks {
