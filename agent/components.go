@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"meterupd/boards/hw"
@@ -31,10 +32,13 @@ import (
 // restored and nothing else is installed (the result, abandoned, reports
 // every item). When the system set that follows is rolled back (or its
 // install abandoned), the file items are restored too; committed, their
-// archives are dropped. A module's firmware is never rolled back by the
-// agent: a module takes no downgrade over its update commands unless its
-// maker ships the old firmware as an update file, so a module that
-// updated stays updated and the result says so (docs/modem.md).
+// archives are dropped. A module takes no downgrade over its update
+// commands unless its maker ships the way back as an update file: a modem
+// item that carries one (manifest.Item.Revert) is taken back with it —
+// journalled step by step like the update, resumed after a power cut —
+// before the result is recorded, and the module must report its previous
+// version again; a module without one stays updated and the result says
+// so (docs/modem.md).
 
 // Components is the modem firmware and file items of the package being
 // installed. Optional in the record (see Record.Comp).
@@ -51,6 +55,39 @@ type Components struct {
 	In bool `cbor:"in,omitempty"`
 	// Checks are the package's validation results.
 	Checks []validate.Result `cbor:"checks,omitempty"`
+	// Undo: the package ends without keeping its items (a later item
+	// failed, or the system set was rolled back or abandoned); the modem
+	// items with a revert file are being taken back, then the result is
+	// completed. Optional in the record (issue 15).
+	Undo *ComponentUndo `cbor:"undo,omitempty"`
+}
+
+// ComponentUndo is why the package's items are being undone.
+type ComponentUndo struct {
+	// Failed is 1 + the index of the item whose failure ends the package
+	// before its system set, Cause that failure; 0 when the system set
+	// ended (Code, already in Record.Last).
+	Failed int        `cbor:"failed,omitempty"`
+	Cause  string     `cbor:"cause,omitempty"`
+	Code   ResultCode `cbor:"code,omitempty"`
+}
+
+// ModemRevert is a modem item's way back: the maker's update file from
+// the item's version to the one the module ran before (the manifest's
+// Item.Revert), stored with the package, and how taking it went.
+type ModemRevert struct {
+	ID      string `cbor:"id"`
+	Version string `cbor:"ver"` // the version the file installs
+	Payload string `cbor:"file"`
+	Size    int64  `cbor:"size"`
+	// Step is the revert's last journalled step (as ComponentItem.Modem).
+	Step *hw.ModemStep `cbor:"step,omitempty"`
+	// Done: the module reported Version again (Same: it ran the item's
+	// version before the package already; nothing was sent). Err: why
+	// the module was not taken back; it keeps what it runs.
+	Done bool   `cbor:"done,omitempty"`
+	Same bool   `cbor:"same,omitempty"`
+	Err  string `cbor:"err,omitempty"`
 }
 
 // ComponentItem is one modem firmware or file item to install.
@@ -66,6 +103,9 @@ type ComponentItem struct {
 	// Started (file items): an archive in the place is this update's.
 	Started bool `cbor:"started,omitempty"`
 	Done    bool `cbor:"done,omitempty"`
+	// Revert (modem items, issue 15): the way back, when the package
+	// carries one.
+	Revert *ModemRevert `cbor:"revert,omitempty"`
 }
 
 func (c *Components) clone() *Components {
@@ -79,6 +119,14 @@ func (c *Components) clone() *Components {
 			st := *it.Modem
 			it.Modem = &st
 		}
+		if it.Revert != nil {
+			rv := *it.Revert
+			if rv.Step != nil {
+				st := *rv.Step
+				rv.Step = &st
+			}
+			it.Revert = &rv
+		}
 		d.Items[i] = it
 	}
 	if c.Next != nil {
@@ -87,6 +135,10 @@ func (c *Components) clone() *Components {
 		d.Next = &u
 	}
 	d.Checks = append([]validate.Result(nil), c.Checks...)
+	if c.Undo != nil {
+		u := *c.Undo
+		d.Undo = &u
+	}
 	return &d
 }
 
@@ -135,6 +187,11 @@ func (a *Agent) filePlace() (fileitem.Place, bool) {
 // package's selection; a module that does not answer within it (starting,
 // absent) leaves the journalled version.
 const modemAskTimeout = 10 * time.Second
+
+// RefreshModem asks the board's updatable module, if it has one, its
+// firmware version (bounded), so that status shows it as the module last
+// told it. Nothing is journalled.
+func (a *Agent) RefreshModem(ctx context.Context) { a.refreshModem(ctx) }
 
 // refreshModem asks the module its firmware version, for selection and
 // requests. The answer is kept in memory only (a refused package changes
@@ -229,6 +286,12 @@ func (a *Agent) runComponents(ctx context.Context) error {
 	if c == nil || c.In {
 		return nil
 	}
+	if u := c.Undo; u != nil { // a failed item's package: the module goes back first
+		if err := a.revertModems(ctx); err != nil {
+			return err
+		}
+		return a.failComponents(u.Failed-1, errors.New(u.Cause))
+	}
 	for i := range c.Items {
 		if a.rec.Comp.Items[i].Done {
 			continue
@@ -237,6 +300,16 @@ func (a *Agent) runComponents(ctx context.Context) error {
 			var je journalError
 			if errors.As(err, &je) || ctx.Err() != nil {
 				return err
+			}
+			if needsRevert(a.rec.Comp) {
+				r := a.rec.clone()
+				r.Comp.Undo = &ComponentUndo{Failed: i + 1, Cause: err.Error()}
+				if err := a.commit(r); err != nil {
+					return err
+				}
+				if err := a.revertModems(ctx); err != nil {
+					return err
+				}
 			}
 			return a.failComponents(i, err)
 		}
@@ -292,32 +365,12 @@ func (a *Agent) installComponent(ctx context.Context, i int) error {
 			st = *it.Modem
 			log.Info("radio module update resumes", slog.String("phase", string(st.Phase)))
 		}
-		var f *os.File
-		defer func() {
-			if f != nil {
-				f.Close()
-			}
-		}()
-		open := func() (io.Reader, error) {
-			if f != nil {
-				f.Close()
-			}
-			var err error
-			f, err = os.Open(it.Payload)
-			return f, err
-		}
-		persist := func(st hw.ModemStep) error {
-			r := a.rec.clone()
+		v, err := a.runModemUpdate(ctx, fw, st, it.Payload, func(r *Record, st hw.ModemStep) {
 			r.Comp.Items[i].Modem = &st
 			if st.From != "" && r.ModemVersion == "" {
 				r.ModemVersion = st.From
 			}
-			if err := a.commit(r); err != nil {
-				return journalError{err}
-			}
-			return nil
-		}
-		v, err := hw.UpdateModem(ctx, fw, st, open, persist)
+		})
 		if err != nil {
 			return err
 		}
@@ -365,6 +418,150 @@ func (a *Agent) installComponent(ctx context.Context, i int) error {
 	return nil
 }
 
+// runModemUpdate drives one module update from st with the update file
+// payload; save puts each step into the record journalled before it.
+func (a *Agent) runModemUpdate(ctx context.Context, fw hw.ModemFirmware, st hw.ModemStep, payload string, save func(*Record, hw.ModemStep)) (string, error) {
+	var f *os.File
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	open := func() (io.Reader, error) {
+		if f != nil {
+			f.Close()
+		}
+		var err error
+		f, err = os.Open(payload)
+		return f, err
+	}
+	persist := func(st hw.ModemStep) error {
+		r := a.rec.clone()
+		save(r, st)
+		if err := a.commit(r); err != nil {
+			return journalError{err}
+		}
+		return nil
+	}
+	return hw.UpdateModem(ctx, fw, st, open, persist)
+}
+
+// needsRevert reports whether an installed modem item of c still has to
+// be taken back with its revert file.
+func needsRevert(c *Components) bool {
+	return c != nil && slices.ContainsFunc(c.Items, func(x ComponentItem) bool {
+		return x.Component == manifest.ComponentModem && x.Done && x.Revert != nil && !x.Revert.Done && x.Revert.Err == ""
+	})
+}
+
+// revertModems takes back, with their revert files, the installed modem
+// items of the package being undone (issue 15). A journal failure or the
+// end of ctx stops it (the next start resumes from the journal); any other
+// failure is recorded on the item, whose module keeps what it runs.
+func (a *Agent) revertModems(ctx context.Context) error {
+	for i := range a.rec.Comp.Items {
+		if x := a.rec.Comp.Items[i]; x.Component != manifest.ComponentModem || !x.Done || x.Revert == nil || x.Revert.Done || x.Revert.Err != "" {
+			continue
+		}
+		if err := a.revertModem(ctx, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// revertModem installs item i's revert file and confirms that the module
+// reports the version it ran before the package.
+func (a *Agent) revertModem(ctx context.Context, i int) error {
+	x := a.rec.Comp.Items[i]
+	rv := x.Revert
+	log := a.log.With(slog.String("item", x.ID), slog.String("back to", rv.Version))
+	set := func(f func(*ModemRevert), ver string) error {
+		r := a.rec.clone()
+		f(r.Comp.Items[i].Revert)
+		if ver != "" {
+			r.ModemVersion = ver
+		}
+		if err := a.commit(r); err != nil {
+			return journalError{err}
+		}
+		return nil
+	}
+	before := ""
+	if x.Modem != nil {
+		before = x.Modem.From
+	}
+	switch {
+	case before == x.Version:
+		// The module ran this version before the package: the update
+		// only confirmed it, and there is nothing to take back.
+		return set(func(v *ModemRevert) { v.Done, v.Same = true, true }, "")
+	case before != rv.Version:
+		// The file leads elsewhere than where the module was: sending
+		// it would not restore the node as it was.
+		why := fmt.Sprintf("its revert file %s installs %s, but the module ran %q before", rv.ID, rv.Version, before)
+		log.Warn("radio module not taken back", slog.String("why", why))
+		return set(func(v *ModemRevert) { v.Err = why }, "")
+	}
+	fw := a.modemFirmware()
+	if fw == nil {
+		return set(func(v *ModemRevert) { v.Err = "the board no longer offers its radio module" }, "")
+	}
+	st := hw.ModemStep{Want: rv.Version, Size: rv.Size}
+	if rv.Step != nil {
+		st = *rv.Step
+		log.Info("radio module revert resumes", slog.String("phase", string(st.Phase)))
+	} else {
+		log.Info("taking the radio module back")
+	}
+	v, err := a.runModemUpdate(ctx, fw, st, rv.Payload, func(r *Record, st hw.ModemStep) { r.Comp.Items[i].Revert.Step = &st })
+	if err != nil {
+		var je journalError
+		if errors.As(err, &je) || ctx.Err() != nil {
+			return err
+		}
+		r := a.rec.clone()
+		extra := a.modemAfterFailure(r)
+		log.Warn("radio module not taken back", slog.Any("err", err))
+		return set(func(v *ModemRevert) { v.Err = err.Error() + extra }, r.ModemVersion)
+	}
+	a.modemVer = v
+	log.Info("radio module taken back")
+	return set(func(v *ModemRevert) { v.Done = true }, v)
+}
+
+// restoreFiles puts back the file items of c (issue 15); a failure is
+// reported again, per item, when the package is settled.
+func (a *Agent) restoreFiles(c *Components) {
+	p, ok := a.filePlace()
+	if !ok {
+		return
+	}
+	for _, x := range c.Items {
+		if x.Component == manifest.ComponentFile {
+			if err := p.Restore(x.ID); err != nil {
+				a.log.Warn("file item not restored", slog.String("item", x.ID), slog.Any("err", err))
+			}
+		}
+	}
+}
+
+// undoComponents ends a package whose system set did not stay (finish
+// left r.Comp.Undo): the modem items go back first, then the file items
+// are restored and the per-item report joins the recorded result.
+func (a *Agent) undoComponents(ctx context.Context) error {
+	if err := a.revertModems(ctx); err != nil {
+		return err
+	}
+	r := a.rec.clone()
+	c := r.Comp
+	checks := a.settleComponents(r, c.Undo.Code)
+	if l := r.Last; l != nil && l.ID == c.ID {
+		l.Checks = append(slices.Clip(l.Checks), checks...)
+	}
+	return a.commit(r)
+}
+
 // failComponents ends the package after item i failed: the file items
 // written are restored, nothing else is installed, the result reports
 // every item.
@@ -382,6 +579,9 @@ func (a *Agent) failComponents(i int, cause error) error {
 	if c.Next != nil {
 		checks = append(checks, c.Next.Checks...)
 	}
+	// The validation is compacted; the per-item report (one result per
+	// item, bounded by the plan) keeps what became of each item.
+	checks = compactChecks(checks)
 	for j, x := range c.Items {
 		var o validate.Outcome
 		switch {
@@ -398,7 +598,7 @@ func (a *Agent) failComponents(i int, cause error) error {
 	if err != nil {
 		return err
 	}
-	r.Last = &Result{ID: c.ID, Code: Abandoned, Version: r.slot(booted).Version, Slot: booted, Reason: reason, Checks: compactChecks(checks)}
+	r.Last = &Result{ID: c.ID, Code: Abandoned, Version: r.slot(booted).Version, Slot: booted, Reason: reason, Checks: checks}
 	r.Comp = nil
 	if err := a.commit(r); err != nil {
 		return err
@@ -435,7 +635,15 @@ func (a *Agent) undoOutcome(x ComponentItem) validate.Outcome {
 		}
 		return validate.Outcome{Check: "restore", Passed: true, Detail: "restored"}
 	case manifest.ComponentModem:
-		return validate.Outcome{Check: "restore", Detail: "the radio module keeps " + x.Version + ": module firmware is not rolled back"}
+		switch rv := x.Revert; {
+		case rv != nil && rv.Same:
+			return validate.Outcome{Check: "restore", Passed: true, Detail: "the radio module ran " + x.Version + " before this package already"}
+		case rv != nil && rv.Done:
+			return validate.Outcome{Check: "restore", Passed: true, Detail: "rolled back to " + rv.Version}
+		case rv != nil && rv.Err != "":
+			return validate.Outcome{Check: "restore", Detail: "the radio module keeps " + x.Version + ": not rolled back: " + rv.Err}
+		}
+		return validate.Outcome{Check: "restore", Detail: "the radio module keeps " + x.Version + ": the package has no file to take it back"}
 	}
 	return validate.Outcome{Check: "restore"}
 }
@@ -468,6 +676,15 @@ func (a *Agent) settleComponents(r *Record, code ResultCode) []validate.Result {
 	return out
 }
 
+// revertIndex is the index in m of the item carrying the revert file of
+// modem item it, or -1 (issue 15).
+func revertIndex(m *manifest.Manifest, it manifest.Item) int {
+	if it.Component != manifest.ComponentModem || it.Revert == "" {
+		return -1
+	}
+	return slices.IndexFunc(m.Items, func(x manifest.Item) bool { return x.ID == it.Revert })
+}
+
 // acceptComponents journals a package with modem firmware or file items
 // (and perhaps a system set after them) and installs it.
 func (a *Agent) acceptComponents(ctx context.Context, m *manifest.Manifest, id string, comps, steps []manifest.Step,
@@ -482,8 +699,17 @@ func (a *Agent) acceptComponents(ctx context.Context, m *manifest.Manifest, id s
 		c.Checks = checks // else the system set's update carries them (the record stays small)
 	}
 	for _, s := range comps {
-		c.Items = append(c.Items, ComponentItem{ID: s.Item.ID, Component: s.Item.Component, Version: s.Item.To,
-			Payload: stored[s.Index], Size: int64(s.Item.Size)})
+		it := ComponentItem{ID: s.Item.ID, Component: s.Item.Component, Version: s.Item.To,
+			Payload: stored[s.Index], Size: int64(s.Item.Size)}
+		if ri := revertIndex(m, s.Item); ri >= 0 {
+			rv := m.Items[ri]
+			if p, ok := stored[ri]; ok {
+				it.Revert = &ModemRevert{ID: rv.ID, Version: rv.To, Payload: p, Size: int64(rv.Size)}
+			} else {
+				a.log.Warn("the package came without the modem item's revert file", slog.String("item", s.Item.ID), slog.String("revert", rv.ID))
+			}
+		}
+		c.Items = append(c.Items, it)
 	}
 	if len(steps) > 0 {
 		item, err := installItem(steps, stored)

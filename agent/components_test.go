@@ -67,6 +67,14 @@ var componentDialects = []dialectCase{
 // keyring that trusts it.
 func multiPackage(t testing.TB, img []byte, modemTo string, file []byte, mutate func(*manifest.Manifest)) ([]byte, *manifest.Keyring) {
 	t.Helper()
+	return multiPackageBack(t, img, modemTo, "", file, mutate)
+}
+
+// multiPackageBack is multiPackage whose modem item, when modemBack is
+// set, carries the maker's file back to modemBack (item "modem-back",
+// issue 15).
+func multiPackageBack(t testing.TB, img []byte, modemTo, modemBack string, file []byte, mutate func(*manifest.Manifest)) ([]byte, *manifest.Keyring) {
+	t.Helper()
 	key, err := manifest.GenerateKey("ed25519")
 	if err != nil {
 		t.Fatal(err)
@@ -90,10 +98,22 @@ func multiPackage(t testing.TB, img []byte, modemTo string, file []byte, mutate 
 		{ID: "tariff.cfg", Component: manifest.ComponentFile, Kind: manifest.KindFull, To: "7",
 			Payload: "tariff.cfg", Size: uint64(len(file)), Digest: df[:], TargetDigest: df[:], TargetSize: uint64(len(file))},
 	}}
+	payloads := [][]byte{img, fw, file}
+	if modemBack != "" {
+		back := []byte("MODEMFW " + modemBack + "\n")
+		for len(back) < 4003 {
+			back = append(back, byte(r.UintN(256)))
+		}
+		db := sha256.Sum256(back)
+		m.Items[1].Revert = "modem-back"
+		m.Items = append(m.Items, manifest.Item{ID: "modem-back", Component: manifest.ComponentModem, Kind: manifest.KindFull, To: modemBack,
+			Payload: "modem-back.bin", Size: uint64(len(back)), Digest: db[:], TargetDigest: db[:], TargetSize: uint64(len(back))})
+		payloads = append(payloads, back)
+	}
 	if mutate != nil {
 		mutate(m)
 	}
-	return signPackage(t, key, m, img, fw, file), kr
+	return signPackage(t, key, m, payloads...), kr
 }
 
 type componentNode struct {
@@ -369,34 +389,7 @@ func TestPackageIrreversibleModemRefused(t *testing.T) {
 func TestPackageComponentsCommitted(t *testing.T) {
 	d := componentDialects[0]
 	n := newComponentNode(t, d)
-	a, done := n.open(t, nil)
-	err := a.InstallPackage(context.Background(), bytes.NewReader(n.pkg), true)
-	done()
-	if !errors.Is(err, hw.ErrRebooted) {
-		t.Fatalf("InstallPackage(activate) = %v, want a reboot into the trial", err)
-	}
-	for boot := 0; ; boot++ {
-		if boot > 4 {
-			t.Fatalf("no verdict after %d boots: %+v", boot, a.Record().Update)
-		}
-		b, err := sim.Open(n.dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.PowerOn(); err != nil {
-			t.Fatal(err)
-		}
-		b.Close()
-		a, done = n.open(t, nil)
-		err = a.Start(context.Background())
-		done()
-		if err == nil && a.Record().Update == nil {
-			break
-		}
-		if err != nil && !errors.Is(err, hw.ErrRebooted) {
-			t.Fatalf("Start = %v", err)
-		}
-	}
+	a := n.activate(t)
 	rec := a.Record()
 	if rec.Last == nil || rec.Last.Code != agent.Committed || rec.Last.Version != "2.0.0" {
 		t.Fatalf("last %+v, want 2.0.0 committed", rec.Last)

@@ -100,6 +100,9 @@ func (a *Agent) Install(ctx context.Context, req InstallRequest) error {
 // trial is committed (endTrial) once the request has passed every check.
 func (a *Agent) idleFor(commitTrial bool) error {
 	u := a.rec.Update
+	if c := a.rec.Comp; c != nil && c.Undo != nil { // issue 15
+		return fmt.Errorf("%w (%s, taking the radio module back)", ErrBusy, c.ID)
+	}
 	if c := a.rec.Comp; c != nil && !c.In {
 		return fmt.Errorf("%w (%s, installing its components)", ErrBusy, c.ID)
 	}

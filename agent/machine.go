@@ -58,6 +58,9 @@ func (a *Agent) drive(ctx context.Context) error {
 func (a *Agent) step(ctx context.Context) (done bool, err error) {
 	r := a.rec.clone()
 	if r.Update == nil {
+		if c := r.Comp; c != nil && c.In && c.Undo != nil { // issue 15: a module to take back
+			return false, a.undoComponents(ctx)
+		}
 		return true, a.rest(ctx)
 	}
 	booted, err := a.booted()
@@ -303,7 +306,15 @@ func (a *Agent) finish(r *Record, code ResultCode, running hw.Slot, reason strin
 		res.ID, res.Checks = u.ID, u.Checks
 		res.Forced, res.Expired = u.Force && u.Phase != Installed, u.Expired
 		if c := r.Comp; c != nil && c.ID == u.ID { // issue 15: the package's other components
-			res.Checks = append(slices.Clip(res.Checks), a.settleComponents(r, code)...)
+			if code != Committed && needsRevert(c) {
+				// The module goes back (step: undoComponents), then
+				// the per-item report joins this result. The file items
+				// go back now, with the set (idempotent: again then).
+				c.Undo = &ComponentUndo{Code: code}
+				a.restoreFiles(c)
+			} else {
+				res.Checks = append(slices.Clip(res.Checks), a.settleComponents(r, code)...)
+			}
 		}
 	}
 	r.Last = res

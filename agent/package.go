@@ -210,6 +210,15 @@ func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt Install
 		want[s.Index] = true
 		comps = append(comps, s)
 	}
+	// issue 15: a modem item's way back is stored with it when the
+	// package carries it (a tailored package may leave it out: the module
+	// then keeps its new firmware, as without one).
+	optional := map[int]bool{}
+	for _, s := range comps {
+		if ri := revertIndex(m, s.Item); ri >= 0 {
+			optional[ri] = true
+		}
+	}
 	if err := componentOrder(comps, facts.Installed[manifest.ComponentSystem]); err != nil {
 		return &PackageError{Err: err, Checks: rep.Results}
 	}
@@ -220,7 +229,7 @@ func (a *Agent) InstallPackageWith(ctx context.Context, r io.Reader, opt Install
 	if id == "" {
 		id = fmt.Sprintf("pkg-%d", m.Sequence)
 	}
-	stored, err := a.storePackage(pkg, want, id)
+	stored, err := a.storePackage(pkg, want, optional, id)
 	if err != nil {
 		return &PackageError{Err: err, Checks: rep.Results}
 	}
@@ -328,7 +337,7 @@ func installItem(steps []manifest.Step, stored map[int]string) (InstallItem, err
 // storePackage streams the package's payloads: the wanted ones into the
 // package store (temp, fsync, rename once the digest is checked), the
 // others drained and checked. Any error removes what it stored.
-func (a *Agent) storePackage(pkg *manifest.Package, want map[int]bool, id string) (stored map[int]string, err error) {
+func (a *Agent) storePackage(pkg *manifest.Package, want, optional map[int]bool, id string) (stored map[int]string, err error) {
 	stored = map[int]string{}
 	defer func() {
 		if err != nil {
@@ -350,7 +359,7 @@ func (a *Agent) storePackage(pkg *manifest.Package, want map[int]bool, id string
 			return stored, err
 		}
 		i := slices.IndexFunc(items, func(x manifest.Item) bool { return x.Payload == it.Payload })
-		if !want[i] {
+		if !want[i] && !optional[i] {
 			if _, err := io.Copy(io.Discard, pr); err != nil {
 				return stored, err
 			}

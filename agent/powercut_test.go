@@ -65,7 +65,10 @@ package agent_test
 // instead of 2.3 CPU-minutes, 2026-11-30) for no new kind of state. The
 // whole suite: 111 lines, 18,262 cuts; scenario multi (issue 15) adds 12
 // lines, 288 cuts (24 sampled per line: every life runs a module update
-// on a pseudo-terminal, ~46 s wall, little CPU).
+// on a pseudo-terminal, ~46 s wall, little CPU); scenario multi-revert
+// (the module taken back after a failed trial) 12 more lines, 288 cuts
+// (multi and multi-revert together: 169 s wall on a shared 2-core
+// machine, 2026-11-30).
 // Set POWERCUT_SCENARIOS, POWERCUT_FLASH or POWERCUT_MODES (comma lists) to
 // run a part of the suite (scripts/mutate.sh does).
 
@@ -145,6 +148,7 @@ type pcScenario struct {
 	want     agent.ResultCode // the outcome of every life
 	slot     hw.Slot          // the slot running at the end
 	multi    bool             // issue 15: the signed package also updates the radio module and a file item (powercut_multi_test.go)
+	revert   bool             // issue 15, with multi: the modem item carries its revert file; the set fails its trial and the module goes back
 }
 
 var pcScenarios = []pcScenario{
@@ -165,6 +169,10 @@ var pcScenarios = []pcScenario{
 	// pseudo-terminal) + a file item, in one signed package; sampled: 24
 	// cuts per mode (every life runs the module's update).
 	{name: "multi", req: reqSigned, multi: true, sample: 24, want: agent.Committed, slot: hw.SlotB},
+	// multi-revert: the same package whose modem item carries the maker's
+	// file back; the system set fails its trial, and the module is taken
+	// back to its old firmware before the result is complete.
+	{name: "multi-revert", req: reqSigned, multi: true, revert: true, marks: []string{sim.MarkUnhealthy}, sample: 24, want: agent.RolledBack, slot: hw.SlotA},
 }
 
 // pcNode is a provisioned sim node saved as a template, and what a life of
@@ -996,6 +1004,7 @@ func pcMode(t *testing.T, n *pcNode, mode string, N int64) {
 			return
 		}
 		copyDir(t, work, snap, n.shared)
+		n.saveModule(work)
 		if mode != "double" {
 			st.cuts++
 			got, err := n.recover(work, life.clone(), &st)
@@ -1004,6 +1013,7 @@ func pcMode(t *testing.T, n *pcNode, mode string, N int64) {
 				return
 			}
 			copyDir(t, snap, work, n.shared)
+			n.loadModule(work)
 			got2, err := n.recover(work, life, nil)
 			if err != nil {
 				fail(what+" (second recovery from the same flash)", err)
@@ -1035,6 +1045,7 @@ func pcMode(t *testing.T, n *pcNode, mode string, N int64) {
 		for _, j := range js {
 			what := fmt.Sprintf("cut at op %d of %d, then at op %d of the recovery's %d", k, N, j, R)
 			copyDir(t, snap, work, n.shared)
+			n.loadModule(work)
 			l2 := life.clone()
 			r2 := &pcRun{n: n, dir: work, poweron: true, faults: cutFaults("torn", j, 11)}
 			if err := r2.run(context.Background()); !errors.Is(err, errCut) {

@@ -178,6 +178,12 @@ func (a *Agent) Status(context.Context) (Status, error) {
 	}
 	st.Board = a.b.Name()
 	st.Journal = JournalStatus{Seq: a.j.Seq()}
+	if v := a.modemVer; v != "" { // issue 15: as the module last told it (no I/O here)
+		if st.Components == nil {
+			st.Components = map[string]string{}
+		}
+		st.Components[manifest.ComponentModem.String()] = v
+	}
 	if r, ok := a.b.(hw.Radio); ok {
 		if rs, ok := r.RadioStatus(); ok {
 			st.Radio = &rs
@@ -310,9 +316,25 @@ func componentStatus(st *Status, r *Record) {
 				p.Step = "new"
 			}
 		}
+		if rv := it.Revert; c.Undo != nil && rv != nil { // issue 15: the way back
+			switch {
+			case rv.Done:
+				p.Step = "rolled back"
+			case rv.Err != "":
+				p.Step = "kept"
+			case rv.Step != nil && rv.Step.Phase != "":
+				p.Step = "reverting: " + string(rv.Step.Phase)
+			default:
+				p.Step = "reverting"
+			}
+		}
 		st.Pending = append(st.Pending, p)
 	}
-	if r.Update == nil && !c.In {
+	switch {
+	case r.Update == nil && c.Undo != nil:
+		st.Job, st.State, st.Result = c.ID, StateInstalling, ResultNone
+		st.Reason = "the package did not stay: taking the radio module back to its previous firmware"
+	case r.Update == nil && !c.In:
 		st.Job, st.State, st.Result = c.ID, StateInstalling, ResultNone
 		st.Reason = "installing the package's modem firmware and file items"
 	}

@@ -69,6 +69,20 @@ func threeItems() (*Manifest, [][]byte) {
 	return m, [][]byte{p12, p23, p13}
 }
 
+// roundTrip encodes m and decodes the bytes again.
+func roundTrip(t testing.TB, m *Manifest) *Manifest {
+	t.Helper()
+	b, err := Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 func signed(t testing.TB, m *Manifest, key crypto.Signer) []byte {
 	t.Helper()
 	payload, err := Encode(m)

@@ -19,14 +19,7 @@ func TestIrreversible(t *testing.T) {
 	if err := m.Validate(); err != nil {
 		t.Fatalf("Validate(irreversible modem item) = %v", err)
 	}
-	b, err := Encode(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := roundTrip(t, m)
 	if !got.Items[2].Irreversible || got.Items[0].Irreversible {
 		t.Errorf("after the round trip: %v, %v", got.Items[0].Irreversible, got.Items[2].Irreversible)
 	}

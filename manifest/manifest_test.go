@@ -9,14 +9,7 @@ import (
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
 	m, _ := threeItems()
-	b, err := Encode(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := roundTrip(t, m)
 	if diff := cmp.Diff(m, got); diff != "" {
 		t.Errorf("Decode(Encode(m)) differs (-want +got):\n%s", diff)
 	}

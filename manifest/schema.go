@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -190,6 +191,16 @@ type Item struct {
 	// plan puts anything after an irreversible item (agent.ErrIrreversible):
 	// such firmware goes alone, in a package of its own.
 	Irreversible bool `cbor:"20,keyasint,omitempty" json:"irreversible,omitempty"`
+	// Revert (modem items only; issue 15) names the item of this manifest
+	// whose payload is the module maker's update file back from this
+	// item's version to the one the module ran before (that item's To):
+	// when a later item fails or the system set is rolled back, the agent
+	// installs it and confirms the module reports that version again. The
+	// named item is never planned on its own (it leads to an older
+	// version than this one). An optional key (negative): an agent that
+	// does not know it ignores it, streams the file past, and keeps the
+	// module on its new firmware, as without it.
+	Revert string `cbor:"-1,keyasint,omitempty" json:"revert,omitempty"`
 }
 
 // HardwareRange is an inclusive range of hardware revisions plus optional
@@ -300,6 +311,9 @@ func (m *Manifest) Validate() error {
 		if it.Irreversible && it.Component != ComponentModem {
 			return invalid(f("irreversible"), "only a modem firmware item can be irreversible")
 		}
+		if err := m.checkRevert(it); err != nil {
+			return invalid(f("revert"), "%v", err)
+		}
 		switch it.Kind {
 		case KindFull:
 			if it.From != "" || it.SourceDigest != nil {
@@ -383,6 +397,35 @@ func (m *Manifest) Validate() error {
 		if err := k.validate(); err != nil {
 			return &FieldError{Field: fmt.Sprintf("keys[%d]", i), Err: ErrKeyUpdate, Msg: err.Error()}
 		}
+	}
+	return nil
+}
+
+// checkRevert checks an item's Revert: a modem item that can be undone
+// names another modem item of the manifest that leads back to an older
+// version and is not itself undone.
+func (m *Manifest) checkRevert(it Item) error {
+	if it.Revert == "" {
+		return nil
+	}
+	switch {
+	case it.Component != ComponentModem:
+		return errors.New("only a modem firmware item has a revert file")
+	case it.Irreversible:
+		return errors.New("an irreversible item has no revert file")
+	case it.Revert == it.ID:
+		return errors.New("an item is not its own revert file")
+	}
+	r, ok := m.Item(it.Revert)
+	switch {
+	case !ok:
+		return fmt.Errorf("item %q is not in the manifest", it.Revert)
+	case r.Component != ComponentModem:
+		return fmt.Errorf("item %q is not a modem firmware item", it.Revert)
+	case r.Revert != "":
+		return fmt.Errorf("item %q has a revert file of its own", it.Revert)
+	case checkVersion(r.To) != nil || CompareVersions(r.To, it.To) >= 0:
+		return fmt.Errorf("item %q leads to %q, not to a version older than %q", it.Revert, r.To, it.To)
 	}
 	return nil
 }

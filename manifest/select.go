@@ -93,9 +93,15 @@ func (m *Manifest) Select(node NodeInfo) (Plan, error) {
 	}
 	byComp := map[Component][]int{}
 	var comps []Component
+	reverts := map[string]bool{} // issue 15: a revert file is never a step
+	for i := range m.Items {
+		if r := m.Items[i].Revert; r != "" {
+			reverts[r] = true
+		}
+	}
 	for i := range m.Items {
 		it := &m.Items[i]
-		if !it.Applies(node) {
+		if !it.Applies(node) || reverts[it.ID] {
 			continue
 		}
 		if _, ok := byComp[it.Component]; !ok {

@@ -182,13 +182,15 @@ func (n *Node) Status(ctx context.Context) (agent.Status, error) {
 }
 
 // RefreshRadio asks the board's radio, if it has one, so that status shows
-// a fresh answer (bounded: a radio that does not answer is reported so).
+// a fresh answer (bounded: a radio that does not answer is reported so),
+// and the updatable module its firmware version (issue 15).
 func (n *Node) RefreshRadio(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, radioTimeout) // both questions together
+	defer cancel()
 	if r, ok := n.board.(hw.Radio); ok {
-		ctx, cancel := context.WithTimeout(ctx, radioTimeout)
-		defer cancel()
 		r.Linked(ctx) // the answer, or why not, is kept by the board
 	}
+	n.agent.RefreshModem(ctx)
 }
 
 // Handle executes one command of the table on this node (localapi.Handler).

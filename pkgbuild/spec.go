@@ -58,6 +58,9 @@ type SpecItem struct {
 	TargetSize  uint64                  `json:"target_size"`
 	Checks      []manifest.Check        `json:"checks"`
 	Thresholds  *manifest.Thresholds    `json:"thresholds"`
+	// Revert (modem items): the id of the item carrying the maker's file
+	// back to the module's previous version (manifest.Item.Revert).
+	Revert string `json:"revert"`
 }
 
 // ReadSpec reads a JSON spec; unknown fields are refused, so a typo does
@@ -203,7 +206,7 @@ func (b *Built) setBlocks(bs uint32) error {
 }
 
 func buildItem(d, si SpecItem, rel func(string) string, where string) (builtItem, error) {
-	it := manifest.Item{ID: si.ID, Format: si.Format, From: si.From, To: si.To, Step: si.Step, Payload: si.Payload, TargetSize: si.TargetSize}
+	it := manifest.Item{ID: si.ID, Format: si.Format, From: si.From, To: si.To, Step: si.Step, Payload: si.Payload, TargetSize: si.TargetSize, Revert: si.Revert}
 	it.DeviceTypes = si.DeviceTypes
 	if it.DeviceTypes == nil {
 		it.DeviceTypes = d.DeviceTypes

@@ -251,3 +251,4 @@ type_line "logout" logout
 exec 3>&-
 stop_daemon
 bash "$(cd "$OLDPWD" && cd "$(dirname "$0")" && pwd)/demo-headend.sh" "$bin"   # the head-end's story ($OLDPWD: where demo.sh started, before cd "$work")
+bash "$(cd "$OLDPWD" && cd "$(dirname "$0")" && pwd)/demo-modem.sh" "$bin" # the radio module's story: the system set and the module together

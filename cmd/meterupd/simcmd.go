@@ -29,7 +29,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "sim", usage: "init DIR | image OUT | power-cycle | power mains|battery | clock valid|invalid | metrology [--veto CODE --retry-after D --vetoes N] | damage SLOT | modem PORT|none — the simulated meter", run: cmdSim})
+	register(&command{name: "sim", usage: "init DIR | image OUT | power-cycle | power mains|battery | clock valid|invalid | metrology [--veto CODE --retry-after D --vetoes N] | damage SLOT | modem PORT|none [--dialect quectel|ublox] | modem --simulate quectel|ublox [--revision R] — the simulated meter", run: cmdSim})
 }
 
 func cmdSim(ctx context.Context, env *cmdEnv, args []string) error {
@@ -58,7 +58,7 @@ func cmdSim(ctx context.Context, env *cmdEnv, args []string) error {
 	case "damage":
 		return simDamage(env, args[1:])
 	case "modem":
-		return simModem(env, args[1:])
+		return simModem(ctx, env, args[1:])
 	}
 	return usageError{fmt.Sprintf("unknown sim subcommand %q", args[0])}
 }
@@ -303,26 +303,6 @@ func simDamage(env *cmdEnv, args []string) error {
 	return f.Sync()
 }
 
-// simModem gives the simulated node a radio modem on a serial port (a real
-// one, or a modem simulator's pseudo-terminal); "none" takes it away.
-func simModem(env *cmdEnv, args []string) error {
-	if len(args) != 1 {
-		return usageError{"sim modem PORT|none"}
-	}
-	sb, done, err := env.openSim()
-	if err != nil {
-		return err
-	}
-	defer done()
-	port := args[0]
-	if port == "none" {
-		port = ""
-	}
-	return sb.SetModemPort(port)
-}
-
-// openSim opens the simulated board under the node's lock; done closes it
-// and releases the lock.
 func (env *cmdEnv) openSim() (*sim.Board, func(), error) {
 	if env.board != "sim" {
 		return nil, nil, usageError{"sim commands need --board sim"}

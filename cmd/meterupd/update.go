@@ -403,10 +403,46 @@ func summarize(r *agent.Record) string {
 			fmt.Fprintf(&b, " (%s)", u.Reason)
 		}
 	}
+	if c := r.Comp; c != nil { // issue 15: the package's modem and file items
+		fmt.Fprintf(&b, "; components %s", c.ID)
+		if c.Undo != nil {
+			b.WriteString(" (undo)")
+		}
+		for _, it := range c.Items {
+			fmt.Fprintf(&b, " %s=%s", it.ID, componentStep(it))
+		}
+	}
 	if l := r.Last; l != nil {
 		fmt.Fprintf(&b, "; last %s %s", l.Code, l.Version)
 	}
+	if r.ModemVersion != "" {
+		fmt.Fprintf(&b, "; modem %s", r.ModemVersion)
+	}
 	return b.String()
+}
+
+// componentStep is where one component item of a package stands, for the
+// journal's summary.
+func componentStep(it agent.ComponentItem) string {
+	phase := func(st *hw.ModemStep) string {
+		if st == nil || st.Phase == "" {
+			return "new"
+		}
+		return string(st.Phase)
+	}
+	switch rv := it.Revert; {
+	case rv != nil && rv.Done:
+		return "rolled-back"
+	case rv != nil && rv.Err != "":
+		return "kept"
+	case rv != nil && rv.Step != nil:
+		return "reverting:" + phase(rv.Step)
+	case it.Done:
+		return "done"
+	case it.Modem != nil:
+		return phase(it.Modem)
+	}
+	return "pending"
 }
 
 // cmdRun is the daemon (node.Daemon); with --once it reconciles the booted
@@ -627,6 +663,9 @@ func printChecks(w io.Writer, rs []validate.Result) {
 		var parts []string
 		for _, o := range r.Outcomes {
 			mark := "ok"
+			if o.Passed && (o.Check == "install" || o.Check == "restore") && o.Detail != "" {
+				mark += " (" + o.Detail + ")" // what became of a component item (issue 15)
+			}
 			if !o.Passed {
 				mark = "FAILED"
 				if o.Detail != "" {

@@ -1,4 +1,4 @@
-package modemtest
+package modemsim
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ func init() {
 type Dialect int
 
 const (
-	// Generic is the module of Start: a BG95 with the AT+FWUPD transfer.
+	// Generic is a BG95 that answers the status commands only.
 	Generic Dialect = iota
 	// Quectel is a BG95-M3 with its file system (AT+QFLST, AT+QFDEL,
 	// AT+QFUPL) and DFOTA (AT+QFOTADL, +QIND URCs, AT+QGMR).
@@ -33,9 +33,19 @@ const (
 	UBlox
 )
 
-// Options configures StartWith.
+// Options configures Start.
 type Options struct {
 	Dialect Dialect
+	// Dir holds a dialect module's port link (Path), which follows the
+	// module across restarts: required for Quectel and UBlox.
+	Dir string
+	// Revision, when set, is the firmware revision the module runs at
+	// power-up (default: the dialect's).
+	Revision string
+	// Report receives the simulator's complaints: a command it does not
+	// know, a scripted expectation unmet. Tests fail on them; a module
+	// run as a program logs them. Nil: they are dropped.
+	Report func(format string, args ...any)
 	// UART makes the port stay while the module restarts, as a UART's
 	// does: the module is silent (and loses what it is sent) meanwhile.
 	// By default the port vanishes and comes back, as a USB port does.
@@ -80,7 +90,7 @@ func (m *Modem) startDialect(o Options) error {
 		m.manufacturer, m.model, m.revision, m.imei = "u-blox", "SARA-R410M-02B", UBloxRevision, "352753090123456"
 		m.fota.apn = "factory.apn"
 	}
-	m.link = filepath.Join(m.t.TempDir(), "ttyMODEM")
+	m.link = filepath.Join(o.Dir, "ttyMODEM")
 	return m.relink()
 }
 
@@ -110,7 +120,7 @@ func (m *Modem) OnPowerCut(f func()) {
 // restore; u-blox: a partial upload is deleted, a cut install continues).
 func (m *Modem) PowerCut() {
 	if m.link == "" {
-		m.t.Errorf("modemtest: PowerCut needs a module started with StartWith")
+		m.report("modemsim: PowerCut needs a module of a dialect (Options.Dialect)")
 		return
 	}
 	if m.cut.Swap(true) {
@@ -175,7 +185,7 @@ func (m *Modem) setFOTA(f func(*fotaState)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fota == nil {
-		m.t.Errorf("modemtest: needs a module started with StartWith")
+		m.report("modemsim: needs a module of a dialect (Options.Dialect)")
 		return
 	}
 	f(m.fota)
@@ -186,10 +196,21 @@ func (m *Modem) setFOTA(f func(*fotaState)) {
 func (m *Modem) newPort() bool {
 	master, slave, fd, err := openPTY()
 	if err != nil {
-		m.t.Errorf("modemtest: new port: %v", err)
+		m.report("modemsim: new port: %v", err)
 		return false
 	}
 	m.wmu.Lock()
+	select {
+	case <-m.done:
+		// Close came while the port was away: it closed the old master
+		// (Close closes done before it takes wmu); a new one would never
+		// be closed, and serve would wait on it for ever.
+		m.wmu.Unlock()
+		master.Close()
+		closeFD(fd)
+		return false
+	default:
+	}
 	old := m.slaveFD
 	m.master, m.in, m.slaveFD = master, &byteReader{f: master}, fd
 	m.wmu.Unlock()
@@ -199,7 +220,7 @@ func (m *Modem) newPort() bool {
 	err = m.relink()
 	m.mu.Unlock()
 	if err != nil {
-		m.t.Errorf("modemtest: relink: %v", err)
+		m.report("modemsim: relink: %v", err)
 	}
 	return err == nil
 }
@@ -620,4 +641,49 @@ func checksum16(b []byte) uint16 {
 // (perhaps interrupted) upload left it.
 func (m *Modem) PutFile(name string, data []byte) {
 	m.setFOTA(func(f *fotaState) { f.files[name] = append([]byte(nil), data...) })
+}
+
+// State is what a dialect module keeps across a power cycle: its firmware
+// revision and its file system.
+type State struct {
+	Revision string
+	Files    map[string][]byte
+}
+
+// Save returns the module's State once no update is under way in it (it
+// waits up to d for one to end), and whether it was idle.
+func (m *Modem) Save(d time.Duration) (State, bool) {
+	deadline := time.Now().Add(d)
+	for {
+		m.mu.Lock()
+		idle := m.fota == nil || m.fota.phase == ""
+		if idle || time.Now().After(deadline) {
+			st := State{Revision: m.revision, Files: map[string][]byte{}}
+			if m.fota != nil {
+				for k, v := range m.fota.files {
+					st.Files[k] = append([]byte(nil), v...)
+				}
+			}
+			m.mu.Unlock()
+			return st, idle
+		}
+		m.mu.Unlock()
+		if !m.wait(10 * time.Millisecond) {
+			return State{}, false
+		}
+	}
+}
+
+// Load puts the module in st, as if a module in that state replaced it
+// (a test that replays one power cut twice from the same flash).
+func (m *Modem) Load(st State) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.revision = st.Revision
+	if m.fota != nil {
+		m.fota.files = map[string][]byte{}
+		for k, v := range st.Files {
+			m.fota.files[k] = append([]byte(nil), v...)
+		}
+	}
 }

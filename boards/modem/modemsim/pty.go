@@ -1,4 +1,4 @@
-package modemtest
+package modemsim
 
 import "meterupd/internal/pty"
 
