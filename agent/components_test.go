@@ -46,18 +46,19 @@ type dialectCase struct {
 	sim  modemtest.Dialect
 	from string
 	// fw is the board's driver; wait bounds its waits for the module
-	// (install and start), on the fast clock.
-	fw func(path string, wait time.Duration) hw.ModemFirmware
+	// (install and start), on the fast clock; at bounds each AT answer,
+	// on the real clock.
+	fw func(path string, wait, at time.Duration) hw.ModemFirmware
 }
 
 var componentDialects = []dialectCase{
-	{"quectel", modemtest.Quectel, modemtest.DefaultRevision, func(path string, wait time.Duration) hw.ModemFirmware {
+	{"quectel", modemtest.Quectel, modemtest.DefaultRevision, func(path string, wait, at time.Duration) hw.ModemFirmware {
 		fw := modem.FirmwareConfig{Clock: fastClock{time.Now()}, InstallTimeout: wait, ReadyTimeout: wait}
-		return &modem.Quectel{Path: path, Config: modem.Config{Timeout: 500 * time.Millisecond}, FOTA: modem.QuectelConfig{FirmwareConfig: fw}}
+		return &modem.Quectel{Path: path, Config: modem.Config{Timeout: at}, FOTA: modem.QuectelConfig{FirmwareConfig: fw}}
 	}},
-	{"ublox", modemtest.UBlox, modemtest.UBloxRevision, func(path string, wait time.Duration) hw.ModemFirmware {
+	{"ublox", modemtest.UBlox, modemtest.UBloxRevision, func(path string, wait, at time.Duration) hw.ModemFirmware {
 		fw := modem.FirmwareConfig{Clock: fastClock{time.Now()}, InstallTimeout: wait, ReadyTimeout: wait, APN: "meter.apn"}
-		return &modem.UBlox{Path: path, Config: modem.Config{Timeout: 500 * time.Millisecond}, FOAT: modem.UBloxConfig{FirmwareConfig: fw}}
+		return &modem.UBlox{Path: path, Config: modem.Config{Timeout: at}, FOAT: modem.UBloxConfig{FirmwareConfig: fw}}
 	}},
 }
 
@@ -123,10 +124,14 @@ type componentNode struct {
 	d          dialectCase
 	kr         *manifest.Keyring
 	wait       time.Duration
-	maxFiles   int64 // the board's bound on a file item (0: the default)
-	pkg        []byte
-	oldFile    []byte
-	newFile    []byte
+	// at bounds each AT answer: 2 s by default (the simulator answers at
+	// once, a loaded test machine may not run it for a while); shorter
+	// where the module stays silent on purpose, as every probe waits it.
+	at       time.Duration
+	maxFiles int64 // the board's bound on a file item (0: the default)
+	pkg      []byte
+	oldFile  []byte
+	newFile  []byte
 }
 
 func newComponentNode(t *testing.T, d dialectCase) *componentNode {
@@ -134,7 +139,7 @@ func newComponentNode(t *testing.T, d dialectCase) *componentNode {
 	dir := filepath.Join(t.TempDir(), "node")
 	newCompatNode(t, dir)
 	n := &componentNode{dir: dir, files: filepath.Join(dir, "common"), d: d,
-		oldFile: []byte("tariff 6\n"), newFile: []byte("tariff 7\n"), wait: 30 * time.Second}
+		oldFile: []byte("tariff 6\n"), newFile: []byte("tariff 7\n"), wait: 30 * time.Second, at: 2 * time.Second}
 	if err := os.MkdirAll(n.files, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +162,7 @@ func (n *componentNode) open(t *testing.T, onCommit func(*agent.Record)) (*agent
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb := &componentBoard{Board: b, fw: n.d.fw(n.path, n.wait), files: n.files, maxFiles: n.maxFiles}
+	cb := &componentBoard{Board: b, fw: n.d.fw(n.path, n.wait, n.at), files: n.files, maxFiles: n.maxFiles}
 	a, err := agent.Open(agent.Options{Board: cb, StoreDir: filepath.Join(n.dir, "store"), Keys: n.kr, OnCommit: onCommit})
 	if err != nil {
 		b.Close()
@@ -275,6 +280,7 @@ func TestPackageModemRefuses(t *testing.T) {
 				n := newComponentNode(t, d)
 				if f.name == "never ready" {
 					n.wait = 10 * time.Second // 1 s on the fast clock
+					n.at = 500 * time.Millisecond
 				}
 				a, done := n.open(t, nil)
 				defer done()

@@ -286,6 +286,10 @@ func (p *ptyLine) send(s string) {
 func (p *ptyLine) expect(re string, d time.Duration) []string {
 	p.t.Helper()
 	rx := regexp.MustCompile(re)
+	// Every wait is a bound for a loaded machine, not a speed asserted:
+	// a CI machine shared with other builds can hold the daemon for tens
+	// of seconds, so the bound is three times what a quiet machine needs.
+	d *= 3
 	deadline := time.Now().Add(d)
 	b := make([]byte, 4096)
 	for {
