@@ -144,7 +144,7 @@ func waitAndCheck(ctx context.Context, f *fleetsim.Fleet, s headend.Store, id st
 // parsePercent reads "1%", "1" (both one percent) as a fraction.
 func parsePercent(s string) (float64, error) {
 	v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(s), "%"), 64)
-	if err != nil || v < 0 || v > 100 {
+	if err != nil || !(v >= 0 && v <= 100) { // !(…) refuses NaN
 		return 0, fmt.Errorf("%q: want a percentage from 0%% to 100%%", s)
 	}
 	return v / 100, nil
