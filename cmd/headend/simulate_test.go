@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"meterupd/headend/fleetsim"
-	"meterupd/manifest"
 )
 
 func TestParsePercent(t *testing.T) {
@@ -29,6 +28,10 @@ func TestParsePercent(t *testing.T) {
 // TestSimulateRelease: `simulate release` writes a signed package the
 // simulated nodes take; `simulate` refuses to start without the keys.
 func TestSimulateRelease(t *testing.T) {
+	key, err := filepath.Abs(filepath.Join("..", "..", "testdata", "keys", "test-ed25519.key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	t.Chdir(dir)
 	if _, err := runOut(t, "simulate", "--nodes", "1", "--dir", "fleet"); err == nil || !strings.Contains(err.Error(), "--keys") {
@@ -37,10 +40,7 @@ func TestSimulateRelease(t *testing.T) {
 	if _, err := runOut(t, "simulate", "--nodes", "1", "--fail", "200%", "--keys", "k.pem"); err == nil || !strings.Contains(err.Error(), "--fail") {
 		t.Errorf("simulate --fail 200%%: err = %v, want one naming --fail", err)
 	}
-	if err := os.WriteFile("key.pem", keyPEM(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := runOut(t, "simulate", "release", "--key", "key.pem", "-o", "r.pkg")
+	out, err := runOut(t, "simulate", "release", "--key", key, "-o", "r.pkg")
 	if err != nil {
 		t.Fatalf("simulate release: %v", err)
 	}
@@ -53,17 +53,4 @@ func TestSimulateRelease(t *testing.T) {
 	if want := "revision 9"; fleetsim.FailHardware != 9 {
 		t.Errorf("FailHardware = %d, the message says %s", fleetsim.FailHardware, want)
 	}
-}
-
-func keyPEM(t *testing.T) []byte {
-	t.Helper()
-	k, err := manifest.GenerateKey("ed25519")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := manifest.MarshalPrivateKeyPEM(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
