@@ -42,7 +42,7 @@ func simulate(ctx context.Context, args []string) error {
 	var cfg fleetsim.Config
 	fs.IntVar(&cfg.Nodes, "nodes", 0, "how many nodes")
 	fs.StringVar(&cfg.Broker, "broker", "tcp://127.0.0.1:1883", "the broker: tcp://HOST:PORT")
-	fs.StringVar(&cfg.Dir, "dir", "", "the nodes' state directories (kept: a second run goes on with the same nodes)")
+	fs.StringVar(&cfg.Dir, "dir", "", "the nodes' state directories (kept: a second run with the same flags goes on with the same nodes)")
 	fail := fs.String("fail", "0%", "share of nodes whose update fails its health check, e.g. 1%")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "chooses the failing nodes")
 	fs.StringVar(&cfg.DeviceType, "device-type", "em300", "the nodes' device type")
@@ -144,7 +144,7 @@ func waitAndCheck(ctx context.Context, f *fleetsim.Fleet, s headend.Store, id st
 // parsePercent reads "1%", "1" (both one percent) as a fraction.
 func parsePercent(s string) (float64, error) {
 	v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(s), "%"), 64)
-	if err != nil || v < 0 || v > 100 {
+	if err != nil || !(v >= 0 && v <= 100) { // !(…) refuses NaN
 		return 0, fmt.Errorf("%q: want a percentage from 0%% to 100%%", s)
 	}
 	return v / 100, nil
