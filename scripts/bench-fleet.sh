@@ -118,7 +118,7 @@ campaign() {
   done
   local connect=$t
   he campaign create em300-2.0.pkg --id "$id" --select "version=1.0,id=$prefix" \
-    --waves 1%,10%,100% --max-inflight "$inflight" --halt-above "$halt" --wave-timeout 10m >/dev/null
+    --waves 1%,10%,100% --max-inflight "$inflight" --halt-above "$halt%" --wave-timeout 10m >/dev/null
   local m0 t0
   m0=$(msgs)
   t0=$(date +%s.%N)

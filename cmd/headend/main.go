@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -238,7 +239,8 @@ func campaign(ctx context.Context, args []string) error {
 	sel := fs.String("select", "", "which nodes: device_type=T,version=V,id=PREFIX")
 	activate := fs.String("activate", "now", "now, command, or an RFC 3339 time")
 	waves := fs.String("waves", "100%", "cumulative wave sizes, e.g. 1%,10%,100%")
-	halt := fs.Float64("halt-above", 0, "halt when failures pass this percentage of the started nodes (0: never)")
+	var halt percentFlag
+	fs.Var(&halt, "halt-above", "halt when failures pass this percentage of the started nodes, as 2% or 2 (0: never)")
 	inflight := fs.Int("max-inflight", 100, "nodes sent their job and not finished, at most")
 	timeout := fs.Duration("wave-timeout", headend.DefaultWaveTimeout, "a node silent this long is unreachable")
 	stream := fs.Bool("stream", false, "deliver the package in-band (MQTT block stream) instead of by URL")
@@ -272,7 +274,7 @@ func campaign(ctx context.Context, args []string) error {
 			*id = strings.TrimSuffix(pos[0], ".pkg")
 		}
 		cp, err := m.Create(ctx, headend.Campaign{ID: *id, Package: pos[0], Select: *sel, Activate: *activate,
-			Waves: w, HaltAbove: *halt, MaxInflight: *inflight, WaveTimeout: *timeout, Stream: *stream, Tailor: *tailor})
+			Waves: w, HaltAbove: float64(halt), MaxInflight: *inflight, WaveTimeout: *timeout, Stream: *stream, Tailor: *tailor})
 		if err != nil {
 			return err
 		}
@@ -331,4 +333,18 @@ func campaign(ctx context.Context, args []string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown campaign command %q", args[0])
+}
+
+// percentFlag is a percentage given as "2%" or "2", from 0 to 100.
+type percentFlag float64
+
+func (p *percentFlag) String() string { return strconv.FormatFloat(float64(*p), 'g', -1, 64) + "%" }
+
+func (p *percentFlag) Set(s string) error {
+	v, err := parsePercent(s)
+	if err != nil {
+		return err
+	}
+	*p = percentFlag(v * 100)
+	return nil
 }

@@ -59,6 +59,8 @@ func TestCommands(t *testing.T) {
 		{[]string{"campaign", "create", "missing.pkg"}, "!not found"},
 		{[]string{"campaign", "create", "em300-2.0.pkg", "--id", "x", "--waves", "50%"}, "!100%"},
 		{[]string{"campaign", "create", "em300-2.0.pkg", "--id", "y", "--halt-above", "NaN"}, "!halt-above"},
+		{[]string{"campaign", "create", "em300-2.0.pkg", "--id", "y", "--halt-above", "150%"}, "!halt-above"},
+		{[]string{"campaign", "create", "em300-2.0.pkg", "--id", "z", "--halt-above", "2%"}, "4 nodes in 1 waves"},
 		{[]string{"campaign", "start", "em300-2.0"}, "campaign em300-2.0: start"},
 		{[]string{"campaign", "start", "em300-2.0"}, "!changed by someone else"},
 		{[]string{"campaign", "pause", "em300-2.0"}, "campaign em300-2.0: pause"},
