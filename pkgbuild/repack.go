@@ -73,6 +73,19 @@ func RepackManifest(m *manifest.Manifest, g Group) (*manifest.Manifest, error) {
 			keep[i] = true
 		}
 	}
+	// A kept modem item's way back (issue 15) travels with it: without
+	// its revert file the module would keep the new firmware should a
+	// later item fail.
+	for i, it := range m.Items {
+		if !keep[i] || it.Revert == "" {
+			continue
+		}
+		for j, r := range m.Items {
+			if r.ID == it.Revert {
+				keep[j] = true
+			}
+		}
+	}
 	nm := *m
 	nm.Items = nil
 	for i, it := range m.Items {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"meterupd/manifest"
@@ -41,6 +42,19 @@ func TestSpecRevert(t *testing.T) {
 	}
 	if err := b.Manifest.Validate(); err != nil {
 		t.Errorf("Validate = %v", err)
+	}
+	// Tailored for a node whose module runs A03, the package keeps the
+	// way back with the forward item, though no plan takes it as a step.
+	nm, err := RepackManifest(b.Manifest, Group{Component: manifest.ComponentModem, From: "A03", Hardware: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, it := range nm.Items {
+		ids = append(ids, it.ID)
+	}
+	if want := []string{"fw", "fw-back"}; !slices.Equal(ids, want) {
+		t.Errorf("tailored items %v, want %v", ids, want)
 	}
 	b, err = build("nowhere")
 	if err == nil {
