@@ -229,6 +229,11 @@ func DiffWith(old, new []byte, o DiffOptions) ([]byte, error) {
 			if err := w.addRefs(old, new, segs); err != nil {
 				return nil, err
 			}
+			if w.refs != nil {
+				// Reference correction subsumes the branch transforms:
+				// on the corpora no frame kept one beside it.
+				break
+			}
 		}
 	}
 	if inPlace {

@@ -98,6 +98,8 @@ func (m refMap) project(x uint32) uint32 {
 	if x-s.old < s.n {
 		return x - s.old + s.new
 	}
+	// Between spans: unchanged. (Taking the move of the span before
+	// instead made the tar r1→r2 patch 6 % larger.)
 	return x
 }
 

@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"bytes"
 	"slices"
 	"sort"
 )
@@ -11,7 +12,9 @@ import (
 
 // refMinSpan is the shortest match of the plain bsdiff script that goes
 // into an equivalence map: shorter ones are as often chance as moves.
-const refMinSpan = 16
+// (On the tar r1→r2 pair: 16 bytes 1083677, 32 1079808, 64 1079463,
+// 128 1084445 bytes of patch.)
+const refMinSpan = 64
 
 // buildRefTable returns the reference table for old → new, from the
 // segments of the plain bsdiff script between them, or nil when there is
@@ -121,6 +124,7 @@ func buildRefTable(old, new []byte, segs []segment) *refTable {
 			})
 		}
 	}
+	t.regions = keepPayingChunks(old, new, t, segs)
 	if len(t.regions) == 0 || len(t.regions) > maxRefRegions || len(t.maps) > maxRefMaps {
 		return nil
 	}
@@ -185,4 +189,68 @@ func cmpU32(a, b uint32) int {
 		return 1
 	}
 	return 0
+}
+
+// refChunk is the unit in which the encoder decides where projecting
+// references pays.
+const refChunk = 4096
+
+// keepPayingChunks returns the parts of t's regions, in chunks of
+// refChunk image bytes, where projecting makes no fewer old words equal
+// to the new words they were matched with (by the plain script) than
+// before: data that only looks like pointers (integer tables in
+// read-only data, say) is left alone. (Keeping only chunks that gain
+// lost: 1172114 bytes on tar r1→r2 against 1079463 without the filter;
+// dropping those that lose gives 1058598.)
+func keepPayingChunks(old, new []byte, t *refTable, segs []segment) []refRegion {
+	type span struct{ old, n, new int64 }
+	var spans []span
+	for _, s := range segs {
+		if s.old >= 0 && s.n >= refMinSpan {
+			spans = append(spans, span{s.old, s.n, s.newPos})
+		}
+	}
+	slices.SortFunc(spans, func(a, b span) int { return int(a.old - b.old) })
+	buf := make([]byte, refChunk)
+	var out []refRegion
+	for _, r := range t.regions {
+		for c := r.start; c < r.end; {
+			ce := min((c/refChunk+1)*refChunk, r.end)
+			p := buf[:ce-c]
+			copy(p, old[c:ce])
+			t.project(p, c)
+			gain := 0
+			i := sort.Search(len(spans), func(i int) bool { return spans[i].old+spans[i].n > c })
+			for a := c; a+4 <= ce; a += 4 {
+				for i < len(spans) && spans[i].old+spans[i].n < a+4 {
+					i++
+				}
+				if i == len(spans) || spans[i].old > a {
+					continue
+				}
+				q := a - spans[i].old + spans[i].new
+				if q+4 > int64(len(new)) {
+					continue
+				}
+				nw := new[q : q+4]
+				if bytes.Equal(p[a-c:a-c+4], nw) {
+					gain++
+				}
+				if bytes.Equal(old[a:a+4], nw) {
+					gain--
+				}
+			}
+			if gain >= 0 {
+				if n := len(out); n > 0 && out[n-1].end == c && out[n-1].m == r.m && out[n-1].kind == r.kind && out[n-1].vaddr+uint32(c-out[n-1].start) == r.vaddr+uint32(c-r.start) {
+					out[n-1].end = ce
+				} else {
+					k := r
+					k.start, k.end, k.vaddr = c, ce, r.vaddr+uint32(c-r.start)
+					out = append(out, k)
+				}
+			}
+			c = ce
+		}
+	}
+	return out
 }
