@@ -15,6 +15,7 @@ const (
 	shfAlloc     = 0x2
 	shfExec      = 0x4
 	shtProgbits  = 1
+	shtRela      = 4
 	shtDynamic   = 6
 	shtNobits    = 8
 	shtRel       = 9
@@ -34,25 +35,35 @@ type elfSection struct {
 	name      string
 }
 
-// elfFile is a 32-bit little-endian ARM ELF file found in an image.
+// elfFile is a little-endian ARM or AArch64 ELF file found in an image.
 type elfFile struct {
 	base, end int64        // image offsets of its first byte and past its last known byte
 	sections  []elfSection // allocated sections, by image offset (NOBITS last)
 	lo, hi    uint32       // its address range
+	a64       bool         // AArch64 (ELF64), else 32-bit ARM
 }
 
-// findELFs returns the 32-bit ARM ELF files of img whose section headers
-// lie inside img, in image order, not overlapping.
+// findELFs returns the 32-bit ARM and 64-bit AArch64 little-endian ELF
+// files of img whose section headers lie inside img, in image order, not
+// overlapping.
 func findELFs(img []byte) []elfFile {
 	var out []elfFile
-	for off := 0; off+52 <= len(img); {
-		i := bytes.Index(img[off:], []byte("\x7fELF\x01\x01"))
+	for off := 0; off+64 <= len(img); {
+		i := bytes.Index(img[off:], []byte("\x7fELF"))
 		if i < 0 {
 			break
 		}
 		p := off + i
-		if p%4 == 0 && isARMELF(img[p:]) {
-			if f, ok := parseELF(img, int64(p)); ok {
+		if p%4 == 0 && p+64 <= len(img) && img[p+5] == 1 {
+			var f elfFile
+			ok := false
+			switch m := binary.LittleEndian.Uint16(img[p+18:]); {
+			case img[p+4] == 1 && m == 40:
+				f, ok = parseELF(img, int64(p), false)
+			case img[p+4] == 2 && m == 183:
+				f, ok = parseELF(img, int64(p), true)
+			}
+			if ok {
 				out = append(out, f)
 				off = int(max(f.end, int64(p)+4))
 				continue
@@ -63,48 +74,54 @@ func findELFs(img []byte) []elfFile {
 	return out
 }
 
-// parseELF reads the section headers of the ELF file at img[base:].
-func parseELF(img []byte, base int64) (elfFile, bool) {
+// parseELF reads the section headers of the ELF file at img[base:]: 32-bit
+// (ARM), or 64-bit (AArch64, a64) with every allocated address below 4 GiB.
+func parseELF(img []byte, base int64, a64 bool) (elfFile, bool) {
 	b := img[base:]
 	le := binary.LittleEndian
-	if len(b) < 52 {
+	// Field offsets of the header and of a section header, and its size.
+	hdr, sh32 := [4]int{32, 46, 48, 50}, [6]int{0, 4, 8, 12, 16, 20}
+	entSize := int64(40)
+	word := func(p []byte) int64 { return int64(le.Uint32(p)) }
+	if a64 {
+		hdr, sh32, entSize = [4]int{40, 58, 60, 62}, [6]int{0, 4, 8, 16, 24, 32}, 64
+		word = func(p []byte) int64 { return int64(min(le.Uint64(p), 1<<62)) }
+	}
+	shoff, shentsize, shnum, shstrndx := word(b[hdr[0]:]), int64(le.Uint16(b[hdr[1]:])), int64(le.Uint16(b[hdr[2]:])), int64(le.Uint16(b[hdr[3]:]))
+	if shentsize != entSize || shnum == 0 || shnum > maxSections || shoff > int64(len(b)) || shoff+shnum*entSize > int64(len(b)) || shstrndx >= shnum {
 		return elfFile{}, false
 	}
-	shoff, shentsize, shnum, shstrndx := int64(le.Uint32(b[32:])), int64(le.Uint16(b[46:])), int64(le.Uint16(b[48:])), int64(le.Uint16(b[50:]))
-	if shentsize != 40 || shnum == 0 || shnum > maxSections || shoff+shnum*40 > int64(len(b)) || shstrndx >= shnum {
-		return elfFile{}, false
-	}
-	sh := func(i int64) []byte { return b[shoff+i*40 : shoff+i*40+40] }
+	sh := func(i int64) []byte { return b[shoff+i*entSize : shoff+(i+1)*entSize] }
 	str := sh(shstrndx)
-	strOff, strSize := int64(le.Uint32(str[16:])), int64(le.Uint32(str[20:]))
-	if strOff+strSize > int64(len(b)) {
-		strSize = 0
+	strOff, strSize := word(str[sh32[4]:]), word(str[sh32[5]:])
+	if strOff > int64(len(b)) || strSize > int64(len(b))-strOff {
+		strOff, strSize = 0, 0
 	}
 	strtab := b[strOff : strOff+strSize]
-	f := elfFile{base: base, end: base + shoff + shnum*40, lo: ^uint32(0)}
+	f := elfFile{base: base, end: base + shoff + shnum*entSize, lo: ^uint32(0), a64: a64}
 	for i := int64(1); i < shnum; i++ {
 		s := sh(i)
-		typ, flags := le.Uint32(s[4:]), le.Uint32(s[8:])
-		addr, off, size := le.Uint32(s[12:]), int64(le.Uint32(s[16:])), int64(le.Uint32(s[20:]))
-		if typ != shtNobits {
+		typ, flags := le.Uint32(s[sh32[1]:]), le.Uint32(s[sh32[2]:])
+		addr, off, size := word(s[sh32[3]:]), word(s[sh32[4]:]), word(s[sh32[5]:])
+		if typ != shtNobits && off <= int64(len(b)) && size <= int64(len(b))-off {
 			f.end = max(f.end, base+off+size)
 		}
-		if flags&shfAlloc == 0 || size == 0 || uint64(addr)+uint64(size) > 1<<32 {
+		if flags&shfAlloc == 0 || size == 0 || addr+size > 1<<32 {
 			continue
 		}
-		sec := elfSection{vaddr: addr, vsize: uint32(size), typ: typ, flags: flags}
-		if n := int64(le.Uint32(s[0:])); n < int64(len(strtab)) {
+		sec := elfSection{vaddr: uint32(addr), vsize: uint32(size), typ: typ, flags: flags}
+		if n := int64(le.Uint32(s[sh32[0]:])); n < int64(len(strtab)) {
 			if j := bytes.IndexByte(strtab[n:], 0); j >= 0 {
 				sec.name = string(strtab[n : n+int64(j)])
 			}
 		}
 		if typ != shtNobits {
-			if off+size > int64(len(b)) {
+			if off > int64(len(b)) || size > int64(len(b))-off {
 				continue
 			}
 			sec.off, sec.size = base+off, size
 		}
-		f.lo, f.hi = min(f.lo, addr), max(f.hi, addr+uint32(size))
+		f.lo, f.hi = min(f.lo, uint32(addr)), max(f.hi, uint32(min(addr+size, 1<<32-1)))
 		f.sections = append(f.sections, sec)
 	}
 	if len(f.sections) == 0 || f.end > int64(len(img)) {

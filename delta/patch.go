@@ -224,7 +224,7 @@ func DiffWith(old, new []byte, o DiffOptions) ([]byte, error) {
 			}
 			return nil, err
 		}
-		if i == 0 && x == xformNone && refs && len(xs) > 1 {
+		if i == 0 && x == xformNone && refs {
 			// oldT and newT are old and new as they are.
 			if err := w.addRefs(old, new, segs); err != nil {
 				return nil, err

@@ -36,13 +36,20 @@ import (
 type refKind byte
 
 const (
-	// refData: every aligned word whose value lies in the file's address
-	// range is taken for a pointer (data, relocations, symbol values).
+	// refData: every aligned 32-bit word whose value lies in the file's
+	// address range is taken for a pointer (data, relocations, symbol
+	// values).
 	refData refKind = iota
 	// refCode: A32 code: B and BL words have their relative target
 	// projected, other words in the address range (literal pools) are
 	// taken for pointers.
 	refCode
+	// refData64: as refData with 64-bit words (AArch64), the upper half
+	// zero.
+	refData64
+	// refCodeA64: AArch64 code: B and BL (26-bit word offset) have their
+	// relative target projected, ADRP (page offset) its target page.
+	refCodeA64
 	refKinds
 )
 
@@ -70,12 +77,13 @@ type refTable struct {
 }
 
 // Limits the decoder enforces on a reference table, whatever the patch
-// says: they bound its memory (12 bytes per span, 40 per region: at most
-// 1.7 MiB) and its decompressed size.
+// says: they bound its memory (12 bytes per span, 40 per region, 24 per
+// map: at most 1.1 MiB; the tar r1→r3 pair needs 8143 spans and 232
+// regions, 100 KB) and its decompressed size.
 const (
 	maxRefMaps    = 1024
-	maxRefSpans   = 1 << 17
-	maxRefRegions = 1 << 14
+	maxRefSpans   = 1 << 16
+	maxRefRegions = 1 << 13
 	maxRefTable   = 4 << 20 // compressed and decompressed bytes
 )
 
@@ -126,17 +134,38 @@ func (t *refTable) project(p []byte, off int64) {
 		}
 		m := t.maps[r.m]
 		a := max(r.start, off) // both multiples of 4
+		if r.kind == refData64 {
+			a += (a - r.start) & 4 // the region's 8-byte grid
+			for ; a+8 <= min(r.end, end); a += 8 {
+				q := p[a-off : a-off+8]
+				if w := binary.LittleEndian.Uint64(q); w >= uint64(r.lo) && w < uint64(r.hi) {
+					binary.LittleEndian.PutUint64(q, uint64(m.project(uint32(w))))
+				}
+			}
+			continue
+		}
 		for ; a+4 <= min(r.end, end); a += 4 {
 			q := p[a-off : a-off+4]
 			w := binary.LittleEndian.Uint32(q)
+			site := r.vaddr + uint32(a-r.start)
 			switch {
 			case r.kind == refCode && isBranch(w):
-				site := r.vaddr + uint32(a-r.start)
 				target := site + 8 + uint32(int32(w<<8)>>6)
 				rel := m.project(target) - m.project(site) - 8
 				w = w&0xFF000000 | rel>>2&0xFFFFFF
-			case w >= r.lo && w < r.hi:
+			case r.kind == refCode && w >= r.lo && w < r.hi:
 				w = m.project(w)
+			case r.kind == refData && w >= r.lo && w < r.hi:
+				w = m.project(w)
+			case r.kind == refCodeA64 && w&0x7C000000 == 0x14000000: // B, BL
+				target := site + uint32(int32(w<<6)>>4)
+				rel := m.project(target) - m.project(site)
+				w = w&0xFC000000 | rel>>2&0x03FFFFFF
+			case r.kind == refCodeA64 && w&0x9F000000 == 0x90000000: // ADRP
+				imm := uint32(int32((w>>5&0x7FFFF)<<2|w>>29&3) << 11 >> 11)
+				page := site&^0xFFF + imm<<12
+				rel := uint32(int32(m.project(page)&^0xFFF-m.project(site)&^0xFFF) >> 12)
+				w = w&0x9F00001F | (rel&3)<<29 | (rel>>2&0x7FFFF)<<5
 			default:
 				continue
 			}

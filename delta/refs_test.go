@@ -223,22 +223,25 @@ func TestRefsSynthetic(t *testing.T) {
 	}
 }
 
-// TestRefsGoBinary: two releases of a real GOARCH=arm program, built by
-// the Go toolchain, the second with more code (so its functions and data
-// move), inside images with different headers in front.
+// TestRefsGoBinary: two releases of a real program for GOARCH=arm and
+// for GOARCH=arm64, built by the Go toolchain, the second with more code
+// (so its functions and data move), inside images with different headers
+// in front: reference correction is chosen, smaller, and byte-exact.
 func TestRefsGoBinary(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds two ARM programs")
+		t.Skip("builds four programs")
 	}
-	build := func(src string) []byte {
+	build := func(t *testing.T, goarch, src string) []byte {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\n\ngo 1.22\n"), 0o644)
+		if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\n\ngo 1.22\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", "prog")
 		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm", "GOARM=7", "CGO_ENABLED=0")
+		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+goarch, "GOARM=7", "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build: %v: %s", err, out)
 		}
@@ -248,25 +251,34 @@ func TestRefsGoBinary(t *testing.T) {
 		}
 		return b
 	}
-	v1 := build("package main\n\nimport (\"fmt\"; \"os\")\n\nfunc main() { fmt.Println(\"meter\", len(os.Args)) }\n")
-	v2 := build("package main\n\nimport (\"encoding/json\"; \"fmt\"; \"os\")\n\nfunc main() { b, _ := json.Marshal(os.Args); fmt.Println(\"meter\", string(b), len(os.Args)) }\n")
-	old := append(make([]byte, 1024), v1...)
-	nw := append(make([]byte, 4096), v2...)
-	p3, err := DiffWith(old, nw, DiffOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p2, err := DiffWith(old, nw, DiffOptions{Format: FormatNode2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%d bytes with reference correction (version %d), %d without", len(p3), p3[8], len(p2))
-	if p3[8] != nodeVersion3 || len(p3) >= len(p2) {
-		t.Errorf("version %d, %d bytes; want version 3 and fewer than %d", p3[8], len(p3), len(p2))
-	}
-	got, err := Patch(old, bytes.NewReader(p3))
-	if err != nil || !bytes.Equal(got, nw) {
-		t.Fatalf("Patch = %d bytes, %v; want the new image", len(got), err)
+	for _, goarch := range []string{"arm", "arm64"} {
+		t.Run(goarch, func(t *testing.T) {
+			v1 := build(t, goarch, "package main\n\nimport (\"fmt\"; \"os\")\n\nfunc main() { fmt.Println(\"meter\", len(os.Args)) }\n")
+			v2 := build(t, goarch, "package main\n\nimport (\"encoding/json\"; \"fmt\"; \"os\")\n\nfunc main() { b, _ := json.Marshal(os.Args); fmt.Println(\"meter\", string(b), len(os.Args)) }\n")
+			old := append(make([]byte, 1024), v1...)
+			nw := append(make([]byte, 4096), v2...)
+			p3, err := DiffWith(old, nw, DiffOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p2, err := DiffWith(old, nw, DiffOptions{Format: FormatNode2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d bytes with reference correction (version %d), %d without", len(p3), p3[8], len(p2))
+			if p3[8] != nodeVersion3 || len(p3) >= len(p2) {
+				t.Errorf("version %d, %d bytes; want version 3 and fewer than %d", p3[8], len(p3), len(p2))
+			}
+			got, err := Patch(old, bytes.NewReader(p3))
+			if err != nil || !bytes.Equal(got, nw) {
+				t.Fatalf("Patch = %d bytes, %v; want the new image", len(got), err)
+			}
+			// Any range of the source projects as the whole does.
+			tb := buildRefTable(old, nw, scriptSegments(old, nw))
+			whole := slices.Clone(old)
+			tb.project(whole, 0)
+			checkViewLocal(t, &xformView{v: &readerView{r: bytes.NewReader(old), size: int64(len(old))}, x: xformRef, refs: tb}, whole, 512)
+		})
 	}
 }
 
@@ -366,7 +378,9 @@ func TestRefsRefusedCleanly(t *testing.T) {
 func FuzzRefTable(f *testing.F) {
 	vs := synthImages(540, 2, 40)
 	f.Add(buildRefTable(vs[0], vs[1], scriptSegments(vs[0], vs[1])).marshal())
-	f.Add([]byte{1, 1, 0, 8, 0, 1, 0, 8, 0x10, 1, 0x10, 0x10, 0})
+	for kind := range refKinds {
+		f.Add([]byte{1, 1, 0, 8, 0, 1, 0, 16, 0x10, byte(kind), 0x10, 0x10, 0})
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tb, err := parseRefTable(bytes.NewReader(b), 1<<16)
 		if err != nil {

@@ -105,16 +105,19 @@ func buildRefTable(old, new []byte, segs []segment) *refTable {
 			if so.size == 0 {
 				continue
 			}
-			kind := refData
+			kind, code, align := refData, refCode, int64(4)
+			if of.a64 {
+				kind, code, align = refData64, refCodeA64, 8
+			}
 			switch {
 			case so.flags&shfExec != 0:
-				kind = refCode
+				kind, align = code, 4
 			case so.typ == shtProgbits, so.typ == shtRel, so.typ == shtDynsym, so.typ == shtDynamic,
-				so.typ == shtInitArray, so.typ == shtFiniArray:
+				so.typ == shtInitArray, so.typ == shtFiniArray, of.a64 && so.typ == shtRela:
 			default:
 				continue
 			}
-			start, end := (so.off+3)&^3, so.off+so.size
+			start, end := (so.off+align-1)&^(align-1), so.off+so.size
 			if end-start < 4 || len(t.regions) > 0 && start < t.regions[len(t.regions)-1].end {
 				continue
 			}
