@@ -168,17 +168,45 @@ func (w *nodeWriter) add(d *domain) error {
 }
 
 // addRefs tries reference correction: the table from the plain script's
-// segments, then a pass between the projected old image and new.
-func (w *nodeWriter) addRefs(old, new []byte, segs []segment) error {
+// segments, then a pass between the projected old image and new. With
+// inPlace, old is projected in place and put back from an undo list of
+// the words that changed (8 bytes per changed word instead of a copy of
+// the image).
+func (w *nodeWriter) addRefs(old, new []byte, segs []segment, inPlace bool) error {
 	t := buildRefTable(old, new, segs)
 	if t == nil {
 		return nil
 	}
-	p := slices.Clone(old)
-	t.project(p, 0)
-	runtime.GC() // the plain pass's suffix array is garbage
 	w.refs = t
-	return w.add(&domain{x: xformRef, oldT: p, newT: new, segs: scriptSegments(p, new)})
+	if !inPlace {
+		p := slices.Clone(old)
+		t.project(p, 0)
+		runtime.GC() // the plain pass's suffix array is garbage
+		return w.add(&domain{x: xformRef, oldT: p, newT: new, segs: scriptSegments(p, new)})
+	}
+	type undo struct{ off, word uint32 }
+	var saved []undo
+	buf := make([]byte, 64<<10)
+	for _, r := range t.regions {
+		for off := r.start &^ 3; off < r.end; off += int64(len(buf)) {
+			q := buf[:min(int64(len(buf)), (r.end+3)&^3-off, int64(len(old))-off)]
+			copy(q, old[off:])
+			t.project(q, off)
+			for i := 0; i+4 <= len(q); i += 4 {
+				if o := binary.LittleEndian.Uint32(old[off+int64(i):]); o != binary.LittleEndian.Uint32(q[i:]) {
+					saved = append(saved, undo{uint32(off) + uint32(i), o})
+				}
+			}
+			copy(old[off:], q)
+		}
+	}
+	defer func() {
+		for _, u := range saved {
+			binary.LittleEndian.PutUint32(old[u.off:], u.word)
+		}
+	}()
+	runtime.GC()
+	return w.add(&domain{x: xformRef, oldT: old, newT: new, segs: scriptSegments(old, new)})
 }
 
 // bytes returns the patch: version 3, with the reference table after the

@@ -226,7 +226,7 @@ func DiffWith(old, new []byte, o DiffOptions) ([]byte, error) {
 		}
 		if i == 0 && x == xformNone && refs {
 			// oldT and newT are old and new as they are.
-			if err := w.addRefs(old, new, segs); err != nil {
+			if err := w.addRefs(old, new, segs, inPlace); err != nil {
 				return nil, err
 			}
 			if w.refs != nil {

@@ -206,6 +206,12 @@ func TestRefsSynthetic(t *testing.T) {
 		if err != nil || !bytes.Equal(got, vs[i+1]) {
 			t.Fatalf("step %d: Patch = %d bytes, %v; want the new image", i, len(got), err)
 		}
+		// In place: the same patch, and the images put back.
+		o, n := slices.Clone(vs[i]), slices.Clone(vs[i+1])
+		pi, err := DiffWith(o, n, DiffOptions{FrameSize: 16 << 10, DigestBlock: 4 << 10, InPlace: true})
+		if err != nil || !bytes.Equal(pi, p3) || !bytes.Equal(o, vs[i]) || !bytes.Equal(n, vs[i+1]) {
+			t.Fatalf("step %d: in place: %v, same patch %v, images put back %v %v", i, err, bytes.Equal(pi, p3), bytes.Equal(o, vs[i]), bytes.Equal(n, vs[i+1]))
+		}
 		ps = append(ps, p3)
 	}
 	for _, rs := range [][]func([]byte) any{
