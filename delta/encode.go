@@ -186,19 +186,38 @@ func (w *nodeWriter) addRefs(old, new []byte, segs []segment, inPlace bool) erro
 	}
 	type undo struct{ off, word uint32 }
 	var saved []undo
-	buf := make([]byte, 64<<10)
-	for _, r := range t.regions {
-		for off := r.start &^ 3; off < r.end; off += int64(len(buf)) {
-			q := buf[:min(int64(len(buf)), (r.end+3)&^3-off, int64(len(old))-off)]
-			copy(q, old[off:])
-			t.project(q, off)
-			for i := 0; i+4 <= len(q); i += 4 {
-				if o := binary.LittleEndian.Uint32(old[off+int64(i):]); o != binary.LittleEndian.Uint32(q[i:]) {
-					saved = append(saved, undo{uint32(off) + uint32(i), o})
-				}
+	// Pieces with 4 bytes of context on each side (a Thumb-2 pair may
+	// straddle two), projected from the original bytes.
+	const piece = 64 << 10
+	buf := make([]byte, piece+8)
+	var prev []byte // the last piece's projected bytes, written back late
+	var prevOff int64
+	flush := func() {
+		for i := 0; i+4 <= len(prev); i += 4 {
+			at := prevOff + int64(i)
+			if o := binary.LittleEndian.Uint32(old[at:]); o != binary.LittleEndian.Uint32(prev[i:]) {
+				saved = append(saved, undo{uint32(at), o})
 			}
-			copy(old[off:], q)
 		}
+		copy(old[prevOff:], prev)
+	}
+	out := make([]byte, piece)
+	for _, r := range t.regions {
+		for off := r.start &^ 3; off < r.end; off += piece {
+			lo, hi := max(off-4, 0), min(off+piece+4, (r.end+3)&^3+4, int64(len(old)))
+			q := buf[:hi-lo]
+			copy(q, old[lo:hi])
+			t.project(q, lo)
+			if prev != nil {
+				flush()
+			}
+			n := min(piece, (r.end+3)&^3-off, int64(len(old))-off)
+			prev, prevOff = out[:n], off
+			copy(prev, q[off-lo:])
+		}
+	}
+	if prev != nil {
+		flush()
 	}
 	defer func() {
 		for _, u := range saved {

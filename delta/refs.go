@@ -50,6 +50,9 @@ const (
 	// refCodeA64: AArch64 code: B and BL (26-bit word offset) have their
 	// relative target projected, ADRP (page offset) its target page.
 	refCodeA64
+	// refThumb: Thumb-2 code: BL, BLX and B.W (T4) halfword pairs have
+	// their relative target projected.
+	refThumb
 	refKinds
 )
 
@@ -134,6 +137,10 @@ func (t *refTable) project(p []byte, off int64) {
 		}
 		m := t.maps[r.m]
 		a := max(r.start, off) // both multiples of 4
+		if r.kind == refThumb {
+			projectThumb(p, off, max(r.start, off), min(r.end, end), r, m)
+			continue
+		}
 		if r.kind == refData64 {
 			a += (a - r.start) & 4 // the region's 8-byte grid
 			for ; a+8 <= min(r.end, end); a += 8 {
@@ -172,6 +179,82 @@ func (t *refTable) project(p []byte, off int64) {
 			binary.LittleEndian.PutUint32(q, w)
 		}
 	}
+}
+
+// isThumbPair reports whether halfwords h1, h2 are a Thumb-2 BL, BLX or
+// B.W (encoding T4) whose second halfword cannot start one itself
+// (11110 in its top bits: J1 = 1, J2 = 0 of a BL or B.W): so pairs never
+// overlap, and whether a halfword starts one depends on its own four
+// bytes only, wherever a read of the image starts.
+func isThumbPair(h1, h2 uint16) bool {
+	return h1&0xF800 == 0xF000 && (h2&0xD000 == 0xD000 || h2&0xD000 == 0xC000 || h2&0xD000 == 0x9000) && h2&0xF800 != 0xF000
+}
+
+// projectThumb projects the Thumb-2 branch pairs of p (old image bytes
+// from off) that lie wholly in [a, e) of region r, and the aligned words
+// in the address range that no pair touches (literal pools). Whether a
+// halfword starts a pair depends on its own 4 bytes, whether a word is a
+// literal on the bytes from 2 before it to 6 after it (readers give 4
+// bytes of context on each side); both are decided on the original
+// bytes: a rewrite is applied only once nothing left to decide reads it.
+func projectThumb(p []byte, off, a, e int64, r refRegion, m refMap) {
+	pairAt := func(x int64) bool {
+		return x >= r.start && x >= off && x+4 <= r.end && x+4 <= off+int64(len(p)) &&
+			isThumbPair(binary.LittleEndian.Uint16(p[x-off:]), binary.LittleEndian.Uint16(p[x-off+2:]))
+	}
+	type write struct {
+		at int64
+		w  uint32
+	}
+	var pend [8]write // in position order
+	np := 0
+	apply := func(upTo int64) {
+		k := 0
+		for k < np && pend[k].at <= upTo {
+			binary.LittleEndian.PutUint32(p[pend[k].at-off:], pend[k].w)
+			k++
+		}
+		np = copy(pend[:], pend[k:np])
+	}
+	a += (a - r.start) & 1
+	for ; a+2 <= e; a += 2 {
+		apply(a - 6)
+		if (a-r.start)&3 == 0 && a+4 <= e && !pairAt(a-2) && !pairAt(a) && !pairAt(a+2) {
+			if w := binary.LittleEndian.Uint32(p[a-off:]); w >= r.lo && w < r.hi {
+				pend[np] = write{a, m.project(w)}
+				np++
+			}
+			continue
+		}
+		if a+4 > e || !pairAt(a) {
+			continue
+		}
+		h1, h2 := binary.LittleEndian.Uint16(p[a-off:]), binary.LittleEndian.Uint16(p[a-off+2:])
+		s := uint32(h1>>10) & 1
+		i1, i2 := ^(uint32(h2>>13)^s)&1, ^(uint32(h2>>11)^s)&1
+		imm := uint32(int32((s<<24|i1<<23|i2<<22|uint32(h1&0x3FF)<<12|uint32(h2&0x7FF)<<1)<<7) >> 7)
+		site := r.vaddr + uint32(a-r.start)
+		blx := h2&0xD000 == 0xC000
+		var target, nimm uint32
+		if blx {
+			target = (site+4)&^3 + imm
+			nimm = m.project(target) - (m.project(site)+4)&^3
+		} else {
+			target = site + 4 + imm
+			nimm = m.project(target) - m.project(site) - 4
+		}
+		s = nimm >> 24 & 1
+		j1, j2 := ^(nimm>>23&1)&1^s, ^(nimm>>22&1)&1^s
+		n1 := h1&0xF800 | uint16(s)<<10 | uint16(nimm>>12&0x3FF)
+		n2 := h2&0xD000 | uint16(j1)<<13 | uint16(j2)<<11 | uint16(nimm>>1&0x7FF)
+		if blx {
+			n2 &^= 1
+		}
+		pend[np] = write{a, uint32(n1) | uint32(n2)<<16}
+		np++
+		a += 2
+	}
+	apply(e)
 }
 
 // marshal encodes the table (before compression):

@@ -106,14 +106,23 @@ func (p *synthProgram) evolve(seed uint64) *synthProgram {
 
 // elf links the program into a 32-bit ARM ELF file: .text at 0x11000,
 // .data after it, section headers at the end.
-func (p *synthProgram) elf() []byte {
+func (p *synthProgram) elf() []byte { return p.link(false) }
+
+// link links the program as A32 code, or as Thumb-2 (calls as BL pairs,
+// functions of odd length starting with a 16-bit NOP so that half the pairs
+// are not word-aligned, function addresses with bit 0 set).
+func (p *synthProgram) link(thumb bool) []byte {
 	const textOff, textAddr = 0x1000, 0x11000
 	var addr []uint32
 	a := uint32(textAddr)
 	for _, f := range p.funcs {
 		addr = append(addr, a)
 		a += uint32(4 * len(f))
+		if thumb {
+			a += uint32(2 * (len(f) & 1))
+		}
 	}
+	a = (a + 3) &^ 3
 	dataOff := textOff + int(a-textAddr)
 	dataAddr := a + 0x10000
 	img := make([]byte, textOff, dataOff+4*len(p.data)+0x200)
@@ -131,10 +140,34 @@ func (p *synthProgram) elf() []byte {
 		}
 		return w.v
 	}
-	for fi, f := range p.funcs {
-		for i, w := range f {
-			img = binary.LittleEndian.AppendUint32(img, link(w, addr[fi]+uint32(4*i)))
+	if thumb {
+		link = func(w synthWord, pc uint32) uint32 {
+			switch w.kind {
+			case 1:
+				imm := addr[w.v] - pc - 4
+				s := imm >> 24 & 1
+				j1, j2 := ^(imm>>23&1)&1^s, ^(imm>>22&1)&1^s
+				return (0xD000|j1<<13|j2<<11|imm>>1&0x7FF)<<16 | 0xF000 | s<<10 | imm>>12&0x3FF
+			case 3:
+				return addr[w.v] | 1
+			case 4:
+				return dataAddr + 4*w.v
+			}
+			return 0x20002000 | w.v&0x07FF07FF // two MOVS
 		}
+	}
+	for fi, f := range p.funcs {
+		at := addr[fi]
+		if thumb && len(f)&1 == 1 {
+			img = binary.LittleEndian.AppendUint16(img, 0xBF00)
+			at += 2
+		}
+		for i, w := range f {
+			img = binary.LittleEndian.AppendUint32(img, link(w, at+uint32(4*i)))
+		}
+	}
+	for len(img) < dataOff {
+		img = append(img, 0)
 	}
 	for _, d := range p.data {
 		img = binary.LittleEndian.AppendUint32(img, link(d, 0))
@@ -227,6 +260,46 @@ func TestRefsSynthetic(t *testing.T) {
 			t.Fatalf("chain of two version-3 hops = %v, output equal %v", err, bytes.Equal(w.data, vs[2]))
 		}
 	}
+}
+
+// TestRefsThumb: the same on Thumb-2 code, with branch pairs at both
+// halfword alignments and across the encoder's 64 KiB pieces: version 3,
+// smaller than version 2 with its Thumb-2 transform, byte-exact, the
+// same in place, and any range of the source projects as the whole.
+func TestRefsThumb(t *testing.T) {
+	p := newSynthProgram(560, 600)
+	vs := [][]byte{p.link(true), p.evolve(561).link(true)}
+	for i := range vs {
+		vs[i] = append(bytes.Repeat([]byte{7}, 512*(i+1)), vs[i]...)
+	}
+	p3, err := DiffWith(vs[0], vs[1], DiffOptions{FrameSize: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := DiffWith(vs[0], vs[1], DiffOptions{Format: FormatNode2, FrameSize: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d bytes with reference correction, %d with the Thumb-2 transform", len(p3), len(p2))
+	if p3[8] != nodeVersion3 || len(p3)*2 > len(p2) {
+		t.Errorf("version %d, %d bytes; want version 3 and at most half of %d", p3[8], len(p3), len(p2))
+	}
+	got, err := Patch(vs[0], bytes.NewReader(p3))
+	if err != nil || !bytes.Equal(got, vs[1]) {
+		t.Fatalf("Patch = %d bytes, %v; want the new image", len(got), err)
+	}
+	o, n := slices.Clone(vs[0]), slices.Clone(vs[1])
+	pi, err := DiffWith(o, n, DiffOptions{FrameSize: 16 << 10, InPlace: true})
+	if err != nil || !bytes.Equal(pi, p3) || !bytes.Equal(o, vs[0]) {
+		t.Fatalf("in place: %v, same patch %v, old put back %v", err, bytes.Equal(pi, p3), bytes.Equal(o, vs[0]))
+	}
+	tb := buildRefTable(vs[0], vs[1], scriptSegments(vs[0], vs[1]))
+	if !slices.ContainsFunc(tb.regions, func(r refRegion) bool { return r.kind == refThumb }) {
+		t.Fatal("no Thumb-2 region")
+	}
+	whole := slices.Clone(vs[0])
+	tb.project(whole, 0)
+	checkViewLocal(t, &xformView{v: &readerView{r: bytes.NewReader(vs[0]), size: int64(len(vs[0]))}, x: xformRef, refs: tb}, whole, 562)
 }
 
 // TestRefsGoBinary: two releases of a real program for GOARCH=arm and

@@ -112,6 +112,9 @@ func buildRefTable(old, new []byte, segs []segment) *refTable {
 			switch {
 			case so.flags&shfExec != 0:
 				kind, align = code, 4
+				if a32, thumb := blCounts(old[so.off : so.off+so.size]); !of.a64 && thumb > a32 {
+					kind = refThumb
+				}
 			case so.typ == shtProgbits, so.typ == shtRel, so.typ == shtDynsym, so.typ == shtDynamic,
 				so.typ == shtInitArray, so.typ == shtFiniArray, of.a64 && so.typ == shtRela:
 			default:
