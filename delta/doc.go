@@ -114,8 +114,10 @@
 // into an equivalence map of addresses (old address range → new address
 // range, per file; sections only in memory, .bss, by name). The patch
 // carries the maps and the regions of the old image that hold references
-// (code: B/BL and literal-pool words; data: words in the file's address
-// range — pointers, relocation offsets, symbol values), in 4 KiB chunks,
+// (A32 code: B/BL and literal-pool words; Thumb-2 code: BL, BLX and B.W
+// pairs and literal-pool words; AArch64 code: B, BL, ADRP; data: words in
+// the file's address range, 32 or 64 bits — pointers, relocation
+// offsets, symbol values), in 4 KiB chunks,
 // leaving out chunks where projecting makes fewer old words equal to
 // their matched new words (integer tables that look like addresses). The
 // decoder projects each reference of the old image through the map: a
