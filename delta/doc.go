@@ -61,7 +61,7 @@
 //
 // Version 3 is version 2 with reference correction (refs.go): header
 // flags are 2 (a reference table follows), then a u32 length and the
-// table, LZMA2-compressed (at most 4 MiB; at most 1024 maps, 65536 spans
+// table, LZMA2-compressed (at most 1 MiB, compressed and decompressed; at most 1024 maps, 65536 spans
 // and 8192 regions, at most 1.1 MiB once decoded; 23 KB compressed on the
 // tar r1→r2 pair); bit 29 of a frame's rest length says the frame is
 // coded through it (its source read with references projected; the

@@ -106,7 +106,7 @@ func parseELF(img []byte, base int64, a64 bool) (elfFile, bool) {
 		if typ != shtNobits && off <= int64(len(b)) && size <= int64(len(b))-off {
 			f.end = max(f.end, base+off+size)
 		}
-		if flags&shfAlloc == 0 || size == 0 || addr+size > 1<<32 {
+		if flags&shfAlloc == 0 || size == 0 || addr >= 1<<32 || size >= 1<<32 || addr+size > 1<<32 {
 			continue
 		}
 		sec := elfSection{vaddr: uint32(addr), vsize: uint32(size), typ: typ, flags: flags}

@@ -87,7 +87,7 @@ const (
 	maxRefMaps    = 1024
 	maxRefSpans   = 1 << 16
 	maxRefRegions = 1 << 13
-	maxRefTable   = 4 << 20 // compressed and decompressed bytes
+	maxRefTable   = 1 << 20 // compressed and decompressed bytes (the tar pairs need 30 KB decompressed)
 )
 
 // project returns the new address of old address x: moved by its span
