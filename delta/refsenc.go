@@ -199,7 +199,7 @@ func cmpU32(a, b uint32) int {
 
 // refChunk is the unit in which the encoder decides where projecting
 // references pays.
-const refChunk = 4096
+const refChunk = 4096 // (1 KiB: 1058300 bytes on tar r1→r2, 4 KiB 1058598, 16 KiB 1057996)
 
 // keepPayingChunks returns the parts of t's regions, in chunks of
 // refChunk image bytes, where projecting makes no fewer old words equal
