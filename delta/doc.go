@@ -45,8 +45,9 @@
 //	    (uvarint add, uvarint copy, varint seek), then the frame's extra
 //	    bytes, LZMA2-compressed (256 KiB dictionary)
 //
-// Version 2 (what Diff writes) decides per frame, in the top bits of the
-// two lengths: bit 31 of the diff length, the frame is coded through the
+// Version 2 (what Diff writes where version 3 does not pay) decides per
+// frame, in the top bits of the two lengths: bit 31 of the diff length,
+// the frame is coded through the
 // ARM (A32) transform; bit 30 of the rest length, through the Thumb-2
 // transform (not both); bit 30 of the diff length, the diff section is
 // stored zero-run coded without bzip2; bit 29 of the diff length, it is
