@@ -326,6 +326,13 @@ func openChain(src io.ReaderAt, srcSize int64, patches []io.Reader, opt Options)
 				return fail(err)
 			}
 			idh.Write(b[8:])
+			if h.version == nodeVersion3 {
+				tb, err := readRefs(r, h, i)
+				if err != nil {
+					return fail(err)
+				}
+				b = append(b, tb...)
+			}
 			switch {
 			case prev == nil && i == 0:
 				if cur.Size() != h.oldSize {
@@ -445,7 +452,7 @@ type nodeStream struct {
 
 func newNodeStream(h *nodeHeader, r io.Reader, src view, hop int) (*nodeStream, error) {
 	return &nodeStream{
-		h: h, r: r, off: nodeHeaderSize, hop: hop, dec: newFrameDecoder(h, hop, src), chain: h.newSHA,
+		h: h, r: r, off: h.dataOff, hop: hop, dec: newFrameDecoder(h, hop, src), chain: h.newSHA,
 		digests: make([]byte, (h.frameSize/h.digestBlock())*digestLen),
 	}, nil
 }

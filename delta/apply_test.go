@@ -182,6 +182,16 @@ func TestResumeAfterCut(t *testing.T) {
 		}
 		perFrame = append(perFrame, p)
 	}
+	// Version 3: reference correction, two hops.
+	sv := synthImages(550, 3, 200)
+	var refs [][]byte
+	for i := range 2 {
+		p, err := DiffWith(sv[i], sv[i+1], DiffOptions{FrameSize: 16 << 10})
+		if err != nil || p[8] != nodeVersion3 {
+			t.Fatalf("version-3 fixture: %v", err)
+		}
+		refs = append(refs, p)
+	}
 	for _, tc := range []struct {
 		name    string
 		src     []byte
@@ -195,6 +205,7 @@ func TestResumeAfterCut(t *testing.T) {
 		{"node-chain-frame-digest", vs[0], perFrame, vs[3], 4096},
 		{"node-bsdiff43", vs[0], [][]byte{ps[0], ps[1], b43}, vs[3], 8192},
 		{"bsdiff40", vs[0], [][]byte{b40}, vs[1], 8192},
+		{"node-v3-refs", sv[0], refs, sv[2], 4096},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			blocks := int((int64(len(tc.want)) + tc.bs - 1) / tc.bs)

@@ -30,6 +30,8 @@ const (
 	xformNone  xform = iota
 	xformARM         // A32 BL (armConvert)
 	xformThumb       // Thumb-2 BL (thumbConvert)
+	xformRef         // reference correction of the source only (refs.go); the output is plain
+	xforms
 )
 
 // convert applies x to p, which starts at image offset off (a multiple of

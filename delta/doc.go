@@ -32,7 +32,7 @@
 // # The node format
 //
 //	header (100 bytes, little endian):
-//	  "MTRDLT01" | version (1 or 2) | flags | codec 2 | log2 digest block |
+//	  "MTRDLT01" | version (1, 2 or 3) | flags | codec 2 | log2 digest block |
 //	  u32 frame size | u64 old size | u64 new size | SHA-256 of old |
 //	  SHA-256 of new | CRC-32 of the above
 //	frame i (one per frame size of output; the last may be short):
@@ -45,8 +45,9 @@
 //	    (uvarint add, uvarint copy, varint seek), then the frame's extra
 //	    bytes, LZMA2-compressed (256 KiB dictionary)
 //
-// Version 2 (what Diff writes) decides per frame, in the top bits of the
-// two lengths: bit 31 of the diff length, the frame is coded through the
+// Version 2 (what Diff writes where version 3 does not pay) decides per
+// frame, in the top bits of the two lengths: bit 31 of the diff length,
+// the frame is coded through the
 // ARM (A32) transform; bit 30 of the rest length, through the Thumb-2
 // transform (not both); bit 30 of the diff length, the diff section is
 // stored zero-run coded without bzip2; bit 29 of the diff length, it is
@@ -58,6 +59,19 @@
 // bit 0 for the ARM transform of the whole patch and every section
 // compressed. Apply reads both; a node built before version 2 refuses a
 // version-2 patch with a *CorruptError before writing anything.
+//
+// Version 3 is version 2 with reference correction (refs.go): header
+// flags are 2 (a reference table follows), then a u32 length and the
+// table, LZMA2-compressed (at most 1 MiB, compressed and decompressed; at most 1024 maps, 65536 spans
+// and 8192 regions, at most 1.1 MiB once decoded; 23 KB compressed on the
+// tar r1→r2 pair); bit 29 of a frame's rest length says the frame is
+// coded through it (its source read with references projected; the
+// output needs no inverse). Diff (FormatNode) writes version 3 only when
+// the frames that choose reference correction save more than the table
+// costs, else version 2; FormatNode2 never writes it, for nodes that do
+// not advertise version 3. A node built before version 3 refuses a
+// version-3 patch with a *CorruptError ("unsupported version 3") before
+// writing anything.
 //
 // A frame's entries cover exactly its output, and every old range they
 // read lies inside the old image; a frame decodes on its own. The chained
@@ -72,7 +86,7 @@
 // the 100-byte header and, per frame, 8 bytes of lengths, 16 of digest and
 // the two sections, stored raw when that is smaller.
 //
-// # Executable transforms
+// # Executable transforms and reference correction
 //
 // An A32 BL instruction (top byte 0xEB) holds its target relative to its
 // own address; a Thumb-2 BL pair does too. When code moves between
@@ -92,6 +106,29 @@
 // Both transforms are position-local (a word or halfword pair is converted
 // or not from its own bytes; no conversion crosses a 4 KiB boundary), so a
 // frame, or any range a later chain hop reads, converts on its own.
+//
+// Reference correction (version 3, refs.go, in the manner of Chromium's
+// Zucchini) goes further: the encoder finds the 32-bit ARM ELF files in
+// both images (section headers; a tar or ext4 image holds whole files),
+// pairs each old file with the new file most of its matched bytes went
+// to, and turns the plain bsdiff script's matches of 64 bytes or more
+// into an equivalence map of addresses (old address range → new address
+// range, per file; sections only in memory, .bss, by name). The patch
+// carries the maps and the regions of the old image that hold references
+// (A32 code: B/BL and literal-pool words; Thumb-2 code: BL, BLX and B.W
+// pairs and literal-pool words; AArch64 code: B, BL, ADRP; data: words in
+// the file's address range, 32 or 64 bits — pointers, relocation
+// offsets, symbol values), in 4 KiB chunks,
+// leaving out chunks where projecting makes fewer old words equal to
+// their matched new words (integer tables that look like addresses). The
+// decoder projects each reference of the old image through the map: a
+// B/BL gets the offset from its new site to its target's new address, a
+// pointer its target's new address, so a reference that only moved reads
+// as in the new image, whether caller, callee or both moved. Addresses
+// the map does not hold stay as they are. Where it applies, it subsumes
+// the branch transforms (no frame chose A32 beside it on tar r1→r2 and
+// esbuild 0.27.2→0.27.3),
+// so Diff makes two passes (plain, projected), as before.
 //
 // Compression was chosen by measurement on the esbuild linux-arm corpus,
 // pair 0.27.2→0.27.3 (10.6 MB, ARM transform on; sizes in bytes of the diff

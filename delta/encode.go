@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"runtime"
+	"slices"
 
 	"github.com/ulikunitz/xz/lzma"
 )
@@ -87,8 +89,10 @@ const (
 	frameRawRest  = 1 << 31 // in the rest length: control and extra bytes, not LZMA2
 	frameThumb    = 1 << 30 // in the rest length: the frame is coded through the Thumb-2 transform
 	frameLZMADiff = 1 << 29 // in the diff length: zero-run coded diff bytes, LZMA2, not bzip2
+	frameRef      = 1 << 29 // in the rest length (version 3): the frame is coded through reference correction
 	frameLenMaskD = frameLZMADiff - 1
-	frameLenMaskR = frameThumb - 1
+	frameLenMaskR = frameThumb - 1 // version 2
+	frameLenMask3 = frameRef - 1   // version 3, rest length
 )
 
 // nodeWriter assembles a node-format patch: the header and the chained
@@ -100,7 +104,9 @@ type nodeWriter struct {
 	digestBlock int64
 	digests     [][]byte // per frame
 	best        []*encodedFrame
-	domains     int // domains added
+	plain       []*encodedFrame // best without reference correction (nil: same as best)
+	domains     int             // domains added
+	refs        *refTable       // reference table of the xformRef domain (version 3)
 }
 
 func newNodeWriter(old, new []byte, version byte, frameSize, digestBlock int64) (*nodeWriter, error) {
@@ -148,25 +154,118 @@ func (w *nodeWriter) add(d *domain) error {
 		if err != nil {
 			return err
 		}
+		if d.x == xformRef && w.plain == nil {
+			w.plain = slices.Clone(w.best)
+		}
 		if w.best[f] == nil || e.size() < w.best[f].size() {
 			w.best[f] = e
+		}
+		if d.x != xformRef && w.plain != nil && e.size() < w.plain[f].size() {
+			w.plain[f] = e
 		}
 	}
 	return nil
 }
 
-// bytes returns the patch.
-func (w *nodeWriter) bytes() []byte {
+// addRefs tries reference correction: the table from the plain script's
+// segments, then a pass between the projected old image and new. With
+// inPlace, old is projected in place and put back from an undo list of
+// the words that changed (8 bytes per changed word instead of a copy of
+// the image).
+func (w *nodeWriter) addRefs(old, new []byte, segs []segment, inPlace bool) error {
+	t := buildRefTable(old, new, segs)
+	if t == nil {
+		return nil
+	}
+	w.refs = t
+	if !inPlace {
+		p := slices.Clone(old)
+		t.project(p, 0)
+		runtime.GC() // the plain pass's suffix array is garbage
+		return w.add(&domain{x: xformRef, oldT: p, newT: new, segs: scriptSegments(p, new)})
+	}
+	type undo struct{ off, word uint32 }
+	var saved []undo
+	// Pieces with 4 bytes of context on each side (a Thumb-2 pair may
+	// straddle two), projected from the original bytes.
+	const piece = 64 << 10
+	buf := make([]byte, piece+8)
+	var prev []byte // the last piece's projected bytes, written back late
+	var prevOff int64
+	flush := func() {
+		for i := 0; i+4 <= len(prev); i += 4 {
+			at := prevOff + int64(i)
+			if o := binary.LittleEndian.Uint32(old[at:]); o != binary.LittleEndian.Uint32(prev[i:]) {
+				saved = append(saved, undo{uint32(at), o})
+			}
+		}
+		copy(old[prevOff:], prev)
+	}
+	out := make([]byte, piece)
+	for _, r := range t.regions {
+		for off := r.start &^ 3; off < r.end; off += piece {
+			lo, hi := max(off-4, 0), min(off+piece+4, (r.end+3)&^3+4, int64(len(old)))
+			q := buf[:hi-lo]
+			copy(q, old[lo:hi])
+			t.project(q, lo)
+			if prev != nil {
+				flush()
+			}
+			n := min(piece, (r.end+3)&^3-off, int64(len(old))-off)
+			prev, prevOff = out[:n], off
+			copy(prev, q[off-lo:])
+		}
+	}
+	if prev != nil {
+		flush()
+	}
+	defer func() {
+		for _, u := range saved {
+			binary.LittleEndian.PutUint32(old[u.off:], u.word)
+		}
+	}()
+	runtime.GC()
+	return w.add(&domain{x: xformRef, oldT: old, newT: new, segs: scriptSegments(old, new)})
+}
+
+// bytes returns the patch: version 3, with the reference table after the
+// header, when frames coded through reference correction save more than
+// the table costs, else the version the writer was made for.
+func (w *nodeWriter) bytes() ([]byte, error) {
 	h := w.h
+	var table []byte
+	if w.plain != nil {
+		z, err := lzmaCompress(w.refs.marshal())
+		if err != nil {
+			return nil, err
+		}
+		total := func(es []*encodedFrame) (n int) {
+			for _, e := range es {
+				n += e.size()
+			}
+			return n
+		}
+		if len(z) <= maxRefTable && total(w.best)+4+len(z) < total(w.plain) {
+			h.version, h.flags = nodeVersion3, flagRefs
+			table = binary.LittleEndian.AppendUint32(nil, uint32(len(z)))
+			table = append(table, z...)
+		} else {
+			w.best = w.plain
+		}
+	}
 	h.marshal()
 	out := append([]byte(nil), h.raw[:]...)
+	out = append(out, table...)
 	for f, best := range w.best {
 		zd, zr := uint32(len(best.zd)), uint32(len(best.zr))
-		if best.x == xformARM && h.version == nodeVersion2 {
+		if best.x == xformARM && h.version >= nodeVersion2 {
 			zd |= frameARM
 		}
 		if best.x == xformThumb {
 			zr |= frameThumb
+		}
+		if best.x == xformRef {
+			zr |= frameRef
 		}
 		if best.rawD {
 			zd |= frameRawDiff
@@ -183,7 +282,7 @@ func (w *nodeWriter) bytes() []byte {
 		out = append(out, best.zd...)
 		out = append(out, best.zr...)
 	}
-	return out
+	return out, nil
 }
 
 // encodeFrame encodes output [fs, fe) with the script of domain d.
@@ -236,7 +335,7 @@ func encodeFrame(d *domain, fs, fe, frameSize int64, version byte) (*encodedFram
 		if e.zd, err = bzip2Compress(zr); err != nil {
 			return nil, err
 		}
-		if version == nodeVersion2 {
+		if version >= nodeVersion2 {
 			// bzip2 wins on most frames; LZMA2 on some (on the system
 			// images, keeping the smaller saves 7 % of the diff bytes).
 			lz, err := lzmaCompress(zr)
@@ -254,7 +353,7 @@ func encodeFrame(d *domain, fs, fe, frameSize int64, version byte) (*encodedFram
 	if e.zr, err = lzmaCompress(payload); err != nil {
 		return nil, err
 	}
-	if version == nodeVersion2 && len(payload) <= len(e.zr) {
+	if version >= nodeVersion2 && len(payload) <= len(e.zr) {
 		e.zr, e.rawR = payload, true
 	}
 	return e, nil

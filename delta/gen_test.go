@@ -21,6 +21,7 @@ func TestTestdata(t *testing.T) {
 		"shrink": {image(104, 2000), image(104, 700)},
 		"thumb":  {thumbImage(105, 6000), mutate(thumbImage(105, 6000), 106, 30)},
 		"moved":  func() [2][]byte { o, n := movedCode(107, 16_000); return [2][]byte{o, n} }(),
+		"refs":   func() [2][]byte { v := synthImages(108, 2, 60); return [2][]byte{v[0], v[1]} }(),
 	}
 	if *update {
 		bsdiff := realtoolPath(t)

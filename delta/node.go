@@ -22,8 +22,10 @@ const (
 	// compression, per frame, in the top bits of the two section lengths.
 	nodeVersion1   = 1
 	nodeVersion2   = 2
+	nodeVersion3   = 3 // version 2 and a reference table (refs.go)
 	nodeHeaderSize = 100
 	flagARM        = 1 << 0
+	flagRefs       = 1 << 1 // version 3: the reference table follows the header
 	// codecBzip2LZMA: per frame, the diff bytes, zero-run encoded, as one
 	// bzip2 stream, and the control entries plus extra bytes as one LZMA2
 	// stream with a 256 KiB dictionary (see the measurements in doc.go).
@@ -52,6 +54,8 @@ type nodeHeader struct {
 	oldSHA    [32]byte
 	newSHA    [32]byte
 	raw       [nodeHeaderSize]byte
+	refs      *refTable // version 3: the reference table
+	dataOff   int64     // patch offset of the first frame
 }
 
 func (h *nodeHeader) arm() bool          { return h.flags&flagARM != 0 }
@@ -88,16 +92,16 @@ func (h *nodeHeader) marshal() {
 
 // parseNodeHeader checks and decodes the 100-byte header.
 func parseNodeHeader(b []byte, maxOut int64) (*nodeHeader, error) {
-	h := &nodeHeader{}
+	h := &nodeHeader{dataOff: nodeHeaderSize}
 	copy(h.raw[:], b)
 	switch {
 	case string(b[:8]) != nodeMagic:
 		return nil, ErrUnknownFormat
 	case binary.LittleEndian.Uint32(b[96:]) != crc32.ChecksumIEEE(b[:96]):
 		return nil, corrupt(96, "header checksum mismatch")
-	case b[8] != nodeVersion1 && b[8] != nodeVersion2:
+	case b[8] != nodeVersion1 && b[8] != nodeVersion2 && b[8] != nodeVersion3:
 		return nil, corrupt(8, "unsupported version %d", b[8])
-	case b[8] == nodeVersion1 && b[9]&^flagARM != 0, b[8] == nodeVersion2 && b[9] != 0:
+	case b[8] == nodeVersion1 && b[9]&^flagARM != 0, b[8] == nodeVersion2 && b[9] != 0, b[8] == nodeVersion3 && b[9] != flagRefs:
 		return nil, corrupt(9, "unknown flags %#x", b[9])
 	case b[10] != codecBzip2LZMA:
 		return nil, corrupt(10, "unknown codec %d", b[10])
@@ -187,15 +191,19 @@ type frameDecoder struct {
 	h    *nodeHeader
 	hop  int
 	src  view          // the hop's source
-	xsrc [3]view       // the same through each transform
+	xsrc [xforms]view  // the same through each transform (nil: none in this patch)
 	br   *bufio.Reader // rest section
 	dbr  *bufio.Reader // diff section
 }
 
 func newFrameDecoder(h *nodeHeader, hop int, src view) *frameDecoder {
-	return &frameDecoder{h: h, hop: hop, src: src,
-		xsrc: [3]view{src, &xformView{v: src, x: xformARM, encode: true}, &xformView{v: src, x: xformThumb, encode: true}},
+	d := &frameDecoder{h: h, hop: hop, src: src,
+		xsrc: [xforms]view{src, &xformView{v: src, x: xformARM, encode: true}, &xformView{v: src, x: xformThumb, encode: true}, nil},
 		br:   bufio.NewReaderSize(nil, 4096), dbr: bufio.NewReaderSize(nil, 4096)}
+	if h.refs != nil {
+		d.xsrc[xformRef] = &xformView{v: src, x: xformRef, refs: h.refs}
+	}
+	return d
 }
 
 // maxCompressedFrame bounds each compressed section of a frame.
@@ -449,19 +457,31 @@ func readFrameHeader(r io.Reader, h *nodeHeader, f int64, digests []byte, off in
 	if h.arm() {
 		loc.x = xformARM
 	}
-	if h.version == nodeVersion2 {
+	if h.version >= nodeVersion2 {
 		loc.rawD, loc.rawR, loc.lzmaD = zd&frameRawDiff != 0, zr&frameRawRest != 0, zd&frameLZMADiff != 0
+		ref := h.version == nodeVersion3 && zr&frameRef != 0
+		n := 0
+		for _, set := range []bool{zd&frameARM != 0, zr&frameThumb != 0, ref} {
+			if set {
+				n++
+			}
+		}
 		switch {
 		case loc.rawD && loc.lzmaD:
 			return frameLoc{}, &CorruptError{Hop: hop, Offset: off, Reason: fmt.Sprintf("frame %d: diff section both raw and LZMA2", f)}
-		case zd&frameARM != 0 && zr&frameThumb != 0:
+		case n > 1:
 			return frameLoc{}, &CorruptError{Hop: hop, Offset: off, Reason: fmt.Sprintf("frame %d: two transforms", f)}
 		case zd&frameARM != 0:
 			loc.x = xformARM
 		case zr&frameThumb != 0:
 			loc.x = xformThumb
+		case ref:
+			loc.x = xformRef
 		}
 		zd, zr = zd&frameLenMaskD, zr&frameLenMaskR
+		if h.version == nodeVersion3 {
+			zr &= frameLenMask3
+		}
 	}
 	loc.zd, loc.zr = int64(zd), int64(zr)
 	if loc.zd > maxCompressedFrame(h.frameSize) || loc.zr > maxCompressedFrame(h.frameSize) {
@@ -517,7 +537,7 @@ type nodeView struct {
 // hop's source.
 func newNodeView(h *nodeHeader, ra io.ReaderAt, src view, hop int) (*nodeView, error) {
 	v := &nodeView{h: h, patch: ra, dec: newFrameDecoder(h, hop, src)}
-	off := int64(nodeHeaderSize)
+	off := h.dataOff
 	for f := int64(0); f < h.frames(); f++ {
 		loc, err := readFrameHeader(io.NewSectionReader(ra, off, 8), h, f, nil, off, hop)
 		if err != nil {
@@ -582,7 +602,7 @@ func (v *nodeView) ReadAt(p []byte, off int64) (int, error) {
 		fs := f * v.h.frameSize
 		fo := off - fs
 		k := min(int64(len(p)-n), df.flen-fo)
-		if df.x == xformNone {
+		if df.x == xformNone || df.x == xformRef {
 			if err := v.dec.readRange(df, p[n:n+int(k)], fo); err != nil {
 				return n, err
 			}

@@ -148,8 +148,10 @@ func TestFormatForNode(t *testing.T) {
 	}{
 		{nil, FormatNode1, false},
 		{[]int{1}, FormatNode1, false},
-		{[]int{1, 2}, FormatNode, false},
-		{[]int{2, 9}, FormatNode, false},
+		{[]int{1, 2}, FormatNode2, false},
+		{[]int{2, 9}, FormatNode2, false},
+		{[]int{1, 2, 3}, FormatNode, false},
+		{[]int{3}, FormatNode, false},
 		{[]int{9}, 0, true},
 	} {
 		got, err := FormatForNode(tc.versions)

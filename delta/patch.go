@@ -25,12 +25,15 @@ const (
 	// advertise version 2 (see NodeFormats): one transform for the whole
 	// patch, every section compressed.
 	FormatNode1
+	// FormatNode2 is version 2 of the node format, for nodes that do not
+	// advertise version 3: FormatNode without reference correction.
+	FormatNode2
 )
 
 // NodeFormats lists the node-format versions Apply reads, oldest first. A
 // node advertises them in its update request so that a head-end sends only
 // a delta the node can apply.
-var NodeFormats = []int{nodeVersion1, nodeVersion2}
+var NodeFormats = []int{nodeVersion1, nodeVersion2, nodeVersion3}
 
 // FormatForNode returns the newest node format among the versions a node
 // advertises (none advertised: version 1, the only one nodes without the
@@ -41,13 +44,15 @@ func FormatForNode(versions []int) (Format, error) {
 	}
 	best := 0
 	for _, v := range versions {
-		if v == nodeVersion1 || v == nodeVersion2 {
+		if v == nodeVersion1 || v == nodeVersion2 || v == nodeVersion3 {
 			best = max(best, v)
 		}
 	}
 	switch best {
-	case nodeVersion2:
+	case nodeVersion3:
 		return FormatNode, nil
+	case nodeVersion2:
+		return FormatNode2, nil
 	case nodeVersion1:
 		return FormatNode1, nil
 	}
@@ -64,18 +69,20 @@ func (f Format) String() string {
 		return "bsdiff43"
 	case FormatNode1:
 		return "node1"
+	case FormatNode2:
+		return "node2"
 	}
 	return fmt.Sprintf("Format(%d)", int(f))
 }
 
 // ParseFormat parses a format name as String prints it.
 func ParseFormat(s string) (Format, error) {
-	for _, f := range []Format{FormatNode, FormatNode1, FormatBSDIFF40, FormatBSDIFF43} {
+	for _, f := range []Format{FormatNode, FormatNode1, FormatNode2, FormatBSDIFF40, FormatBSDIFF43} {
 		if strings.EqualFold(s, f.String()) {
 			return f, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: %q (want node, node1, bsdiff40 or bsdiff43)", ErrUnknownFormat, s)
+	return 0, fmt.Errorf("%w: %q (want node, node2, node1, bsdiff40 or bsdiff43)", ErrUnknownFormat, s)
 }
 
 // Transform selects the executable transform of the node format.
@@ -126,7 +133,7 @@ func DiffWith(old, new []byte, o DiffOptions) ([]byte, error) {
 		return writeBSDIFF40(old, new, bsdiffScript(old, new))
 	case FormatBSDIFF43:
 		return writeBSDIFF43(old, new, bsdiffScript(old, new))
-	case FormatNode, FormatNode1:
+	case FormatNode, FormatNode1, FormatNode2:
 	default:
 		return nil, fmt.Errorf("%w: %v", ErrUnknownFormat, o.Format)
 	}
@@ -140,6 +147,10 @@ func DiffWith(old, new []byte, o DiffOptions) ([]byte, error) {
 	if o.Format == FormatNode1 {
 		version = nodeVersion1
 	}
+	// Reference correction (version 3) is tried beside the plain pass
+	// when both images hold ARM ELF files; the patch is version 3 only
+	// if a frame keeps it.
+	refs := o.Format == FormatNode && o.Transform == TransformAuto
 	var xs []xform
 	switch o.Transform {
 	case TransformNone:
@@ -205,19 +216,32 @@ func DiffWith(old, new []byte, o DiffOptions) ([]byte, error) {
 		x.convert(oldT, 0, true)
 		x.convert(newT, 0, true)
 		cur = x
-		if err := w.add(&domain{x: x, oldT: oldT, newT: newT, segs: scriptSegments(oldT, newT)}); err != nil {
+		segs := scriptSegments(oldT, newT)
+		if err := w.add(&domain{x: x, oldT: oldT, newT: newT, segs: segs}); err != nil {
 			if inPlace {
 				cur.convert(old, 0, false)
 				cur.convert(new, 0, false)
 			}
 			return nil, err
 		}
+		if i == 0 && x == xformNone && refs {
+			// oldT and newT are old and new as they are.
+			if err := w.addRefs(old, new, segs, inPlace); err != nil {
+				return nil, err
+			}
+			if w.refs != nil {
+				// Reference correction subsumes the branch transforms:
+				// no frame kept A32 beside it on tar r1→r2 nor on esbuild
+				// 0.27.2→0.27.3.
+				break
+			}
+		}
 	}
 	if inPlace {
 		cur.convert(old, 0, false)
 		cur.convert(new, 0, false)
 	}
-	return w.bytes(), nil
+	return w.bytes()
 }
 
 // bufWriter collects Apply's blocks in memory.

@@ -56,11 +56,13 @@ func readOld(v view, p []byte, off int64) error {
 	return err
 }
 
-// xformView serves another view through an executable transform.
+// xformView serves another view through an executable transform, or
+// with its references projected (x == xformRef, refs set).
 type xformView struct {
 	v       view
 	x       xform
 	encode  bool
+	refs    *refTable
 	scratch []byte
 }
 
@@ -80,7 +82,11 @@ func (a *xformView) ReadAt(p []byte, off int64) (int, error) {
 	if _, err := a.v.ReadAt(buf, lo); err != nil {
 		return 0, err
 	}
-	a.x.convert(buf, lo, a.encode)
+	if a.refs != nil {
+		a.refs.project(buf, lo)
+	} else {
+		a.x.convert(buf, lo, a.encode)
+	}
 	return copy(p, buf[off-lo:]), nil
 }
 

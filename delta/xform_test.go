@@ -43,19 +43,7 @@ func TestTransformsAreLocal(t *testing.T) {
 		if !bytes.Equal(back, img) {
 			t.Fatalf("transform %d: decode(encode(img)) != img", x)
 		}
-		v := &xformView{v: &readerView{r: bytes.NewReader(img), size: int64(len(img))}, x: x, encode: true}
-		r := rand.New(rand.NewPCG(402, 0))
-		for range 2000 {
-			lo := r.IntN(len(img))
-			hi := lo + r.IntN(min(len(img)-lo, 9000)+1)
-			got := make([]byte, hi-lo)
-			if _, err := v.ReadAt(got, int64(lo)); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, whole[lo:hi]) {
-				t.Fatalf("transform %d: view [%d,%d) differs from the whole image converted", x, lo, hi)
-			}
-		}
+		checkViewLocal(t, &xformView{v: &readerView{r: bytes.NewReader(img), size: int64(len(img))}, x: x, encode: true}, whole, 402)
 	}
 }
 
@@ -167,4 +155,22 @@ func movedCode(seed uint64, n int) (old, nw []byte) {
 		return b
 	}
 	return build(0), build(ins)
+}
+
+// checkViewLocal reads random ranges of v and compares them with whole,
+// the image converted at once.
+func checkViewLocal(t *testing.T, v view, whole []byte, seed uint64) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 0))
+	for range 2000 {
+		lo := r.IntN(len(whole))
+		hi := lo + r.IntN(min(len(whole)-lo, 9000)+1)
+		got := make([]byte, hi-lo)
+		if _, err := v.ReadAt(got, int64(lo)); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, whole[lo:hi]) {
+			t.Fatalf("view [%d,%d) differs from the whole image converted", lo, hi)
+		}
+	}
 }

@@ -18,7 +18,9 @@
 # usage: scripts/bench-delta.sh   (env RUNS: apply repeats, default 3;
 #        QUICK=1: executables steps only, for trying the script;
 #        PART=exe: the executables and the 1x chain only, PART=images: the
-#        rest; two parts in two work dirs (WORK) use both cores)
+#        rest; two parts in two work dirs (WORK) use both cores;
+#        IMAGES=tar: only the tar images of PART=images, without the ~80 MB
+#        pair)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exe=.cache/corpus
@@ -125,7 +127,7 @@ echo "- system images: $img/r1..r3 .tar and .ext4 (../shared/corpus/fetch-system
 echo "- tools: Debian bsdiff $(dpkg-query -W -f '${Version}' bsdiff 2>/dev/null), xdelta3 $(dpkg-query -W -f '${Version}' xdelta3 2>/dev/null) -9, zstd $(zstd -V | grep -o 'v[0-9.]*') -19 --long=27 --patch-from"
 echo "- times: wall time of one diff (in brackets its CPU time, user + system), best wall time of $runs applies; RSS: peak (GNU time). Sizes in bytes; (x) = ours / that tool."
 echo
-echo "| corpus | pair | new size | bsdiff | ours (node 2) | ours/bsdiff | xdelta3 -9 | zstd --patch-from | diff ours s / MiB | diff bsdiff s / MiB | apply ours s / MiB | bspatch s / MiB |"
+echo "| corpus | pair | new size | bsdiff | ours (node) | ours/bsdiff | xdelta3 -9 | zstd --patch-from | diff ours s / MiB | diff bsdiff s / MiB | apply ours s / MiB | bspatch s / MiB |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 # Largest first: the system images, the ~80 MB pair, then the executables.
 # The ~80 MB pair and the 8x chain: each version followed by the same
@@ -133,7 +135,7 @@ echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 n=${#vs[@]}
 big=()
 if [ -z "${QUICK:-}" ] && [ "${PART:-}" != exe ]; then
-  for t in tar ext4; do
+  for t in ${IMAGES:-tar ext4}; do
     row "$t" "r1→r2" "$img/r1.$t" "$img/r2.$t"
     row "$t" "r2→r3" "$img/r2.$t" "$img/r3.$t"
     row "$t-skip" "r1→r3" "$img/r1.$t" "$img/r3.$t"
@@ -145,13 +147,13 @@ if [ -z "${QUICK:-}" ] && [ "${PART:-}" != exe ]; then
     big+=("$work/x8-$(basename "$v")")
   done
   rm -f "$work/filler"
-  row x8 "$(basename "${vs[0]}" .bin)→$(basename "${vs[1]}" .bin)" "${big[0]}" "${big[1]}"
+  [ -n "${IMAGES:-}" ] || row x8 "$(basename "${vs[0]}" .bin)→$(basename "${vs[1]}" .bin)" "${big[0]}" "${big[1]}"
 fi
 {
   echo "| 3-hop chain $(basename "${vs[0]}" .bin)→$(basename "${vs[3]}" .bin) | image bytes | patch bytes | one pass s / MiB | one after another s / MiB (max) | time ratio |"
   echo "|---|---|---|---|---|---|"
   chain x1 "${vs[@]:0:4}"
-  [ -n "${QUICK:-}" ] || [ "${PART:-}" = exe ] || chain x8 "${big[@]}"
+  [ -n "${QUICK:-}" ] || [ "${PART:-}" = exe ] || [ -n "${IMAGES:-}" ] || chain x8 "${big[@]}"
 } >"$work/chains.md"
 rm -f "$work"/x8-*
 [ "${PART:-}" = images ] && n=0

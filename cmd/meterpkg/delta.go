@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "diff", usage: "OLD NEW DELTA [--format node|node1|bsdiff40|bsdiff43]: make a binary delta", run: runDiff})
+	register(&command{name: "diff", usage: "OLD NEW DELTA [--format node|node2|node1|bsdiff40|bsdiff43]: make a binary delta", run: runDiff})
 	register(&command{name: "patch", usage: "OLD DELTA NEW: apply a delta (format detected from its header)", run: runPatch})
 	register(&command{name: "chain", usage: "OLD NEW DELTA1 DELTA2...: apply a chain of deltas in one pass", run: runChain})
 }
@@ -63,7 +63,7 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if len(args) != 3 {
-		return usageError{"usage: meterpkg diff OLD NEW DELTA [--format node|node1|bsdiff40|bsdiff43]"}
+		return usageError{"usage: meterpkg diff OLD NEW DELTA [--format node|node2|node1|bsdiff40|bsdiff43]"}
 	}
 	old, err := os.ReadFile(args[0])
 	if err != nil {
