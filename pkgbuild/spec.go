@@ -42,7 +42,7 @@ type SpecItem struct {
 	ID          string                  `json:"id"`
 	Component   *manifest.Component     `json:"component"`
 	Kind        *manifest.Kind          `json:"kind"`
-	Format      string                  `json:"format"` // delta format: node (default), bsdiff40, bsdiff43
+	Format      string                  `json:"format"` // delta format: node (default), node2, node1, bsdiff40, bsdiff43
 	From        string                  `json:"from"`
 	To          string                  `json:"to"`
 	DeviceTypes []string                `json:"device_types"`
