@@ -99,3 +99,29 @@ func TestSearchFindsLongest(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchBuckets: the table of where each two-byte prefix starts in the
+// suffix array only narrows the range: searches with and without it find
+// matches of the same length (of equal ones, maybe another), on an image
+// with runs, repeats and a tail that is a prefix of what is searched.
+func TestSearchBuckets(t *testing.T) {
+	old := append(scatter(image(7, 300_000), 8, 50), make([]byte, 3000)...)
+	nw := mutate(old, 9, 200)
+	m := newMatcher(old)
+	plain := &matcher{old: m.old, sa: m.sa}
+	for at := 0; at < len(nw); at += 7 {
+		q := nw[at:]
+		pos, n, _ := m.search(q)
+		wpos, wn, _ := plain.search(q)
+		if n != wn || !bytes.Equal(old[pos:pos+n], q[:n]) {
+			t.Fatalf("search(new[%d:]) = %d, %d; without the table %d, %d", at, pos, n, wpos, wn)
+		}
+	}
+	for _, q := range [][]byte{{0}, {0, 0}, {0xff, 0xfe}, {1, 2, 3}, nil} {
+		pos, n, _ := m.search(q)
+		wpos, wn, _ := plain.search(q)
+		if n != wn || !bytes.Equal(old[pos:pos+n], q[:n]) || !bytes.Equal(old[wpos:wpos+wn], q[:wn]) {
+			t.Fatalf("search(%x) = %d, %d; without the table %d, %d", q, pos, n, wpos, wn)
+		}
+	}
+}
