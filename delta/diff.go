@@ -1,8 +1,6 @@
 package delta
 
 import (
-	"encoding/binary"
-	"math/bits"
 	"runtime"
 	"slices"
 	"sync"
@@ -13,67 +11,12 @@ import (
 // move the old position by seek.
 type ctrl struct{ add, copy, seek int64 }
 
-// matcher finds, for a position in new, the longest match in old.
-type matcher struct {
-	old []byte
-	sa  []int32
-}
-
-// matchLen returns the length of the common prefix of a and b, eight
-// bytes at a time.
-func matchLen(a, b []byte) int {
-	n := min(len(a), len(b))
-	i := 0
-	for ; i+8 <= n; i += 8 {
-		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
-			return i + bits.TrailingZeros64(x)/8
-		}
-	}
-	for ; i < n; i++ {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return n
-}
-
-// search returns the position in old and the length of the longest prefix
-// of s that occurs in old. It is bsdiff's binary search over the suffix
-// array, deciding exactly as bsdiff does (a suffix that is a prefix of s,
-// or s of it, counts as not less), but every suffix between lo and hi
-// shares at least min(llo, lhi) bytes with s, so comparisons start there
-// instead of at the first byte: long matches cost their length once, not
-// once per step.
-func (m *matcher) search(s []byte) (pos, n int) {
-	lo, hi := 0, len(m.sa)-1
-	if hi < 0 {
-		return 0, 0
-	}
-	llo := matchLen(m.old[m.sa[lo]:], s)
-	lhi := matchLen(m.old[m.sa[hi]:], s)
-	for hi-lo >= 2 {
-		mid := lo + (hi-lo)/2
-		suf := m.old[m.sa[mid]:]
-		k := min(llo, lhi)
-		l := k + matchLen(suf[k:], s[k:])
-		if l < len(suf) && l < len(s) && suf[l] < s[l] {
-			lo, llo = mid, l
-		} else {
-			hi, lhi = mid, l
-		}
-	}
-	if llo > lhi {
-		return int(m.sa[lo]), llo
-	}
-	return int(m.sa[hi]), lhi
-}
-
 // bsdiffScript computes the control entries that turn old into new, with
 // Colin Percival's bsdiff search: extend approximate matches found through
 // the suffix array of old, so that the diff stream is mostly zeros. Only the
 // first returned entry may have add+copy == 0 (a bare seek).
 func bsdiffScript(old, new []byte) []ctrl {
-	m := &matcher{old: old, sa: suffixArray(old)}
+	m := newMatcher(old)
 	return m.script(new)
 }
 
@@ -82,7 +25,7 @@ func bsdiffScript(old, new []byte) []ctrl {
 // in parallel in the one suffix array. A part starts without the previous
 // match's offset, which costs a few bytes at each cut.
 func scriptSegments(old, new []byte) []segment {
-	m := &matcher{old: old, sa: suffixArray(old)}
+	m := newMatcher(old)
 	parts := max(1, min(runtime.GOMAXPROCS(0), len(new)>>20))
 	segs := make([][]segment, parts)
 	var wg sync.WaitGroup
@@ -99,18 +42,45 @@ func scriptSegments(old, new []byte) []segment {
 	return slices.Concat(segs...)
 }
 
+// longMatch is the length from which scan stops searching at every byte
+// of a match that does not decide. bsdiff searches again at each byte
+// while the best match is about as good as the current alignment (neither
+// equal to it nor 8 bytes better); in a run of zeros crossed by an
+// alignment that differs in a few bytes that is every byte of the run, and
+// each search compares the run again: quadratic in the run length (an ext4
+// image is made of such runs). From longMatch bytes on, scan takes the
+// match found, shortened by one byte per byte, as the next bytes' best
+// match (it is one; only a longer one found inside could differ) for half
+// its length, then searches again: a logarithmic number of searches per
+// run instead of one per byte.
+const longMatch = 64
+
 // script is bsdiffScript's search for new in m's old image.
 func (m *matcher) script(new []byte) []ctrl {
+	cs, _ := m.scan(new)
+	return cs
+}
+
+// scan is script, and also returns the bytes its searches compared.
+func (m *matcher) scan(new []byte) (out []ctrl, work int64) {
 	old := m.old
 	oldSize, newSize := len(old), len(new)
-	var out []ctrl
-	var scan, n, pos, lastScan, lastPos, lastOffset int
+	var scan, n, pos, w, lastScan, lastPos, lastOffset int
 	for scan < newSize {
 		oldScore := 0
 		scan += n
 		scsc := scan
+		skip := 0
 		for ; scan < newSize; scan++ {
-			pos, n = m.search(new[scan:])
+			if skip > 0 {
+				// Inside a long match that did not decide: at the next
+				// byte the match found is one byte shorter (see longMatch).
+				skip, pos, n = skip-1, pos+1, n-1
+			} else {
+				pos, n, w = m.search(new[scan:])
+				work += int64(w)
+				skip = max(0, n/2-longMatch/2)
+			}
 			for ; scsc < scan+n; scsc++ {
 				if scsc+lastOffset < oldSize && scsc+lastOffset >= 0 && old[scsc+lastOffset] == new[scsc] {
 					oldScore++
@@ -180,7 +150,7 @@ func (m *matcher) script(new []byte) []ctrl {
 		lastPos = pos - lenb
 		lastOffset = pos - scan
 	}
-	return out
+	return out, work
 }
 
 // scriptStreams expands control entries into bsdiff's diff and extra

@@ -19,15 +19,20 @@
 //   - the node format (below), which Diff writes by default.
 //
 // Diff writes all three. Its search is Percival's: a suffix array of the
-// old image (index/suffixarray's SA-IS, read back through Index.Write as
-// it is written; prefix doubling as fallback), approximate matches
-// extended forwards and backwards so that the diff bytes are mostly zero.
-// The binary search over the suffix array remembers how many bytes its two
-// ends share with the searched text, so a long match costs its length
-// once; the new image is cut into one part per CPU, searched in parallel
-// in the one array. It holds both images and about 8 bytes per old byte
-// at the peak (the index's array and the one read back): the head-end runs
-// it, not a node.
+// old image (index/suffixarray's SA-IS; its array taken from the index,
+// read back through Index.Write or built by prefix doubling as
+// fallbacks), approximate matches extended forwards and backwards so that
+// the diff bytes are mostly zero. Two departures from bsdiff keep the
+// search linear on images made of long runs (ext4, tar): the binary search
+// orders a suffix that is a prefix of the searched text as less (bsdiff
+// counts it as not less, and so matches every run of zeros with the few
+// zeros at the end of old), and the scan stops searching at every byte of
+// a long match that does not decide (search.go, diff.go). The binary
+// search starts in the range of the text's first two bytes and remembers
+// how many bytes its two ends share with the text; the new image is cut
+// into one part per CPU, searched in parallel in the one array. It holds
+// both images and about 4 bytes per old byte: the head-end runs it, not a
+// node.
 //
 // # The node format
 //

@@ -5,28 +5,53 @@ import (
 	"encoding/binary"
 	"errors"
 	"index/suffixarray"
+	"reflect"
+	"unsafe"
 )
 
 // suffixArray returns the suffix array of b: the start offsets of all
 // non-empty suffixes of b in lexicographic order.
 //
 // The standard library's index/suffixarray builds it with SA-IS (linear
-// time, about 1 s for 10 MiB) but does not export it; its Write method
-// serializes it, as a varint length, the data, then chunks of uvarints each
-// led by a varint chunk size in a 10-byte slot. suffixArray reads it back
-// from there and checks it; should that layout ever change, it falls back
-// to prefix doubling (several times slower, same result). A test compares
-// both on every run.
+// time, about 1 s for 10 MiB) but does not export it. suffixArray takes
+// the index's own array (an unexported []int32 field, found by name and
+// type through reflect: no copy, so the peak is 4 bytes per byte of b);
+// should the field change, it reads the array back from Index.Write's
+// serialization, as a varint length, the data, then chunks of uvarints
+// each led by a varint chunk size in a 10-byte slot (a copy: 8 bytes per
+// byte at the peak); should that layout change too, it falls back to
+// prefix doubling (several times slower, same result). A test compares
+// the three on every run.
 func suffixArray(b []byte) []int32 {
-	if sa, ok := stdSuffixArray(b); ok {
+	idx := suffixarray.New(b)
+	if sa, ok := indexArray(idx, len(b)); ok {
+		return sa
+	}
+	if sa, ok := parsedSuffixArray(idx, b); ok {
 		return sa
 	}
 	return doublingSuffixArray(b)
 }
 
-func stdSuffixArray(b []byte) ([]int32, bool) {
+// indexArray returns the int32 suffix array inside idx, if the index
+// still holds it as the field sa.int32 of n entries.
+func indexArray(idx *suffixarray.Index, n int) ([]int32, bool) {
+	f := reflect.ValueOf(idx).Elem().FieldByName("sa")
+	if f.Kind() != reflect.Struct {
+		return nil, false
+	}
+	f = f.FieldByName("int32")
+	if !f.IsValid() || f.Type() != reflect.TypeFor[[]int32]() {
+		return nil, false
+	}
+	sa := *(*[]int32)(unsafe.Pointer(f.UnsafeAddr()))
+	return sa, len(sa) == n
+}
+
+// parsedSuffixArray reads idx's array back from its serialization.
+func parsedSuffixArray(idx *suffixarray.Index, b []byte) ([]int32, bool) {
 	p := &saParser{b: b, sa: make([]int32, 0, len(b))}
-	if err := suffixarray.New(b).Write(p); err != nil || !p.done() {
+	if err := idx.Write(p); err != nil || !p.done() {
 		return nil, false
 	}
 	return p.sa, true

@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// TestSuffixArray compares the standard library's array, read back as it
-// is written, with prefix doubling, and checks the streaming parser on
+// TestSuffixArray compares the standard library's array, taken from the
+// index and read back as it is written, with prefix doubling, and checks the streaming parser on
 // writes split at every size.
 func TestSuffixArray(t *testing.T) {
 	for _, b := range [][]byte{nil, []byte("a"), []byte("banana"), []byte("aaaaaaaaaaaa"), image(300, 50_000)} {
@@ -17,6 +17,9 @@ func TestSuffixArray(t *testing.T) {
 		}
 		if want := doublingSuffixArray(b); !slices.Equal(std, want) {
 			t.Fatalf("stdSuffixArray(%d bytes) differs from prefix doubling", len(b))
+		}
+		if sa, ok := indexArray(suffixarray.New(b), len(b)); !ok || !slices.Equal(sa, std) {
+			t.Fatalf("indexArray(%d bytes) = ok %v, or differs from the serialized array", len(b), ok)
 		}
 		if len(b) > 1000 {
 			continue
@@ -33,6 +36,12 @@ func TestSuffixArray(t *testing.T) {
 	if _, err := p.Write(make([]byte, 30)); err == nil {
 		t.Fatalf("saParser accepted a wrong length")
 	}
+}
+
+// stdSuffixArray is the standard library's array read back from its
+// serialization.
+func stdSuffixArray(b []byte) ([]int32, bool) {
+	return parsedSuffixArray(suffixarray.New(b), b)
 }
 
 type splitWriter struct {

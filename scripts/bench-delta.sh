@@ -16,6 +16,7 @@
 # size and on the 8x images. Prints markdown (docs/delta.md holds a run).
 #
 # usage: scripts/bench-delta.sh   (env RUNS: apply repeats, default 3;
+#        BSDIFF_TIMEOUT: seconds Debian's bsdiff may run, default 600;
 #        QUICK=1: executables steps only, for trying the script;
 #        PART=exe: the executables and the 1x chain only, PART=images: the
 #        rest; two parts in two work dirs (WORK) use both cores;
@@ -66,9 +67,14 @@ row() {
   local p=$work/$group-$label
   rm -f "$p".*.t
   measure "$p.odiff.t" "$mp" diff "$old" "$new" "$p.node"
-  local sb="crashed" bcol="crashed" rb="–" bd="–"
-  if measure "$p.bdiff.t" bsdiff "$old" "$new" "$p.bsdiff"; then
-    sb=$(size "$p.bsdiff")
+  local sb="crashed" bcol="crashed" rb="–" bd="–" bok=""
+  # Debian's bsdiff is quadratic on long runs (ext4 images): it is given
+  # BSDIFF_TIMEOUT seconds of wall time (default 600), then reported.
+  local bt=${BSDIFF_TIMEOUT:-600}
+  if measure "$p.bdiff.t" timeout "$bt" bsdiff "$old" "$new" "$p.bsdiff"; then
+    sb=$(size "$p.bsdiff") bok=1
+  elif [ $? = 124 ]; then
+    bd="did not finish in $bt s" bcol="killed"
   else
     bd="crashed ($(tr '\n' ' ' <"$work/err.txt" | cut -c1-60))"
   fi
@@ -77,7 +83,7 @@ row() {
   for ((r = 0; r < runs; r++)); do
     measure "$p.oapply.t" "$mp" patch "$old" "$p.node" "$p.out"
     cmp -s "$p.out" "$new" || { echo "bench-delta: meterpkg patch output differs ($group $label)" >&2; exit 1; }
-    if [ "$sb" != crashed ]; then
+    if [ -n "$bok" ]; then
       measure "$p.bapply.t" bspatch "$old" "$p.out2" "$p.bsdiff"
       cmp -s "$p.out2" "$new" || { echo "bench-delta: bspatch output differs ($group $label)" >&2; exit 1; }
     fi
@@ -87,7 +93,7 @@ row() {
   read -r dw dm dc < <(best "$p.odiff.t")
   read -r ow om _ < <(best "$p.oapply.t")
   local ba="–"
-  if [ "$sb" != crashed ]; then
+  if [ -n "$bok" ]; then
     read -r ew em ec < <(best "$p.bdiff.t"); read -r bw bm _ < <(best "$p.bapply.t")
     rb=$(ratio "$so" "$sb") bd="$ew s ($ec) / $em MiB" ba="$bw / $bm" bcol=$sb
     logsum[$group]=$(awk -v s="${logsum[$group]:-0}" -v r="$rb" 'BEGIN{print s + log(r)}')
