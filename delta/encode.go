@@ -182,7 +182,7 @@ func (w *nodeWriter) addRefs(old, new []byte, segs []segment, inPlace bool) erro
 		p := slices.Clone(old)
 		t.project(p, 0)
 		runtime.GC() // the plain pass's suffix array is garbage
-		return w.add(&domain{x: xformRef, oldT: p, newT: new, segs: scriptSegments(p, new)})
+		return w.add(&domain{x: xformRef, oldT: p, newT: new, segs: refSegments(p, new, segs, t)})
 	}
 	type undo struct{ off, word uint32 }
 	var saved []undo
@@ -225,7 +225,72 @@ func (w *nodeWriter) addRefs(old, new []byte, segs []segment, inPlace bool) erro
 		}
 	}()
 	runtime.GC()
-	return w.add(&domain{x: xformRef, oldT: old, newT: new, segs: scriptSegments(old, new)})
+	return w.add(&domain{x: xformRef, oldT: old, newT: new, segs: refSegments(old, new, segs, t)})
+}
+
+// refSegments is the projected pass's script between the projected old
+// image and new. Projection changes old only inside the table's regions,
+// so only new bytes whose plain matches fell in the window those regions
+// span can gain from a search in the projected image: when that window is
+// small against the image (an ~80 MB image where the programs take 10 MB),
+// the suffix array is built over the window alone and only the new bytes
+// that matched into it are searched again; elsewhere the plain script
+// stands. Any script is a valid one (the diff bytes are taken against the
+// projected image), so this changes sizes, never correctness; each frame
+// still keeps its smaller encoding. When the window is most of the image
+// the whole images are searched, as before.
+func refSegments(old, new []byte, plain []segment, t *refTable) []segment {
+	if len(t.regions) == 0 {
+		return scriptSegments(old, new)
+	}
+	wlo := max(t.regions[0].start, 0)
+	whi := min(t.regions[len(t.regions)-1].end, int64(len(old)))
+	for _, r := range t.regions {
+		whi = max(whi, min(r.end, int64(len(old))))
+	}
+	if whi <= wlo || (whi-wlo)*4 > int64(len(old))*3 {
+		return scriptSegments(old, new)
+	}
+	nlo, nhi := int64(-1), int64(-1)
+	for _, s := range plain {
+		if s.old >= 0 && s.old < whi && s.old+s.n > wlo {
+			if nlo < 0 {
+				nlo = s.newPos
+			}
+			nhi = s.newPos + s.n
+		}
+	}
+	if nlo < 0 {
+		return plain
+	}
+	inner := scriptSegments(old[wlo:whi], new[nlo:nhi])
+	for i := range inner {
+		inner[i].newPos += nlo
+		if inner[i].old >= 0 {
+			inner[i].old += wlo
+		}
+	}
+	out := cutSegments(plain, 0, nlo)
+	out = append(out, inner...)
+	return append(out, cutSegments(plain, nhi, int64(len(new)))...)
+}
+
+// cutSegments returns the parts of segs (which tile new in order) that
+// cover new positions [lo, hi).
+func cutSegments(segs []segment, lo, hi int64) []segment {
+	var out []segment
+	for _, s := range segs {
+		a, b := max(s.newPos, lo), min(s.newPos+s.n, hi)
+		if a >= b {
+			continue
+		}
+		c := segment{newPos: a, n: b - a, old: -1}
+		if s.old >= 0 {
+			c.old = s.old + (a - s.newPos)
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // bytes returns the patch: version 3, with the reference table after the

@@ -514,3 +514,68 @@ func FuzzFindELFs(f *testing.F) {
 		tb.project(slices.Clone(old), 0)
 	})
 }
+
+// TestRefsWindow: programs followed by much more data than they take (an
+// image where one program changes beside a large unchanged rest). The
+// projected pass then searches only the window the programs span: its
+// script still tiles new, the patch is version 3, applies byte-exact (and
+// the same in place), and keeps reference correction's gain.
+func TestRefsWindow(t *testing.T) {
+	vs := synthImages(700, 2, 300)
+	rest := image(9, 6*len(vs[1]))
+	old := append(slices.Clone(vs[0]), rest...)
+	newRest := slices.Clone(rest)
+	newRest[len(newRest)/2] ^= 0x5a
+	new := append(slices.Clone(vs[1]), newRest...)
+
+	plain := scriptSegments(old, new)
+	tab := buildRefTable(old, new, plain)
+	if tab == nil || len(tab.regions) == 0 {
+		t.Fatal("no reference table for the programs")
+	}
+	if end := tab.regions[len(tab.regions)-1].end; end*4 > int64(len(old))*3 {
+		t.Fatalf("regions end at %d of %d: the window is not small", end, len(old))
+	}
+	p := slices.Clone(old)
+	tab.project(p, 0)
+	segs := refSegments(p, new, plain, tab)
+	var at int64
+	for _, s := range segs {
+		if s.newPos != at || s.n <= 0 || s.old >= 0 && s.old+s.n > int64(len(old)) {
+			t.Fatalf("segment %+v at new position %d: the script does not tile new", s, at)
+		}
+		at += s.n
+	}
+	if at != int64(len(new)) {
+		t.Fatalf("script covers %d of %d bytes", at, len(new))
+	}
+
+	opts := DiffOptions{FrameSize: 16 << 10, DigestBlock: 4 << 10}
+	pw, err := DiffWith(old, new, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o2 := opts
+	o2.Format = FormatNode2
+	p2, err := DiffWith(old, new, o2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d bytes with reference correction in the window, %d without", len(pw), len(p2))
+	if pw[8] != nodeVersion3 {
+		t.Errorf("version %d, want 3", pw[8])
+	}
+	if len(pw)*4 > len(p2)*3 {
+		t.Errorf("%d bytes with reference correction in the window, %d without: want at most 3/4", len(pw), len(p2))
+	}
+	got, err := Patch(old, bytes.NewReader(pw))
+	if err != nil || !bytes.Equal(got, new) {
+		t.Fatalf("Patch = %d bytes, %v; want the new image", len(got), err)
+	}
+	o, n := slices.Clone(old), slices.Clone(new)
+	opts.InPlace = true
+	pi, err := DiffWith(o, n, opts)
+	if err != nil || !bytes.Equal(pi, pw) || !bytes.Equal(o, old) || !bytes.Equal(n, new) {
+		t.Fatalf("in place: %v, same patch %v, images put back %v %v", err, bytes.Equal(pi, pw), bytes.Equal(o, old), bytes.Equal(n, new))
+	}
+}
