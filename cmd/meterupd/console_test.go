@@ -405,8 +405,22 @@ func TestConsoleSessionOverPty(t *testing.T) {
 	}
 	p.send("activate\r")
 	p.expect(`trial armed; the node rebooted into slot B\r\nthe node restarted, which ended the session: log in again\r\nmeterupd> `, 60*time.Second)
-	p.send("status\r")
-	p.expect(`running slot B version 3\.0`, 30*time.Second)
+	// A status asked right after the reboot can come before the new
+	// agent has started (on a loaded machine: it then says activating,
+	// running slot A): ask again until the trial runs, as a technician
+	// would.
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		p.send("status\r")
+		got := p.expect(`running slot ([AB]) version ([0-9.]+)`, 30*time.Second)
+		if got[1] == "B" && got[2] == "3.0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node still says it runs slot %s version %s", got[1], got[2])
+		}
+		p.expect(`meterupd> `, 10*time.Second)
+		time.Sleep(time.Second)
+	}
 	p.send("commit\r")
 	p.expect(`refused: log in first`, 5*time.Second)
 }
