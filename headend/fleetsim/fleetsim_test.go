@@ -2,6 +2,7 @@ package fleetsim
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -128,15 +129,23 @@ func TestFleetOnMosquitto(t *testing.T) {
 	}
 	reported := func(seq map[string]uint64, what string) {
 		t.Helper()
-		eventually(t, 30*time.Second, what, func() bool {
+		// A bound for a loaded machine (the nodes reconnect with their
+		// link's backoff), not a speed: most runs take a second or two.
+		var missing []string
+		defer func() {
+			if t.Failed() {
+				t.Logf("%s: still missing %v", what, missing)
+			}
+		}()
+		eventually(t, 2*time.Minute, what, func() bool {
 			ns, _ := srv.Store.Nodes(ctx)
-			k := 0
+			missing = missing[:0]
 			for _, nd := range ns {
-				if nd.Seq > seq[nd.ID] && nd.Link == headend.LinkOnline {
-					k++
+				if nd.Seq <= seq[nd.ID] || nd.Link != headend.LinkOnline {
+					missing = append(missing, fmt.Sprintf("%s(seq %d, %s)", nd.ID, nd.Seq, nd.Link))
 				}
 			}
-			return k == n
+			return len(ns) == n && len(missing) == 0
 		})
 	}
 	seq := seqs()
