@@ -13,6 +13,7 @@ import (
 	"meterupd/boards/sim"
 	"meterupd/delta"
 	"meterupd/manifest"
+	"meterupd/store/storetest"
 )
 
 const pkgImageSize = 262144
@@ -68,28 +69,7 @@ func chainItems(t *testing.T) ([]manifest.Item, [][]byte) {
 // change its bytes.
 func writePkg(t *testing.T, key crypto.Signer, m *manifest.Manifest, payloads [][]byte, tamper func([]byte) []byte) string {
 	t.Helper()
-	body, err := manifest.Encode(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := manifest.Sign(body, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	w, err := manifest.NewWriter(&buf, env, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range payloads {
-		if err := w.WritePayload(bytes.NewReader(p)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b := buf.Bytes()
+	b := storetest.SignPackage(t, key, m, payloads...)
 	if tamper != nil {
 		b = tamper(append([]byte(nil), b...))
 	}

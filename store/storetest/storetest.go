@@ -68,11 +68,24 @@ func Package(t testing.TB, blocks bool) Pkg {
 		}
 	}
 	key := Key(t, "test-ed25519")
-	payload, err := manifest.Encode(m)
+	pkg := SignPackage(t, key, m, img, dl)
+	keys, err := manifest.NewKeyring(key.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := manifest.Sign(payload, key)
+	return Pkg{Bytes: pkg, Keys: keys, Payloads: map[string][]byte{"system-2.0.img": img, "system-1.0-2.0.bsdiff": dl},
+		Full: m.Items[0], Delta: m.Items[1]}
+}
+
+// SignPackage encodes m, signs it with key and writes the package of its
+// payloads, in manifest order.
+func SignPackage(t testing.TB, key crypto.Signer, m *manifest.Manifest, payloads ...[]byte) []byte {
+	t.Helper()
+	body, err := manifest.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := manifest.Sign(body, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +94,7 @@ func Package(t testing.TB, blocks bool) Pkg {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range [][]byte{img, dl} {
+	for _, p := range payloads {
 		if err := w.WritePayload(bytes.NewReader(p)); err != nil {
 			t.Fatal(err)
 		}
@@ -89,10 +102,5 @@ func Package(t testing.TB, blocks bool) Pkg {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := manifest.NewKeyring(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Pkg{Bytes: buf.Bytes(), Keys: keys, Payloads: map[string][]byte{"system-2.0.img": img, "system-1.0-2.0.bsdiff": dl},
-		Full: m.Items[0], Delta: m.Items[1]}
+	return buf.Bytes()
 }
