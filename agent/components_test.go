@@ -76,14 +76,7 @@ func multiPackage(t testing.TB, img []byte, modemTo string, file []byte, mutate 
 // issue 15).
 func multiPackageBack(t testing.TB, img []byte, modemTo, modemBack string, file []byte, mutate func(*manifest.Manifest)) ([]byte, *manifest.Keyring) {
 	t.Helper()
-	key, err := manifest.GenerateKey("ed25519")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := manifest.NewKeyring(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, kr := releaseKey(t)
 	fw := []byte("MODEMFW " + modemTo + "\n")
 	r := rand.New(rand.NewPCG(5, 7))
 	for len(fw) < 5001 {

@@ -344,14 +344,7 @@ func newPCNode(t testing.TB, sc pcScenario, kind sim.FlashKind) *pcNode {
 // that accepts it.
 func signedPackage(t testing.TB, n *pcNode, path string) (*manifest.Keyring, agent.Identity) {
 	t.Helper()
-	key, err := manifest.GenerateKey("ed25519")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := manifest.NewKeyring(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, kr := releaseKey(t)
 	img := n.imgs["2.0.0"]
 	d := sha256.Sum256(img)
 	m := &manifest.Manifest{Schema: 1, Sequence: 5, Items: []manifest.Item{{
